@@ -1,0 +1,20 @@
+//! LiteCloud: the cluster protocol as pure state machines. No sockets, no
+//! clocks, no threads: drivers pass the time in and carry the outputs out,
+//! so every behaviour can be replayed in a deterministic simulator.
+//!
+//! - [`wire`]: authenticated, versioned frames.
+//! - [`serial`]: framing of those frames on an RS-232 byte stream.
+//! - [`replay`]: the per-(sender, path) anti-replay window.
+//! - [`link`]: two-way health of one link.
+//! - [`node`]: the heartbeat engine of one node (links, liveness,
+//!   membership, stall awareness).
+
+pub mod link;
+pub mod node;
+pub mod replay;
+pub mod serial;
+pub mod wire;
+
+/// A point in time: the time since an arbitrary origin on the driver's
+/// monotonic clock (CLOCK_BOOTTIME in the daemon, virtual in the simulator).
+pub type Time = std::time::Duration;
