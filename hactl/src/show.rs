@@ -1,0 +1,100 @@
+//! Human-readable rendering of hamond's reports.
+
+use haschema::ctl::{State, StatusReport};
+use std::fmt::Write;
+
+fn state(s: State) -> &'static str {
+    match s {
+        State::Up => "UP",
+        State::Down => "DOWN",
+    }
+}
+
+fn age(ms: Option<u64>) -> String {
+    ms.map_or_else(
+        || "never".into(),
+        |ms| format!("{:.1}s ago", ms as f64 / 1000.0),
+    )
+}
+
+/// `hactl status` as a table.
+pub fn status(r: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {} (netid {})  node {} (domain {})  incarnation {}  epoch {}  config {}",
+        r.cluster, r.netid, r.node, r.domain, r.incarnation, r.epoch, r.config_hash
+    );
+    if r.stalls > 0 {
+        let _ = writeln!(
+            out,
+            "stalls: {} (last {} ms)",
+            r.stalls,
+            r.last_stall_ms.unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "\nNODE        STATE  SINCE     INCARNATION  CONFIG");
+    for p in &r.peers {
+        let config = match p.config_matches {
+            Some(true) => "same",
+            Some(false) => "DIFFERENT",
+            None => "-",
+        };
+        let cause = p
+            .cause
+            .as_deref()
+            .map(|c| format!("  ({c})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<11} {:<6} {:<9} {:<12} {config}{cause}",
+            p.name,
+            state(p.state),
+            format!("{}s", p.since_ms / 1000),
+            p.incarnation.map_or_else(|| "-".into(), |i| i.to_string()),
+        );
+        for l in &p.links {
+            let rtt = l
+                .rtt_us
+                .map_or_else(|| "-".into(), |us| format!("{:.2}ms", us as f64 / 1000.0));
+            let cause = l
+                .cause
+                .as_deref()
+                .map(|c| format!("  ({c})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  via {:<10} {:<5} heard {:<12} rtt {rtt}{cause}",
+                l.path,
+                state(l.state),
+                age(l.last_heard_ms)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPATH        KIND    PORT    SENT      RECEIVED  REJECTED"
+    );
+    for p in &r.paths {
+        let rejected: Vec<String> = p.rejected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let port = if p.open { "open" } else { "CLOSED" };
+        let _ = writeln!(
+            out,
+            "{:<11} {:<7} {:<7} {:<9} {:<9} {}",
+            p.name,
+            p.kind,
+            port,
+            p.frames_sent,
+            p.frames_received,
+            if rejected.is_empty() {
+                "-".into()
+            } else {
+                rejected.join(" ")
+            }
+        );
+        if let Some(e) = &p.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! The local control socket: a unix socket on which root, or members of the
+//! configured control group, send one JSON request line and read one JSON
+//! response line. The peer's credentials are checked with SO_PEERCRED (and
+//! its supplementary groups from /proc), never trusted from the request.
+
+use haschema::ctl::{Request, Response};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Longest accepted request line.
+const MAX_REQUEST: u64 = 64 * 1024;
+/// A client has this long to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request for the daemon loop, with where to send the answer.
+pub struct CtlCall {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Creates the socket (replacing a stale one), mode 0660, group `gid`.
+pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+    }
+    Ok(listener)
+}
+
+/// Accepts clients until the daemon goes away.
+pub async fn serve(listener: UnixListener, gid: Option<u32>, calls: mpsc::Sender<CtlCall>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, gid, calls).await {
+                tracing::debug!("control client: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(
+    mut stream: UnixStream,
+    gid: Option<u32>,
+    calls: mpsc::Sender<CtlCall>,
+) -> std::io::Result<()> {
+    let response = match authorize(&stream, gid) {
+        Err(refusal) => {
+            tracing::warn!("control socket: {refusal}");
+            Response::Error { message: refusal }
+        }
+        Ok(()) => match read_request(&mut stream).await {
+            Err(message) => Response::Error { message },
+            Ok(request) => {
+                let (reply, answer) = oneshot::channel();
+                if calls.send(CtlCall { request, reply }).await.is_err() {
+                    return Ok(());
+                }
+                answer.await.unwrap_or(Response::Error {
+                    message: "hamond is shutting down".into(),
+                })
+            }
+        },
+    };
+    let mut line = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    stream.shutdown().await
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream.take(MAX_REQUEST));
+    match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
+        Err(_) => return Err("no request within 5 s".into()),
+        Ok(Err(e)) => return Err(format!("cannot read request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Root is always allowed; others only as members of the control group.
+fn authorize(stream: &UnixStream, gid: Option<u32>) -> Result<(), String> {
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    if cred.uid() == 0 {
+        return Ok(());
+    }
+    let pid = cred.pid();
+    let member = gid.is_some_and(|g| {
+        cred.gid() == g || pid.is_some_and(|pid| supplementary_groups(pid).contains(&g))
+    });
+    if member {
+        return Ok(());
+    }
+    Err(format!(
+        "permission denied for uid {} (pid {pid:?}): run as root or as a member of the cluster's control_group",
+        cred.uid()
+    ))
+}
+
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,402 @@
+//! The daemon loop: owns the litecloud engine, feeds it what the path
+//! drivers receive and its timers, hands its frames to the drivers, logs its
+//! events with their causes, answers the control socket and leaves the
+//! cluster cleanly on SIGTERM/SIGINT.
+
+use crate::ctl::CtlCall;
+use crate::transport::Inbound;
+use crate::{clock, serial, udp};
+use haschema::config::{ClusterConfig, NetworkKind};
+use haschema::ctl::{LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport};
+use litecloud::Time;
+use litecloud::link::LinkCause;
+use litecloud::node::{Event, Node, NodeCause, Output, Params, PathParams, Transmit};
+use litecloud::wire::{ClusterKey, NodeId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+/// How this node runs: its config, identity and key.
+pub struct Setup {
+    pub config: ClusterConfig,
+    pub me: NodeId,
+    pub boot: u32,
+    pub incarnation: u32,
+    pub key: ClusterKey,
+}
+
+/// This node's end of one network, as the drivers report it.
+struct Port {
+    /// Driver channel; None if this node is not on the network.
+    tx: Option<mpsc::Sender<Transmit>>,
+    error: Option<String>,
+    open: bool,
+}
+
+struct Daemon {
+    setup: Setup,
+    node: Node,
+    ports: Vec<Port>,
+    started: Time,
+}
+
+/// Engine parameters for this node from the cluster config.
+pub fn params(setup: &Setup) -> Params {
+    let cfg = &setup.config;
+    let me = cfg
+        .node_by_domain(setup.me)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let paths = cfg
+        .networks
+        .iter()
+        .map(|net| {
+            let members: Vec<&String> = match &net.kind {
+                NetworkKind::Serial { devices, .. } => devices.keys().collect(),
+                NetworkKind::Udp { addresses } => addresses.keys().collect(),
+            };
+            let peers = if members.contains(&&me) {
+                members
+                    .iter()
+                    .filter(|n| **n != &me)
+                    .filter_map(|n| cfg.node(n).map(|n| n.domain))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            PathParams {
+                interval: net.interval,
+                maxmiss: net.maxmiss,
+                peers,
+            }
+        })
+        .collect();
+    Params {
+        netid: cfg.netid,
+        me: setup.me,
+        boot: setup.boot,
+        incarnation: setup.incarnation,
+        config_hash: cfg.hash,
+        paths,
+    }
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(setup: Setup, ctl: mpsc::Receiver<CtlCall>) -> std::io::Result<()> {
+    let (inbound_tx, inbound) = mpsc::channel(1024);
+    let now = clock::now();
+    let seed = getrandom::u64().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let node = Node::new(params(&setup), setup.key.clone(), seed, now);
+    let ports = start_drivers(&setup, &inbound_tx);
+    drop(inbound_tx);
+    let mut daemon = Daemon {
+        setup,
+        node,
+        ports,
+        started: now,
+    };
+    daemon.run(inbound, ctl).await
+}
+
+fn start_drivers(setup: &Setup, inbound: &mpsc::Sender<Inbound>) -> Vec<Port> {
+    let cfg = &setup.config;
+    let me = cfg
+        .node_by_domain(setup.me)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let domain = |name: &String| cfg.node(name).map(|n| n.domain);
+    cfg.networks
+        .iter()
+        .enumerate()
+        .map(|(i, net)| {
+            let path = i as u8;
+            let (tx, rx) = mpsc::channel(64);
+            let inbound = inbound.clone();
+            let started = match &net.kind {
+                NetworkKind::Serial { baud, devices } => devices.get(&me).map(|device| {
+                    tokio::spawn(serial::run(path, device.clone(), *baud, rx, inbound));
+                }),
+                NetworkKind::Udp { addresses } => addresses.get(&me).map(|&local| {
+                    let peers = addresses
+                        .iter()
+                        .filter(|(name, _)| **name != me)
+                        .filter_map(|(name, addr)| Some((domain(name)?, *addr)))
+                        .collect();
+                    tokio::spawn(udp::run(path, local, peers, rx, inbound));
+                }),
+            };
+            Port {
+                tx: started.map(|()| tx),
+                error: None,
+                open: false,
+            }
+        })
+        .collect()
+}
+
+impl Daemon {
+    async fn run(
+        &mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut ctl: mpsc::Receiver<CtlCall>,
+    ) -> std::io::Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        self.log_start();
+        loop {
+            let deadline = clock::instant_at(self.node.poll_timeout());
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => self.node.handle_timeout(clock::now()),
+                Some(report) = inbound.recv() => self.on_inbound(report),
+                Some(call) = ctl.recv() => {
+                    let response = self.answer(call.request);
+                    let _ = call.reply.send(response);
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+            self.drain();
+        }
+        tracing::info!("shutting down: telling peers this node leaves the cluster");
+        self.node.leave(clock::now());
+        self.drain();
+        // Give the drivers time to put the leave frames on every line.
+        let longest = self
+            .setup
+            .config
+            .networks
+            .iter()
+            .map(|n| n.interval)
+            .max()
+            .unwrap_or_default();
+        tokio::time::sleep(longest.min(Duration::from_millis(300)) + Duration::from_millis(50))
+            .await;
+        Ok(())
+    }
+
+    fn log_start(&self) {
+        let cfg = &self.setup.config;
+        tracing::info!(
+            "hamond started: cluster {} (netid {}), node {} (domain {}), incarnation {}, boot {:08x}, config {:08x}, {} networks",
+            cfg.name,
+            cfg.netid,
+            self.name(self.setup.me),
+            self.setup.me,
+            self.setup.incarnation,
+            self.setup.boot,
+            cfg.hash,
+            cfg.networks.len()
+        );
+    }
+
+    fn on_inbound(&mut self, report: Inbound) {
+        match report {
+            Inbound::Frame { path, bytes } => self.node.handle_datagram(clock::now(), path, &bytes),
+            Inbound::Dropped { path, reason } => self.node.count_reject(path, reason),
+            Inbound::Port { path, error } => {
+                let name = self.path_name(path);
+                let Some(port) = self.ports.get_mut(usize::from(path)) else {
+                    return;
+                };
+                match &error {
+                    None => tracing::info!("path {name}: port open"),
+                    Some(e) if port.error.as_ref() != Some(e) => {
+                        tracing::error!("path {name}: {e}; retrying")
+                    }
+                    Some(_) => {}
+                }
+                port.open = error.is_none();
+                port.error = error;
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll() {
+            match output {
+                Output::Send(t) => {
+                    if let Some(tx) = self
+                        .ports
+                        .get(usize::from(t.path))
+                        .and_then(|p| p.tx.as_ref())
+                    {
+                        // A full queue means the port is closed or slow:
+                        // dropping a frame there is what a lossy line does.
+                        let _ = tx.try_send(t);
+                    }
+                }
+                Output::Event(event) => self.log_event(event),
+            }
+        }
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.setup
+            .config
+            .node_by_domain(id)
+            .map_or_else(|| format!("domain {id}"), |n| n.name.clone())
+    }
+
+    fn path_name(&self, path: u8) -> String {
+        self.setup
+            .config
+            .networks
+            .get(usize::from(path))
+            .map_or_else(|| format!("path {path}"), |n| n.name.clone())
+    }
+
+    fn log_event(&self, event: Event) {
+        match event {
+            Event::LinkUp { peer, path } => {
+                tracing::info!(
+                    "LinkUp: {} over {} is up (two-way)",
+                    self.name(peer),
+                    self.path_name(path)
+                )
+            }
+            Event::LinkDown {
+                peer,
+                path,
+                cause: LinkCause::PeerLeft,
+            } => tracing::info!(
+                "LinkDown: {} over {} is down (peer left)",
+                self.name(peer),
+                self.path_name(path)
+            ),
+            Event::LinkDown { peer, path, cause } => tracing::warn!(
+                "LinkDown: {} over {} is down ({}); check that network or cable",
+                self.name(peer),
+                self.path_name(path),
+                cause.as_str()
+            ),
+            Event::NodeUp { peer, incarnation } => {
+                tracing::info!(
+                    "NodeUp: {} is up (incarnation {incarnation})",
+                    self.name(peer)
+                )
+            }
+            Event::NodeDown {
+                peer,
+                cause: NodeCause::Left,
+            } => tracing::info!("NodeDown: {} left the cluster cleanly", self.name(peer)),
+            Event::NodeDown { peer, cause } => tracing::error!(
+                "NodeDown: {} is down ({}); check that node and every private network to it",
+                self.name(peer),
+                cause.as_str()
+            ),
+            Event::IncarnationAccepted {
+                peer,
+                previous,
+                incarnation,
+                rebooted,
+            } => match previous {
+                None => tracing::info!("{} proved incarnation {incarnation}", self.name(peer)),
+                Some(old) => tracing::warn!(
+                    "{} restarted: incarnation {old} -> {incarnation}{}",
+                    self.name(peer),
+                    if rebooted {
+                        " after an OS reboot"
+                    } else {
+                        " (daemon restart)"
+                    }
+                ),
+            },
+            Event::ConfigMismatch { peer, theirs } => tracing::error!(
+                "{} runs config {theirs:08x}, this node {:08x}; copy the same cluster config to every node",
+                self.name(peer),
+                self.setup.config.hash
+            ),
+            Event::Stall { late } => tracing::warn!(
+                "stall: hamond was not scheduled for {} ms (VM pause, SIGSTOP or CPU starvation); \
+                 silence during the stall is not held against peers, re-checking every link",
+                late.as_millis()
+            ),
+            Event::Membership { epoch, members } => {
+                let names: Vec<String> = members.iter().map(|&m| self.name(m)).collect();
+                tracing::info!("membership epoch {epoch}: {}", names.join(", "))
+            }
+        }
+    }
+
+    fn answer(&self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::Status(self.status(clock::now())),
+        }
+    }
+
+    fn status(&self, now: Time) -> StatusReport {
+        let cfg = &self.setup.config;
+        let ms = |t: Time| now.saturating_sub(t).as_millis() as u64;
+        let on_path: Vec<bool> = self.ports.iter().map(|p| p.tx.is_some()).collect();
+        let peers = self
+            .node
+            .peers()
+            .iter()
+            .map(|peer| PeerStatus {
+                name: self.name(peer.id),
+                domain: peer.id,
+                state: if peer.up { State::Up } else { State::Down },
+                incarnation: peer.incarnation,
+                config_matches: peer.config_hash.map(|h| h == cfg.hash),
+                since_ms: ms(peer.since),
+                cause: peer.cause.map(|c| c.as_str().to_string()),
+                links: peer
+                    .links
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| on_path[*i])
+                    .filter_map(|(i, l)| Some((i, l.as_ref()?)))
+                    .map(|(i, l)| LinkStatus {
+                        path: self.path_name(i as u8),
+                        state: if l.up { State::Up } else { State::Down },
+                        last_heard_ms: l.last_heard.map(ms),
+                        rtt_us: l.rtt.map(|r| r.as_micros() as u64),
+                        cause: l.cause.map(|c| c.as_str().to_string()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let paths = cfg
+            .networks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| on_path[*i])
+            .map(|(i, net)| {
+                let port = &self.ports[i];
+                let counters = self.node.counters(i as u8).cloned().unwrap_or_default();
+                PathStatus {
+                    name: net.name.clone(),
+                    kind: net.kind_name().to_string(),
+                    open: port.open,
+                    error: port.error.clone(),
+                    frames_sent: counters.frames_sent,
+                    frames_received: counters.frames_received,
+                    bytes_sent: counters.bytes_sent,
+                    bytes_received: counters.bytes_received,
+                    rejected: counters
+                        .rejected
+                        .iter()
+                        .map(|(r, n)| (r.as_str().to_string(), *n))
+                        .collect::<BTreeMap<_, _>>(),
+                }
+            })
+            .collect();
+        let (stalls, last_stall) = self.node.stalls();
+        StatusReport {
+            cluster: cfg.name.clone(),
+            netid: cfg.netid,
+            node: self.name(self.setup.me),
+            domain: self.setup.me,
+            incarnation: self.setup.incarnation,
+            boot: format!("{:08x}", self.setup.boot),
+            config_hash: format!("{:08x}", cfg.hash),
+            epoch: self.node.epoch(),
+            uptime_ms: ms(self.started),
+            stalls,
+            last_stall_ms: last_stall.map(|d| d.as_millis() as u64),
+            peers,
+            paths,
+        }
+    }
+}

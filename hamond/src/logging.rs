@@ -1,0 +1,129 @@
+//! Logging: tracing events go to stderr and to syslog (facility daemon).
+//! Levels take the syslog names the seeds use (LOG_EMERG ... LOG_DEBUG); an
+//! event may raise its syslog severity above its tracing level with a
+//! `severity = "emerg"` (or "alert", "crit", "notice") field.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Parses a syslog level name (`LOG_INFO`, `info`, `warning`, ...).
+pub fn parse_level(name: &str) -> Result<LevelFilter, String> {
+    let bare = name.trim().to_ascii_lowercase();
+    let bare = bare.strip_prefix("log_").unwrap_or(&bare);
+    Ok(match bare {
+        "emerg" | "alert" | "crit" | "err" | "error" => LevelFilter::ERROR,
+        "warning" | "warn" => LevelFilter::WARN,
+        "notice" | "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => {
+            return Err(format!(
+                "unknown log level {name:?}; use one of LOG_EMERG LOG_ALERT LOG_CRIT LOG_ERR \
+                 LOG_WARNING LOG_NOTICE LOG_INFO LOG_DEBUG"
+            ));
+        }
+    })
+}
+
+/// Installs the stderr and (unless `syslog` is false or unavailable) syslog
+/// outputs for `process`.
+pub fn init(process: &str, level: LevelFilter, syslog: bool) {
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let (syslog_layer, syslog_error) = if syslog {
+        let formatter = Formatter3164 {
+            facility: Facility::LOG_DAEMON,
+            hostname: None,
+            process: process.to_string(),
+            pid: std::process::id(),
+        };
+        match syslog::unix(formatter) {
+            Ok(logger) => (Some(SyslogLayer(Mutex::new(logger))), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
+    tracing_subscriber::registry()
+        .with(level)
+        .with(stderr)
+        .with(syslog_layer)
+        .init();
+    if let Some(e) = syslog_error {
+        tracing::warn!(
+            "syslog is not available ({e}); logging to stderr only. Start rsyslog to keep a log file"
+        );
+    }
+}
+
+struct SyslogLayer(Mutex<Logger<LoggerBackend, Formatter3164>>);
+
+#[derive(Default)]
+struct Line {
+    text: String,
+    severity: Option<String>,
+}
+
+impl Visit for Line {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "severity" => self.severity = Some(value.to_string()),
+            "message" => self.text.insert_str(0, value),
+            name => {
+                let _ = write!(self.text, " {name}={value:?}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.text.insert_str(0, &format!("{value:?}")),
+            name => {
+                let _ = write!(self.text, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SyslogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut line = Line::default();
+        event.record(&mut line);
+        let Ok(mut logger) = self.0.lock() else {
+            return;
+        };
+        let text = line.text;
+        // A lost syslog line must never stop the daemon; stderr has it too.
+        let _ = match (line.severity.as_deref(), *event.metadata().level()) {
+            (Some("emerg"), _) => logger.emerg(text),
+            (Some("alert"), _) => logger.alert(text),
+            (Some("crit"), _) => logger.crit(text),
+            (Some("notice"), _) => logger.notice(text),
+            (_, Level::ERROR) => logger.err(text),
+            (_, Level::WARN) => logger.warning(text),
+            (_, Level::INFO) => logger.info(text),
+            _ => logger.debug(text),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_level_names_are_understood() {
+        assert_eq!(parse_level("LOG_DEBUG"), Ok(LevelFilter::DEBUG));
+        assert_eq!(parse_level("LOG_EMERG"), Ok(LevelFilter::ERROR));
+        assert_eq!(parse_level("notice"), Ok(LevelFilter::INFO));
+        assert!(parse_level("loud").unwrap_err().contains("LOG_WARNING"));
+    }
+}

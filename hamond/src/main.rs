@@ -1,0 +1,119 @@
+//! hamond: the cluster daemon of one node. It exchanges authenticated
+//! heartbeats with every peer over every private network (RS-232 and UDP),
+//! keeps link health and membership, and answers `hactl` on its control
+//! socket.
+
+mod clock;
+mod ctl;
+mod daemon;
+mod identity;
+mod logging;
+mod serial;
+mod transport;
+mod udp;
+
+use clap::Parser;
+use haschema::config::ClusterConfig;
+use litecloud::wire::ClusterKey;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The cluster daemon of one node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Cluster config file.
+    #[arg(long, default_value = "/etc/hacluster/cluster.toml")]
+    config: PathBuf,
+    /// This node's name in the config (never taken from the hostname).
+    #[arg(long, env = "HA_NODE")]
+    node: String,
+    /// Where the persisted incarnation is kept.
+    #[arg(long, default_value = "/var/lib/hacluster")]
+    state_dir: PathBuf,
+    /// Control socket for hactl.
+    #[arg(long, default_value = haschema::ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
+    #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
+    log_level: tracing_subscriber::filter::LevelFilter,
+    /// Log to stderr only.
+    #[arg(long)]
+    no_syslog: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init("hamond", args.log_level, !args.no_syslog);
+    match start(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args) -> Result<(), String> {
+    let config = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
+    let me = config
+        .node(&args.node)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+            format!(
+                "node {:?} is not in {}; --node must be one of: {}",
+                args.node,
+                args.config.display(),
+                names.join(", ")
+            )
+        })?
+        .domain;
+    let secret = haschema::key::load(&config.key_file).map_err(|e| e.to_string())?;
+    let key =
+        ClusterKey::new(&secret).map_err(|e| format!("{}: {e}", config.key_file.display()))?;
+    let boot = identity::boot_id().map_err(|e| format!("cannot read the boot id: {e}"))?;
+    let incarnation = identity::next_incarnation(&args.state_dir).map_err(|e| {
+        format!(
+            "cannot persist the incarnation in {}: {e}",
+            args.state_dir.display()
+        )
+    })?;
+    let gid = match &config.control_group {
+        None => None,
+        Some(group) => Some(
+            nix::unistd::Group::from_name(group)
+                .map_err(|e| format!("cannot look up control_group {group:?}: {e}"))?
+                .ok_or_else(|| {
+                    format!(
+                        "control_group {group:?} does not exist; create it or remove the setting"
+                    )
+                })?
+                .gid
+                .as_raw(),
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = ctl::bind(&args.socket, gid).map_err(|e| {
+            format!(
+                "cannot create control socket {}: {e}",
+                args.socket.display()
+            )
+        })?;
+        let (calls_tx, calls) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(ctl::serve(listener, gid, calls_tx));
+        let setup = daemon::Setup {
+            config,
+            me,
+            boot,
+            incarnation,
+            key,
+        };
+        let result = daemon::run(setup, calls).await.map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&args.socket);
+        result
+    })
+}

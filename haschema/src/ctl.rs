@@ -1,0 +1,138 @@
+//! The local control protocol between `hactl` and `hamond`: the client sends
+//! one JSON [`Request`] line on the unix socket, the daemon answers with one
+//! JSON [`Response`] line and closes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default path of hamond's control socket.
+pub const DEFAULT_SOCKET: &str = "/run/hacluster/hamond.sock";
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The node's view of the cluster.
+    Status,
+}
+
+/// What the daemon answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    Error { message: String },
+}
+
+/// Up or down, for nodes and links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Up,
+    Down,
+}
+
+/// `hactl status`: one node's view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub cluster: String,
+    pub netid: u16,
+    /// This node's name and domain id.
+    pub node: String,
+    pub domain: u8,
+    pub incarnation: u32,
+    /// Boot id, as 8 hex digits.
+    pub boot: String,
+    /// Config hash, as 8 hex digits.
+    pub config_hash: String,
+    /// Membership epoch: bumped at each change of the set of live nodes.
+    pub epoch: u64,
+    pub uptime_ms: u64,
+    /// Times this daemon found itself not scheduled for a while.
+    pub stalls: u64,
+    /// Length of the last stall.
+    pub last_stall_ms: Option<u64>,
+    /// The other nodes of the cluster.
+    pub peers: Vec<PeerStatus>,
+    /// This node's end of each private network, with its counters.
+    pub paths: Vec<PathStatus>,
+}
+
+/// One peer as this node sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub domain: u8,
+    pub state: State,
+    /// Accepted incarnation, once a nonce round trip proved it.
+    pub incarnation: Option<u32>,
+    /// Whether the peer's config hash equals ours (None: not heard yet).
+    pub config_matches: Option<bool>,
+    /// Milliseconds since the peer went up or down.
+    pub since_ms: u64,
+    /// Why it last went down, if it did.
+    pub cause: Option<String>,
+    pub links: Vec<LinkStatus>,
+}
+
+/// The link to one peer over one path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    pub path: String,
+    pub state: State,
+    /// Milliseconds since the last accepted frame from the peer on this path.
+    pub last_heard_ms: Option<u64>,
+    /// Round trip of the last acknowledged frame, in microseconds.
+    pub rtt_us: Option<u64>,
+    /// Why it last went down, if it did.
+    pub cause: Option<String>,
+}
+
+/// This node's end of one private network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathStatus {
+    pub name: String,
+    /// "serial" or "udp".
+    pub kind: String,
+    /// Whether the port or socket is open; false while it is being reopened.
+    pub open: bool,
+    /// The last I/O error, if the port is not open.
+    pub error: Option<String>,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Dropped frames by reason (see litecloud::wire::Reject).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// Overall health for monitoring, mapped to `hactl status` exit codes
+/// (Nagios convention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// Every peer up on every path: exit 0.
+    Ok = 0,
+    /// Every peer up, some path down or closed: exit 1.
+    Degraded = 1,
+    /// Some peer down: exit 2.
+    Critical = 2,
+}
+
+impl StatusReport {
+    /// Summarises the report for monitoring.
+    pub fn health(&self) -> Health {
+        if self.peers.iter().any(|p| p.state == State::Down) {
+            Health::Critical
+        } else if !self.paths.iter().all(|p| p.open)
+            || self
+                .peers
+                .iter()
+                .flat_map(|p| &p.links)
+                .any(|l| l.state == State::Down)
+        {
+            Health::Degraded
+        } else {
+            Health::Ok
+        }
+    }
+}

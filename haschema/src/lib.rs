@@ -1,0 +1,6 @@
+//! Shared schemas used by the daemons, `hactl` and the tests: the cluster
+//! config file (TOML), the cluster key file and the local control protocol.
+
+pub mod config;
+pub mod ctl;
+pub mod key;
