@@ -3,8 +3,10 @@
 //! resynchronises at the next zero byte after line noise or a half-sent
 //! frame, so one damaged frame costs exactly that frame.
 
-use crate::wire::{MAX_FRAME, Reject};
+use crate::node::Transmit;
+use crate::wire::{Class, MAX_FRAME, Reject};
 use crc::{CRC_16_IBM_SDLC, Crc};
+use std::collections::VecDeque;
 
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_SDLC);
 const DELIMITER: u8 = 0;
@@ -70,6 +72,40 @@ impl Deframer {
     }
 }
 
+/// Frames waiting for a serial line: urgent (lease, release, fence) before
+/// normal before heartbeats; a newer heartbeat replaces one still waiting,
+/// so a slow line never falls behind on stale heartbeats.
+#[derive(Default)]
+pub struct SendQueue {
+    urgent: VecDeque<Transmit>,
+    normal: VecDeque<Transmit>,
+    heartbeats: VecDeque<Transmit>,
+}
+
+impl SendQueue {
+    pub fn push(&mut self, t: Transmit) {
+        match t.class {
+            Class::Urgent => self.urgent.push_back(t),
+            Class::Normal => self.normal.push_back(t),
+            Class::Heartbeat => {
+                self.heartbeats.retain(|h| h.dest != t.dest);
+                self.heartbeats.push_back(t);
+            }
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<Transmit> {
+        self.urgent
+            .pop_front()
+            .or_else(|| self.normal.pop_front())
+            .or_else(|| self.heartbeats.pop_front())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.normal.is_empty() && self.heartbeats.is_empty()
+    }
+}
+
 fn unframe(encoded: &[u8]) -> Result<Vec<u8>, Reject> {
     let mut raw = cobs::decode_vec(encoded).map_err(|_| Reject::Crc)?;
     if raw.len() < 2 {
@@ -118,6 +154,19 @@ mod tests {
             got.extend(d.push(&[*b]));
         }
         assert_eq!(got, vec![Ok(vec![0u8, 1, 2, 0, 0, 255])]);
+    }
+
+    #[test]
+    fn urgent_frames_overtake_and_heartbeats_coalesce() {
+        let t = |class, dest, byte| Transmit { path: 0, dest, class, bytes: vec![byte] };
+        let mut q = SendQueue::default();
+        q.push(t(Class::Heartbeat, 2, 1));
+        q.push(t(Class::Heartbeat, 2, 2));
+        q.push(t(Class::Normal, 2, 3));
+        q.push(t(Class::Urgent, 2, 4));
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop()).map(|t| t.bytes[0]).collect();
+        assert_eq!(order, vec![4, 3, 2]);
+        assert!(q.is_empty());
     }
 
     #[test]
