@@ -1,0 +1,1731 @@
+//! The cluster config file (TOML, usually `/etc/hacluster/cluster.toml`): the
+//! cluster's name, netid and key file, its nodes, and the private networks
+//! (RS-232 cables, UDP paths) the nodes watch each other over.
+//!
+//! [`ClusterConfig::load`] reads and checks the whole file; nothing of it is
+//! used unless every rule holds. Every error names the file, the line and
+//! column, and the field (`network[1].interval`, 0-based indexes in file
+//! order), and says what is allowed. `etc/cluster.toml` is a commented sample.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Most nodes in one cluster.
+pub const MAX_NODES: usize = 64;
+/// Most private networks in one cluster.
+pub const MAX_NETWORKS: usize = 32;
+/// Highest netid (the lowest is 1).
+pub const MAX_NETID: u16 = 1024;
+/// Highest node domain id (the lowest is 1).
+pub const MAX_DOMAIN: u8 = 64;
+/// Longest cluster, node or network name.
+pub const MAX_NAME_LEN: usize = 32;
+/// Network priority when the file gives none.
+pub const DEFAULT_PRIORITY: u8 = 50;
+/// Highest network priority (the lowest is 0).
+pub const MAX_PRIORITY: u8 = 100;
+/// Heartbeat interval when the file gives none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest heartbeat interval.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Longest heartbeat interval.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(15);
+/// Missed heartbeats before a peer is lost on a network, when the file gives none.
+pub const DEFAULT_MAXMISS: u32 = 10;
+/// Fewest allowed `maxmiss`.
+pub const MIN_MAXMISS: u32 = 2;
+/// Most allowed `maxmiss`.
+pub const MAX_MAXMISS: u32 = 100;
+/// Serial line speed when the file gives none.
+pub const DEFAULT_BAUD: u32 = 19200;
+/// The serial line speeds allowed.
+pub const BAUD_RATES: [u32; 5] = [9600, 19200, 38400, 57600, 115200];
+
+/// The whole cluster config, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Cluster name, 1 to 32 characters from `A-Za-z0-9_.-`.
+    pub name: String,
+    /// Cluster id on the wire, 1 to 1024.
+    pub netid: u16,
+    /// The cluster key file, resolved against the config file's directory.
+    pub key_file: PathBuf,
+    /// Unix group allowed on the control socket besides root.
+    pub control_group: Option<String>,
+    /// Third-party tie-breaker addresses (may be empty).
+    pub ping: Vec<IpAddr>,
+    /// The nodes, in file order; 1 to 64.
+    pub nodes: Vec<NodeConfig>,
+    /// The private networks, in file order; the index is the path index on
+    /// the wire; 1 to 32.
+    pub networks: Vec<NetworkConfig>,
+    /// First 4 bytes (big-endian) of SHA-256 over a canonical form of the
+    /// content (everything above but `file`; `key_file` as written). Equal
+    /// content gives an equal hash whatever the comments, layout or key order.
+    pub hash: u32,
+}
+
+/// One node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Unique, 1 to 32 characters from `A-Za-z0-9_.-`.
+    pub name: String,
+    /// Unique, 1 to 64.
+    pub domain: u8,
+}
+
+/// One private network (heartbeat path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Unique, 1 to 32 characters from `A-Za-z0-9_.-`.
+    pub name: String,
+    /// 0 to 100, higher is preferred.
+    pub priority: u8,
+    /// Time between heartbeats, 20ms to 15s.
+    pub interval: Duration,
+    /// Heartbeats missed in a row before the peer is lost here, 2 to 100.
+    pub maxmiss: u32,
+    /// The medium and each node's end of it.
+    pub kind: NetworkKind,
+}
+
+/// The medium of a private network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkKind {
+    /// An RS-232 null-modem cable between exactly two nodes.
+    Serial {
+        /// One of [`BAUD_RATES`].
+        baud: u32,
+        /// Node name -> serial device path (absolute).
+        devices: BTreeMap<String, PathBuf>,
+    },
+    /// UDP datagrams between two or more nodes.
+    Udp {
+        /// Node name -> the address:port that node binds and peers send to.
+        addresses: BTreeMap<String, SocketAddr>,
+    },
+}
+
+impl ClusterConfig {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) => Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                field: None,
+                message: format!("cannot read the cluster config: {e}"),
+            }),
+        }
+    }
+
+    /// Checks config text; `file` names it in errors and anchors a relative
+    /// `key_file`.
+    pub fn parse(text: &str, file: &Path) -> Result<ClusterConfig, ConfigError> {
+        Parser { text, file }.config()
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node with domain id `domain`.
+    pub fn node_by_domain(&self, domain: u8) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.domain == domain)
+    }
+
+    /// The network called `name`, with its path index.
+    pub fn network(&self, name: &str) -> Option<(usize, &NetworkConfig)> {
+        self.networks
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.name == name)
+    }
+}
+
+impl NetworkConfig {
+    /// Silence after which the peer is lost on this network: `interval * maxmiss`.
+    pub fn deadtime(&self) -> Duration {
+        self.interval.saturating_mul(self.maxmiss)
+    }
+
+    /// `"serial"` or `"udp"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            NetworkKind::Serial { .. } => "serial",
+            NetworkKind::Udp { .. } => "udp",
+        }
+    }
+
+    /// Whether node `name` has an end on this network.
+    pub fn has_node(&self, name: &str) -> bool {
+        match &self.kind {
+            NetworkKind::Serial { devices, .. } => devices.contains_key(name),
+            NetworkKind::Udp { addresses } => addresses.contains_key(name),
+        }
+    }
+}
+
+/// Shortest interval a serial network may use at `baud`: two heartbeat
+/// frames' time on the line.
+pub fn min_serial_interval(baud: u32) -> Duration {
+    let line = litecloud::serial::line_len(litecloud::wire::HEARTBEAT_LEN);
+    litecloud::serial::airtime(line, baud).saturating_mul(2)
+}
+
+/// A config file that cannot be used: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when the error points into the text.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when the error points into the text.
+    pub column: Option<usize>,
+    /// The field, e.g. `network[0].device.beta` (0-based indexes).
+    pub field: Option<String>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    /// `FILE:LINE:COL: FIELD: MESSAGE`, leaving out the parts not known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------
+// Checking
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Key<'i> = Spanned<Cow<'i, str>>;
+
+const CLUSTER_KEYS: &[&str] = &["name", "netid", "key_file", "control_group", "ping"];
+const NODE_KEYS: &[&str] = &["name", "domain"];
+const NETWORK_KEYS: &[&str] = &[
+    "name", "kind", "priority", "interval", "maxmiss", "baud", "device", "address",
+];
+const NAME_RULE: &str = "use 1 to 32 characters from A-Z a-z 0-9 _ . -";
+
+/// A table of the document, with where it is and its field path.
+struct Section<'v, 'i> {
+    map: &'v DeTable<'i>,
+    span: Range<usize>,
+    path: String,
+}
+
+impl<'v, 'i> Section<'v, 'i> {
+    fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'v Value<'i>> {
+        self.map.get(key)
+    }
+
+    /// Where `key` is written (the table header when it is not).
+    fn key_span(&self, key: &str) -> Range<usize> {
+        self.map
+            .get_key_value(key)
+            .map_or_else(|| self.span.clone(), |(k, _)| k.span())
+    }
+
+    /// The entries in file order.
+    fn entries(&self) -> Vec<(&'v Key<'i>, &'v Value<'i>)> {
+        let mut entries: Vec<_> = self.map.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        entries
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Parser<'_> {
+    fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    fn config(&self) -> Result<ClusterConfig, ConfigError> {
+        let doc = DeTable::parse(self.text).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(self.text, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                column,
+                field: None,
+                message: match e.span().and_then(|span| self.text.get(span)) {
+                    Some(at) if !at.is_empty() && at.len() <= 40 && !at.contains('\n') => {
+                        format!("TOML syntax: {} (at `{at}`)", e.message())
+                    }
+                    _ => format!("TOML syntax: {}", e.message()),
+                },
+            }
+        })?;
+        let root = Section {
+            map: doc.get_ref(),
+            span: doc.span(),
+            path: String::new(),
+        };
+        self.only(&root, &["cluster", "node", "network"])?;
+
+        let cluster = self.required(&root, "cluster", "the [cluster] section")?;
+        let cluster = self.section(cluster, "cluster".into(), "a [cluster] section")?;
+        self.only(&cluster, CLUSTER_KEYS)?;
+        let name = self.name(
+            self.required(&cluster, "name", "the cluster name")?,
+            &cluster.field("name"),
+        )?;
+        let netid: u16 = self.int(
+            self.required(&cluster, "netid", "the cluster id, 1 to 1024")?,
+            &cluster.field("netid"),
+            1,
+            MAX_NETID,
+        )?;
+        let key_v = self.required(&cluster, "key_file", "the path of the cluster key file")?;
+        let key_raw = self.string(key_v, &cluster.field("key_file"), "a file path")?;
+        if key_raw.is_empty() || key_raw.contains('\0') {
+            return Err(self.err(
+                &key_v.span(),
+                &cluster.field("key_file"),
+                "write the path of the cluster key file, e.g. \"authkey\" (relative to this file) or \"/etc/hacluster/authkey\"",
+            ));
+        }
+        let key_file = self.file.parent().unwrap_or(Path::new("")).join(key_raw);
+        let control_group = match cluster.get("control_group") {
+            None => None,
+            Some(v) => {
+                let field = cluster.field("control_group");
+                let group = self.string(v, &field, "a unix group name")?;
+                if !valid_group(group) {
+                    return Err(self.err(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "`{}` is not a valid group name; use 1 to 32 characters from A-Z a-z 0-9 _ . - not starting with -",
+                            clip(group)
+                        ),
+                    ));
+                }
+                Some(group.to_owned())
+            }
+        };
+        let ping = match cluster.get("ping") {
+            None => Vec::new(),
+            Some(v) => self.ping(v, &cluster.field("ping"))?,
+        };
+
+        let nodes = self.nodes(&root)?;
+        let networks = self.networks(&root, &nodes)?;
+        self.pairs(&root, &nodes, &networks)?;
+
+        let hash = canonical_hash(&Canon {
+            name: &name,
+            netid,
+            key_file: key_raw,
+            control_group: control_group.as_deref(),
+            ping: ping.iter().map(ToString::to_string).collect(),
+            nodes: nodes.iter().map(|n| (n.name.as_str(), n.domain)).collect(),
+            networks: networks.iter().map(CanonNet::from).collect(),
+        });
+        Ok(ClusterConfig {
+            file: self.file.to_path_buf(),
+            name,
+            netid,
+            key_file,
+            control_group,
+            ping,
+            nodes,
+            networks,
+            hash,
+        })
+    }
+
+    fn ping(&self, v: &Value<'_>, field: &str) -> Result<Vec<IpAddr>, ConfigError> {
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.err(
+                &v.span(),
+                field,
+                format!(
+                    "expected a list of IP addresses, e.g. [\"192.0.2.254\"], found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        let mut ping: Vec<IpAddr> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            let text = self.string(item, &field, "an IP address, e.g. \"192.0.2.254\"")?;
+            let Ok(ip) = text.parse::<IpAddr>() else {
+                return Err(self.err(
+                    &item.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an IP address; write e.g. \"192.0.2.254\" or \"2001:db8::1\"",
+                        clip(text)
+                    ),
+                ));
+            };
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(self.err(
+                    &item.span(),
+                    &field,
+                    format!("{ip} cannot be pinged; write the address of a router or switch both nodes can reach"),
+                ));
+            }
+            if ping.contains(&ip) {
+                return Err(self.err(&item.span(), &field, format!("{ip} is listed twice")));
+            }
+            ping.push(ip);
+        }
+        Ok(ping)
+    }
+
+    fn nodes(&self, root: &Section<'_, '_>) -> Result<Vec<NodeConfig>, ConfigError> {
+        let mut nodes: Vec<NodeConfig> = Vec::new();
+        for sec in self.array_of_tables(root, "node", MAX_NODES)? {
+            self.only(&sec, NODE_KEYS)?;
+            let name_v = self.required(&sec, "name", "the node's host name")?;
+            let name = self.name(name_v, &sec.field("name"))?;
+            if let Some(j) = nodes.iter().position(|n| n.name == name) {
+                return Err(self.err(
+                    &name_v.span(),
+                    &sec.field("name"),
+                    format!(
+                        "node name `{name}` is already used by node[{j}]; node names must be unique"
+                    ),
+                ));
+            }
+            let domain_v = self.required(&sec, "domain", "the node's domain id, 1 to 64")?;
+            let domain: u8 = self.int(domain_v, &sec.field("domain"), 1, MAX_DOMAIN)?;
+            if let Some(j) = nodes.iter().position(|n| n.domain == domain) {
+                return Err(self.err(
+                    &domain_v.span(),
+                    &sec.field("domain"),
+                    format!(
+                        "domain {domain} is already used by node[{j}] ({}); domain ids must be unique, 1 to 64",
+                        nodes[j].name
+                    ),
+                ));
+            }
+            nodes.push(NodeConfig { name, domain });
+        }
+        Ok(nodes)
+    }
+
+    fn networks(
+        &self,
+        root: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+    ) -> Result<Vec<NetworkConfig>, ConfigError> {
+        let mut networks: Vec<NetworkConfig> = Vec::new();
+        for sec in self.array_of_tables(root, "network", MAX_NETWORKS)? {
+            self.only(&sec, NETWORK_KEYS)?;
+            let name_v = self.required(&sec, "name", "the network's name")?;
+            let name = self.name(name_v, &sec.field("name"))?;
+            if let Some(j) = networks.iter().position(|n| n.name == name) {
+                return Err(self.err(
+                    &name_v.span(),
+                    &sec.field("name"),
+                    format!("network name `{name}` is already used by network[{j}]; network names must be unique"),
+                ));
+            }
+            let kind_v = self.required(&sec, "kind", "\"serial\" or \"udp\"")?;
+            let kind = self.string(kind_v, &sec.field("kind"), "\"serial\" or \"udp\"")?;
+            let serial = match kind {
+                "serial" => true,
+                "udp" => false,
+                other => {
+                    return Err(self.err(
+                        &kind_v.span(),
+                        &sec.field("kind"),
+                        format!(
+                            "unknown kind `{}`; allowed \"serial\" or \"udp\"",
+                            clip(other)
+                        ),
+                    ));
+                }
+            };
+            let priority = match sec.get("priority") {
+                None => DEFAULT_PRIORITY,
+                Some(v) => self.int(v, &sec.field("priority"), 0, MAX_PRIORITY)?,
+            };
+            let interval = match sec.get("interval") {
+                None => DEFAULT_INTERVAL,
+                Some(v) => self.interval(v, &sec.field("interval"))?,
+            };
+            let maxmiss = match sec.get("maxmiss") {
+                None => DEFAULT_MAXMISS,
+                Some(v) => self.int(v, &sec.field("maxmiss"), MIN_MAXMISS, MAX_MAXMISS)?,
+            };
+            let kind = if serial {
+                self.misplaced(
+                    &sec,
+                    "address",
+                    "`address` is only for udp networks; a serial network names its ports in `device`",
+                )?;
+                self.serial(&sec, nodes, interval)?
+            } else {
+                self.misplaced(
+                    &sec,
+                    "device",
+                    "`device` is only for serial networks; a udp network names its endpoints in `address`",
+                )?;
+                self.misplaced(&sec, "baud", "`baud` is only for serial networks")?;
+                self.udp(&sec, nodes)?
+            };
+            networks.push(NetworkConfig {
+                name,
+                priority,
+                interval,
+                maxmiss,
+                kind,
+            });
+        }
+        Ok(networks)
+    }
+
+    fn serial(
+        &self,
+        sec: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+        interval: Duration,
+    ) -> Result<NetworkKind, ConfigError> {
+        let baud = match sec.get("baud") {
+            None => DEFAULT_BAUD,
+            Some(v) => {
+                let field = sec.field("baud");
+                let allowed = "allowed 9600, 19200, 38400, 57600, 115200";
+                let DeValue::Integer(i) = v.get_ref() else {
+                    return Err(self.err(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "expected a line speed, {allowed}; found {}",
+                            describe(v.get_ref())
+                        ),
+                    ));
+                };
+                match u32::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(baud) if BAUD_RATES.contains(&baud) => baud,
+                    _ => {
+                        return Err(self.err(
+                            &v.span(),
+                            &field,
+                            format!("baud {} is not supported; {allowed}", clip(i.as_str())),
+                        ));
+                    }
+                }
+            }
+        };
+        let min = min_serial_interval(baud);
+        if interval < min {
+            let span = sec
+                .get("interval")
+                .map_or_else(|| sec.span.clone(), Spanned::span);
+            return Err(self.err(
+                &span,
+                &sec.field("interval"),
+                format!(
+                    "{} is shorter than two heartbeat frames take on the line; the minimum interval at {baud} baud is {}",
+                    show(interval),
+                    show(ceil_ms(min))
+                ),
+            ));
+        }
+        let example = "e.g. device = { alpha = \"/dev/ttyS0\", beta = \"/dev/ttyS0\" }";
+        let dev_v = self.required(sec, "device", "the serial port of each of the two nodes")?;
+        let dev = self.section(
+            dev_v,
+            sec.field("device"),
+            &format!("a table of node = device path, {example}"),
+        )?;
+        let mut devices = BTreeMap::new();
+        for (i, (key, v)) in dev.entries().into_iter().enumerate() {
+            let field = dev.field(key.get_ref());
+            self.declared(key, &field, nodes)?;
+            if i >= 2 {
+                return Err(self.err(
+                    &key.span(),
+                    &field,
+                    format!(
+                        "a serial cable joins exactly two nodes; `{}` would be a third",
+                        clip(key.get_ref())
+                    ),
+                ));
+            }
+            let path = self.string(v, &field, "a device path, e.g. \"/dev/ttyS0\"")?;
+            if !path.starts_with('/') || path.contains('\0') {
+                return Err(self.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an absolute device path; write e.g. \"/dev/ttyS0\"",
+                        clip(path)
+                    ),
+                ));
+            }
+            devices.insert(key.get_ref().to_string(), PathBuf::from(path));
+        }
+        if devices.len() != 2 {
+            return Err(self.err(
+                &dev_v.span(),
+                &dev.path,
+                format!(
+                    "a serial cable joins exactly two nodes; {} listed, {example}",
+                    devices.len()
+                ),
+            ));
+        }
+        Ok(NetworkKind::Serial { baud, devices })
+    }
+
+    fn udp(&self, sec: &Section<'_, '_>, nodes: &[NodeConfig]) -> Result<NetworkKind, ConfigError> {
+        let example =
+            "e.g. address = { alpha = \"192.168.10.1:5405\", beta = \"192.168.10.2:5405\" }";
+        let addr_v = self.required(sec, "address", "the address:port of each node")?;
+        let table = self.section(
+            addr_v,
+            sec.field("address"),
+            &format!("a table of node = \"address:port\", {example}"),
+        )?;
+        let mut addresses: BTreeMap<String, SocketAddr> = BTreeMap::new();
+        let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+        let mut family: Option<(bool, &str)> = None;
+        for (key, v) in table.entries() {
+            let node = key.get_ref().as_ref();
+            let field = table.field(node);
+            self.declared(key, &field, nodes)?;
+            let text = self.string(v, &field, "an address:port, e.g. \"192.168.10.1:5405\"")?;
+            let Ok(addr) = text.parse::<SocketAddr>() else {
+                return Err(self.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an address:port; write e.g. \"192.168.10.1:5405\" or \"[fd00::1]:5405\"",
+                        clip(text)
+                    ),
+                ));
+            };
+            if addr.ip().is_unspecified() || addr.ip().is_multicast() || addr.port() == 0 {
+                return Err(self.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "{addr} cannot be used: peers send to this address; write the node's own address on this network and a port from 1 to 65535"
+                    ),
+                ));
+            }
+            if let Some(other) = seen.get(&addr) {
+                return Err(self.err(
+                    &v.span(),
+                    &field,
+                    format!("{addr} is already used by `{other}` on this network; each node needs its own address:port"),
+                ));
+            }
+            match family {
+                None => family = Some((addr.is_ipv4(), node)),
+                Some((v4, other)) if v4 != addr.is_ipv4() => {
+                    return Err(self.err(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "{addr} is {} but `{other}` is {}; all addresses of one network must be of the same family",
+                            ip_family(!v4),
+                            ip_family(v4)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            seen.insert(addr, node);
+            addresses.insert(node.to_owned(), addr);
+        }
+        if addresses.len() < 2 {
+            return Err(self.err(
+                &addr_v.span(),
+                &table.path,
+                format!(
+                    "a udp network joins at least two nodes; {} listed, {example}",
+                    addresses.len()
+                ),
+            ));
+        }
+        Ok(NetworkKind::Udp { addresses })
+    }
+
+    /// Every pair of nodes must share a network.
+    fn pairs(
+        &self,
+        root: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+        networks: &[NetworkConfig],
+    ) -> Result<(), ConfigError> {
+        for (j, b) in nodes.iter().enumerate() {
+            for a in &nodes[..j] {
+                if !networks
+                    .iter()
+                    .any(|n| n.has_node(&a.name) && n.has_node(&b.name))
+                {
+                    let span = match root.get("node").map(Spanned::get_ref) {
+                        Some(DeValue::Array(items)) => items
+                            .get(j)
+                            .map_or_else(|| root.span.clone(), Spanned::span),
+                        _ => root.span.clone(),
+                    };
+                    return Err(self.err(
+                        &span,
+                        &format!("node[{j}]"),
+                        format!(
+                            "node {} has no private network to node {}; every pair of nodes must share at least one [[network]]",
+                            b.name, a.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // --- helpers -----------------------------------------------------------
+
+    /// Refuses keys of `sec` not in `allowed`, naming the first one.
+    fn only(&self, sec: &Section<'_, '_>, allowed: &[&str]) -> Result<(), ConfigError> {
+        for (key, _) in sec.entries() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                return Err(self.err(
+                    &key.span(),
+                    &sec.field(key.get_ref()),
+                    format!(
+                        "unknown key `{}`; allowed here: {}",
+                        clip(key.get_ref()),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses `key` in `sec`.
+    fn misplaced(
+        &self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        message: &str,
+    ) -> Result<(), ConfigError> {
+        if sec.get(key).is_some() {
+            return Err(self.err(&sec.key_span(key), &sec.field(key), message));
+        }
+        Ok(())
+    }
+
+    fn required<'v, 'i>(
+        &self,
+        sec: &Section<'v, 'i>,
+        key: &str,
+        what: &str,
+    ) -> Result<&'v Value<'i>, ConfigError> {
+        sec.get(key).ok_or_else(|| {
+            self.err(
+                &sec.span,
+                &sec.field(key),
+                format!("missing required key `{key}` ({what})"),
+            )
+        })
+    }
+
+    fn section<'v, 'i>(
+        &self,
+        v: &'v Value<'i>,
+        path: String,
+        what: &str,
+    ) -> Result<Section<'v, 'i>, ConfigError> {
+        match v.get_ref() {
+            DeValue::Table(map) => Ok(Section {
+                map,
+                span: v.span(),
+                path,
+            }),
+            other => Err(self.err(
+                &v.span(),
+                &path,
+                format!("expected {what}, found {}", describe(other)),
+            )),
+        }
+    }
+
+    /// `[[key]]` tables of the root, 1 to `max` of them.
+    fn array_of_tables<'v, 'i>(
+        &self,
+        root: &Section<'v, 'i>,
+        key: &str,
+        max: usize,
+    ) -> Result<Vec<Section<'v, 'i>>, ConfigError> {
+        let at_least = format!("at least one [[{key}]] table is required");
+        let Some(v) = root.get(key) else {
+            return Err(self.err(&root.span, key, at_least));
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.err(
+                &v.span(),
+                key,
+                format!(
+                    "write each {key} as a [[{key}]] table; found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        if items.is_empty() {
+            return Err(self.err(&v.span(), key, at_least));
+        }
+        if let Some(extra) = items.get(max) {
+            return Err(self.err(
+                &extra.span(),
+                &format!("{key}[{max}]"),
+                format!("at most {max} [[{key}]] tables are allowed"),
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                self.section(item, format!("{key}[{i}]"), &format!("a [[{key}]] table"))
+            })
+            .collect()
+    }
+
+    fn string<'v>(
+        &self,
+        v: &'v Value<'_>,
+        field: &str,
+        what: &str,
+    ) -> Result<&'v str, ConfigError> {
+        match v.get_ref() {
+            DeValue::String(s) => Ok(s),
+            other => Err(self.err(
+                &v.span(),
+                field,
+                format!("expected {what}, found {}", describe(other)),
+            )),
+        }
+    }
+
+    fn name(&self, v: &Value<'_>, field: &str) -> Result<String, ConfigError> {
+        let name = self.string(v, field, "a name in quotes, e.g. \"alpha\"")?;
+        if !valid_name(name) {
+            return Err(self.err(
+                &v.span(),
+                field,
+                format!("`{}` is not a valid name; {NAME_RULE}", clip(name)),
+            ));
+        }
+        Ok(name.to_owned())
+    }
+
+    /// A whole number from `lo` to `hi`.
+    fn int<T>(&self, v: &Value<'_>, field: &str, lo: T, hi: T) -> Result<T, ConfigError>
+    where
+        T: Copy + fmt::Display + Into<i64> + TryFrom<i64>,
+    {
+        let range = format!("allowed {lo} to {hi}");
+        let DeValue::Integer(i) = v.get_ref() else {
+            return Err(self.err(
+                &v.span(),
+                field,
+                format!(
+                    "expected a whole number, {range}; found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if (lo.into()..=hi.into()).contains(&n) => T::try_from(n)
+                .map_err(|_| self.err(&v.span(), field, format!("{n} is out of range; {range}"))),
+            Ok(n) => Err(self.err(&v.span(), field, format!("{n} is out of range; {range}"))),
+            Err(_) => Err(self.err(
+                &v.span(),
+                field,
+                format!("{} is out of range; {range}", clip(i.as_str())),
+            )),
+        }
+    }
+
+    /// A heartbeat interval: a string with a unit, 20ms to 15s.
+    fn interval(&self, v: &Value<'_>, field: &str) -> Result<Duration, ConfigError> {
+        let range = format!("allowed {} to {}", show(MIN_INTERVAL), show(MAX_INTERVAL));
+        let text = match v.get_ref() {
+            DeValue::String(s) => s,
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                return Err(self.err(
+                    &v.span(),
+                    field,
+                    format!("a bare number has no unit; write a time with a unit, e.g. \"100ms\"; {range}"),
+                ));
+            }
+            other => {
+                return Err(self.err(
+                    &v.span(),
+                    field,
+                    format!(
+                        "expected a time with a unit, e.g. \"100ms\"; found {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        let d = humantime::parse_duration(text).map_err(|e| {
+            self.err(
+                &v.span(),
+                field,
+                format!(
+                    "`{}` is not a time ({e}); write a time with a unit, e.g. \"100ms\" or \"1s\"",
+                    clip(text)
+                ),
+            )
+        })?;
+        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+            return Err(self.err(
+                &v.span(),
+                field,
+                format!("{} is out of range; {range}", show(d)),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// Refuses an endpoint key that is not a declared node.
+    fn declared(
+        &self,
+        key: &Key<'_>,
+        field: &str,
+        nodes: &[NodeConfig],
+    ) -> Result<(), ConfigError> {
+        if nodes.iter().any(|n| n.name == key.get_ref().as_ref()) {
+            return Ok(());
+        }
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        Err(self.err(
+            &key.span(),
+            field,
+            format!(
+                "`{}` is not a declared node; declared nodes: {}",
+                clip(key.get_ref()),
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn valid_group(s: &str) -> bool {
+    valid_name(s) && !s.starts_with('-')
+}
+
+fn ip_family(v4: bool) -> &'static str {
+    if v4 { "IPv4" } else { "IPv6" }
+}
+
+/// A value's type, for "found ..." in messages.
+fn describe(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// At most 40 characters of user text, for messages.
+fn clip(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(40) {
+        Some((end, _)) => Cow::Owned(format!("{}...", s.get(..end).unwrap_or_default())),
+        None => Cow::Borrowed(s),
+    }
+}
+
+fn show(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// `d` rounded up to whole milliseconds.
+fn ceil_ms(d: Duration) -> Duration {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = text.get(..end).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(start..).unwrap_or_default().chars().count() + 1;
+    (line, column)
+}
+
+// ---------------------------------------------------------------------------
+// Hash
+
+/// The canonical form hashed into [`ClusterConfig::hash`].
+#[derive(Serialize)]
+struct Canon<'a> {
+    name: &'a str,
+    netid: u16,
+    key_file: &'a str,
+    control_group: Option<&'a str>,
+    ping: Vec<String>,
+    nodes: Vec<(&'a str, u8)>,
+    networks: Vec<CanonNet<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonNet<'a> {
+    name: &'a str,
+    kind: &'static str,
+    priority: u8,
+    interval_ns: u128,
+    maxmiss: u32,
+    baud: Option<u32>,
+    /// Node -> device path or address:port, sorted by node.
+    ends: BTreeMap<&'a str, String>,
+}
+
+impl<'a> From<&'a NetworkConfig> for CanonNet<'a> {
+    fn from(n: &'a NetworkConfig) -> Self {
+        let (baud, ends) = match &n.kind {
+            NetworkKind::Serial { baud, devices } => (
+                Some(*baud),
+                devices
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_string_lossy().into_owned()))
+                    .collect(),
+            ),
+            NetworkKind::Udp { addresses } => (
+                None,
+                addresses
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        CanonNet {
+            name: &n.name,
+            kind: n.kind_name(),
+            priority: n.priority,
+            interval_ns: n.interval.as_nanos(),
+            maxmiss: n.maxmiss,
+            baud,
+            ends,
+        }
+    }
+}
+
+fn canonical_hash(canon: &Canon<'_>) -> u32 {
+    let bytes = serde_json::to_vec(canon).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut first = [0u8; 4];
+    for (out, b) in first.iter_mut().zip(digest.iter()) {
+        *out = *b;
+    }
+    u32::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../etc/cluster.toml");
+
+    const BASE: &str = r#"
+[cluster]
+name = "demo"
+netid = 7
+key_file = "authkey"
+
+[[node]]
+name = "alpha"
+domain = 1
+
+[[node]]
+name = "beta"
+domain = 2
+
+[[network]]
+name = "lan1"
+kind = "udp"
+address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
+"#;
+
+    fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
+        ClusterConfig::parse(text, Path::new("/etc/hacluster/cluster.toml"))
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match parse(text) {
+            Ok(c) => panic!("accepted: {c:?}\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    /// 1-based line of the first line containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle} not in text"))
+    }
+
+    /// Asserts the error is on the line holding `needle`, about `field`.
+    fn check(text: &str, needle: &str, field: &str) -> ConfigError {
+        check_at(text, line_of(text, needle), field)
+    }
+
+    /// Asserts the error is on `line`, about `field`.
+    fn check_at(text: &str, line: usize, field: &str) -> ConfigError {
+        let e = err(text);
+        assert_eq!(e.line, Some(line), "{e}");
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert!(e.column.is_some(), "{e}");
+        e
+    }
+
+    fn with_network(extra: &str) -> String {
+        format!("{BASE}\n[[network]]\n{extra}\n")
+    }
+
+    #[test]
+    fn sample_parses() {
+        let c = parse(SAMPLE).unwrap();
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.netid, 7);
+        assert_eq!(c.key_file, PathBuf::from("/etc/hacluster/authkey"));
+        assert_eq!(c.control_group.as_deref(), Some("haadmin"));
+        assert_eq!(c.ping, vec!["192.0.2.254".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.node("beta").map(|n| n.domain), Some(2));
+        assert_eq!(c.node_by_domain(1).map(|n| n.name.as_str()), Some("alpha"));
+        assert!(c.node("gamma").is_none() && c.node_by_domain(3).is_none());
+        let kinds: Vec<_> = c.networks.iter().map(NetworkConfig::kind_name).collect();
+        assert_eq!(kinds, ["serial", "udp", "udp"]);
+        let rs = &c.networks[0];
+        assert_eq!(rs.interval, Duration::from_millis(200));
+        assert_eq!(rs.deadtime(), Duration::from_secs(2));
+        match &rs.kind {
+            NetworkKind::Serial { baud, devices } => {
+                assert_eq!(*baud, 19200);
+                assert_eq!(devices["beta"], PathBuf::from("/dev/ttyS0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let lan2 = &c.networks[2];
+        assert_eq!(
+            (lan2.priority, lan2.interval, lan2.maxmiss),
+            (50, DEFAULT_INTERVAL, 10)
+        );
+        assert_eq!(c.network("lan2").map(|(i, _)| i), Some(2));
+        match &lan2.kind {
+            NetworkKind::Udp { addresses } => {
+                assert_eq!(addresses["alpha"], "10.0.20.1:5406".parse().unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.file, PathBuf::from("/etc/hacluster/cluster.toml"));
+    }
+
+    #[test]
+    fn base_parses_with_defaults() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.control_group, None);
+        assert!(c.ping.is_empty());
+        assert_eq!(c.networks[0].priority, DEFAULT_PRIORITY);
+        assert_eq!(c.networks[0].deadtime(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn key_file_resolution() {
+        let abs = BASE.replace("\"authkey\"", "\"/srv/key\"");
+        assert_eq!(parse(&abs).unwrap().key_file, PathBuf::from("/srv/key"));
+        let c = ClusterConfig::parse(BASE, Path::new("conf/cluster.toml")).unwrap();
+        assert_eq!(c.key_file, PathBuf::from("conf/authkey"));
+        let c = ClusterConfig::parse(BASE, Path::new("cluster.toml")).unwrap();
+        assert_eq!(c.key_file, PathBuf::from("authkey"));
+        let t = BASE.replace("\"authkey\"", "\"\"");
+        check(&t, "key_file", "cluster.key_file");
+    }
+
+    #[test]
+    fn display_format() {
+        let t = with_network("name = \"x\"\nkind = \"udp\"\ninterval = \"5ms\"");
+        let e = err(&t);
+        let line = line_of(&t, "interval = \"5ms\"");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "/etc/hacluster/cluster.toml:{line}:12: network[1].interval: 5ms is out of range; allowed 20ms to 15s"
+            )
+        );
+        let e = ConfigError {
+            file: "f".into(),
+            line: None,
+            column: None,
+            field: None,
+            message: "m".into(),
+        };
+        assert_eq!(e.to_string(), "f: m");
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let t = format!("{BASE}\n[[node]]\nname = alpha\n");
+        let e = err(&t);
+        assert_eq!(e.line, Some(line_of(&t, "name = alpha")));
+        assert_eq!(e.column, Some(8));
+        let t = format!("{BASE}\n[cluster]\n");
+        let e = err(&t);
+        assert_eq!(e.line, Some(t.lines().count()), "{e}");
+    }
+
+    #[test]
+    fn load_reads_and_names_the_file() {
+        let missing = std::env::temp_dir().join(format!("haschema-nofile-{}", std::process::id()));
+        let e = ClusterConfig::load(&missing).unwrap_err();
+        assert_eq!(e.file, missing);
+        assert_eq!(e.line, None);
+        assert!(e.to_string().starts_with(&missing.display().to_string()));
+        let path = std::env::temp_dir().join(format!("haschema-cfg-{}.toml", std::process::id()));
+        std::fs::write(&path, SAMPLE).unwrap();
+        let c = ClusterConfig::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let c = c.unwrap();
+        assert_eq!(c.file, path);
+        assert_eq!(c.key_file, std::env::temp_dir().join("authkey"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let t = BASE.replace("netid = 7", "netid = 7\nnetmask = 3");
+        let e = check(&t, "netmask", "cluster.netmask");
+        assert!(
+            e.message.contains("`netmask`") && e.message.contains("netid"),
+            "{e}"
+        );
+        let t = BASE.replace("domain = 2", "domain = 2\nweight = 3");
+        check(&t, "weight", "node[1].weight");
+        let t = with_network("name = \"x\"\nkind = \"udp\"\ntimeout = \"1s\"");
+        check(&t, "timeout", "network[1].timeout");
+        let t = format!("{BASE}\n[services]\nx = 1\n");
+        check(&t, "[services]", "services");
+        let t = BASE.replace("netid = 7", "netid = 7\nsub.key = 1");
+        check(&t, "sub.key", "cluster.sub");
+    }
+
+    #[test]
+    fn missing_keys() {
+        let t = BASE.replace("netid = 7\n", "");
+        let e = check(&t, "[cluster]", "cluster.netid");
+        assert!(e.message.contains("1 to 1024"), "{e}");
+        let t = BASE.replace("domain = 2\n", "");
+        check_at(&t, line_of(&t, "name = \"beta\"") - 1, "node[1].domain");
+        let e = err("");
+        assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("cluster")));
+        let t = with_network("name = \"x\"");
+        check_at(&t, line_of(&t, "name = \"x\"") - 1, "network[1].kind");
+        let t: String = BASE.split("[[network]]").next().unwrap().into();
+        check_at(&t, 1, "network");
+    }
+
+    #[test]
+    fn cluster_name_and_netid() {
+        let t = BASE.replace("\"demo\"", "\"my cluster\"");
+        let e = check(&t, "my cluster", "cluster.name");
+        assert!(e.message.contains("A-Z a-z 0-9 _ . -"), "{e}");
+        let long = "x".repeat(33);
+        check(
+            &BASE.replace("\"demo\"", &format!("\"{long}\"")),
+            &long,
+            "cluster.name",
+        );
+        for bad in ["0", "1025", "-1", "99999999999999999999999", "\"7\"", "7.0"] {
+            let t = BASE.replace("netid = 7", &format!("netid = {bad}"));
+            let e = check(&t, "netid", "cluster.netid");
+            assert!(e.message.contains("allowed 1 to 1024"), "{bad}: {e}");
+        }
+        assert_eq!(
+            parse(&BASE.replace("netid = 7", "netid = 1_024"))
+                .unwrap()
+                .netid,
+            1024
+        );
+        assert_eq!(
+            parse(&BASE.replace("netid = 7", "netid = 0x10"))
+                .unwrap()
+                .netid,
+            16
+        );
+    }
+
+    #[test]
+    fn control_group_and_ping() {
+        let t = BASE.replace("netid = 7", "netid = 7\ncontrol_group = \"ha admin\"");
+        check(&t, "control_group", "cluster.control_group");
+        let t = BASE.replace("netid = 7", "netid = 7\nping = [\"192.0.2.1\", \"nope\"]");
+        let e = check(&t, "ping", "cluster.ping[1]");
+        assert!(e.message.contains("`nope`"), "{e}");
+        let t = BASE.replace("netid = 7", "netid = 7\nping = \"192.0.2.1\"");
+        check(&t, "ping", "cluster.ping");
+        let t = BASE.replace(
+            "netid = 7",
+            "netid = 7\nping = [\"192.0.2.1\", \"192.0.2.1\"]",
+        );
+        check(&t, "ping", "cluster.ping[1]");
+        let t = BASE.replace("netid = 7", "netid = 7\nping = [\"2001:db8::1\"]");
+        assert_eq!(parse(&t).unwrap().ping.len(), 1);
+    }
+
+    #[test]
+    fn node_rules() {
+        let t = BASE.replace("\"beta\"", "\"alpha\"");
+        let e = check_at(&t, line_of(&t, "domain = 2") - 1, "node[1].name");
+        assert!(e.message.contains("already used by node[0]"), "{e}");
+        let t = BASE.replace("domain = 2", "domain = 1");
+        let e = check_at(&t, line_of(&t, "\"beta\"") + 1, "node[1].domain");
+        assert!(e.message.contains("already used by node[0]"), "{e}");
+        for bad in ["0", "65"] {
+            let t = BASE.replace("domain = 2", &format!("domain = {bad}"));
+            let e = check(&t, &format!("domain = {bad}"), "node[1].domain");
+            assert!(e.message.contains("allowed 1 to 64"), "{e}");
+        }
+        let t = BASE.replace("name = \"beta\"", "name = \"be/ta\"");
+        check(&t, "be/ta", "node[1].name");
+        let t = format!("{BASE}\n[node]\nname = \"x\"\n");
+        assert!(err(&t).message.contains("TOML syntax"));
+    }
+
+    #[test]
+    fn too_many_nodes() {
+        let mut t = String::from(BASE);
+        for d in 3..=65 {
+            t.push_str(&format!(
+                "\n[[node]]\nname = \"n{d}\"\ndomain = {}\n",
+                d.min(64)
+            ));
+        }
+        let e = check_at(&t, line_of(&t, "name = \"n65\"") - 1, "node[64]");
+        assert!(e.message.contains("at most 64"), "{e}");
+    }
+
+    #[test]
+    fn network_name_and_kind() {
+        let t = with_network("name = \"lan1\"\nkind = \"udp\"");
+        let e = check_at(&t, t.lines().count() - 1, "network[1].name");
+        assert!(e.message.contains("already used by network[0]"), "{e}");
+        let t = with_network("name = \"x\"\nkind = \"tcp\"");
+        let e = check(&t, "\"tcp\"", "network[1].kind");
+        assert!(e.message.contains("\"serial\" or \"udp\""), "{e}");
+    }
+
+    #[test]
+    fn priority_and_maxmiss_ranges() {
+        let t = BASE.replace("kind = \"udp\"", "kind = \"udp\"\npriority = 101");
+        let e = check(&t, "priority", "network[0].priority");
+        assert!(e.message.contains("allowed 0 to 100"), "{e}");
+        let t = BASE.replace("kind = \"udp\"", "kind = \"udp\"\nmaxmiss = 1");
+        let e = check(&t, "maxmiss", "network[0].maxmiss");
+        assert!(e.message.contains("allowed 2 to 100"), "{e}");
+        let t = BASE.replace("kind = \"udp\"", "kind = \"udp\"\nmaxmiss = 101");
+        check(&t, "maxmiss", "network[0].maxmiss");
+        let t = BASE.replace(
+            "kind = \"udp\"",
+            "kind = \"udp\"\npriority = 0\nmaxmiss = 100",
+        );
+        let c = parse(&t).unwrap();
+        assert_eq!((c.networks[0].priority, c.networks[0].maxmiss), (0, 100));
+    }
+
+    #[test]
+    fn interval_rules() {
+        let set =
+            |v: &str| BASE.replace("kind = \"udp\"", &format!("kind = \"udp\"\ninterval = {v}"));
+        for bad in ["\"5ms\"", "\"16s\"", "\"0\""] {
+            let e = check(&set(bad), "interval", "network[0].interval");
+            assert!(e.message.contains("allowed 20ms to 15s"), "{bad}: {e}");
+        }
+        for bare in ["100", "0.5"] {
+            let e = check(&set(bare), "interval", "network[0].interval");
+            assert!(
+                e.message
+                    .contains("write a time with a unit, e.g. \"100ms\""),
+                "{e}"
+            );
+        }
+        let e = check(&set("\"fast\""), "interval", "network[0].interval");
+        assert!(e.message.contains("`fast` is not a time"), "{e}");
+        check(&set("true"), "interval", "network[0].interval");
+        for (ok, d) in [
+            ("\"20ms\"", 20),
+            ("\"15s\"", 15_000),
+            ("\"1500ms\"", 1500),
+            ("\"1s 500ms\"", 1500),
+        ] {
+            assert_eq!(
+                parse(&set(ok)).unwrap().networks[0].interval,
+                Duration::from_millis(d)
+            );
+        }
+    }
+
+    #[test]
+    fn misplaced_kind_keys() {
+        let t = BASE.replace(
+            "kind = \"udp\"",
+            "kind = \"udp\"\ndevice = { alpha = \"/dev/ttyS0\", beta = \"/dev/ttyS0\" }",
+        );
+        let e = check(&t, "device", "network[0].device");
+        assert!(e.message.contains("only for serial"), "{e}");
+        let t = BASE.replace("kind = \"udp\"", "kind = \"udp\"\nbaud = 9600");
+        check(&t, "baud", "network[0].baud");
+        let t = with_network(
+            "name = \"rs\"\nkind = \"serial\"\ndevice = { alpha = \"/dev/ttyS0\", beta = \"/dev/ttyS0\" }\naddress = { alpha = \"10.0.0.1:1\", beta = \"10.0.0.2:1\" }",
+        );
+        let e = check(
+            &t,
+            "address = { alpha = \"10.0.0.1:1\"",
+            "network[1].address",
+        );
+        assert!(e.message.contains("only for udp"), "{e}");
+        let t = with_network("name = \"rs\"\nkind = \"serial\"");
+        check_at(&t, line_of(&t, "name = \"rs\"") - 1, "network[1].device");
+        let t = with_network("name = \"u\"\nkind = \"udp\"");
+        check_at(&t, line_of(&t, "name = \"u\"") - 1, "network[1].address");
+    }
+
+    #[test]
+    fn serial_rules() {
+        let serial = |extra: &str, dev: &str| {
+            with_network(&format!(
+                "name = \"rs\"\nkind = \"serial\"\n{extra}\ndevice = {{ {dev} }}"
+            ))
+        };
+        let two = "alpha = \"/dev/ttyS0\", beta = \"/dev/ttyS1\"";
+        let c = parse(&serial("", two)).unwrap();
+        assert_eq!(c.networks[1].kind_name(), "serial");
+        assert!(matches!(
+            c.networks[1].kind,
+            NetworkKind::Serial {
+                baud: DEFAULT_BAUD,
+                ..
+            }
+        ));
+
+        let e = check(&serial("baud = 4800", two), "baud", "network[1].baud");
+        assert!(
+            e.message.contains("9600, 19200, 38400, 57600, 115200"),
+            "{e}"
+        );
+        check(&serial("baud = \"fast\"", two), "baud", "network[1].baud");
+
+        let e = check(
+            &serial("", "alpha = \"/dev/ttyS0\", gamma = \"/dev/ttyS0\""),
+            "gamma",
+            "network[1].device.gamma",
+        );
+        assert!(e.message.contains("declared nodes: alpha, beta"), "{e}");
+        let e = check(
+            &serial("", "alpha = \"/dev/ttyS0\""),
+            "device",
+            "network[1].device",
+        );
+        assert!(e.message.contains("exactly two"), "{e}");
+        check(
+            &serial("", "alpha = \"ttyS0\", beta = \"/dev/ttyS0\""),
+            "device",
+            "network[1].device.alpha",
+        );
+        check(
+            &serial("", "alpha = 0, beta = \"/dev/ttyS0\""),
+            "device",
+            "network[1].device.alpha",
+        );
+
+        let t = BASE
+            .replace(
+                "domain = 2",
+                "domain = 2\n\n[[node]]\nname = \"gamma\"\ndomain = 3",
+            )
+            .replace(
+                "beta = \"192.168.10.2:5405\"",
+                "beta = \"192.168.10.2:5405\", gamma = \"192.168.10.3:5405\"",
+            );
+        assert!(parse(&t).is_ok());
+        let t3 = format!(
+            "{t}\n[[network]]\nname = \"rs\"\nkind = \"serial\"\ndevice = {{ {two}, gamma = \"/dev/ttyS0\" }}\n"
+        );
+        let e = check(&t3, "gamma = \"/dev/ttyS0\"", "network[1].device.gamma");
+        assert!(e.message.contains("exactly two"), "{e}");
+
+        // Rule 6: an interval shorter than two frames' airtime at the baud.
+        let e = check(
+            &serial("baud = 9600\ninterval = \"50ms\"", two),
+            "interval",
+            "network[1].interval",
+        );
+        assert!(
+            e.message.contains("minimum interval at 9600 baud is 94ms"),
+            "{e}"
+        );
+        assert!(parse(&serial("baud = 9600\ninterval = \"94ms\"", two)).is_ok());
+        let e = check(
+            &serial("interval = \"40ms\"", two),
+            "interval",
+            "network[1].interval",
+        );
+        assert!(e.message.contains("at 19200 baud is 47ms"), "{e}");
+        assert!(parse(&serial("baud = 115200\ninterval = \"20ms\"", two)).is_ok());
+        assert_eq!(min_serial_interval(9600), Duration::from_micros(93_750));
+    }
+
+    #[test]
+    fn udp_rules() {
+        let udp = |addr: &str| {
+            with_network(&format!(
+                "name = \"u\"\nkind = \"udp\"\naddress = {{ {addr} }}"
+            ))
+        };
+        let e = check(
+            &udp("alpha = \"10.0.0.1:5405\", beta = \"10.0.0.1:5405\""),
+            "10.0.0.1:5405\", beta",
+            "network[1].address.beta",
+        );
+        assert!(e.message.contains("already used by `alpha`"), "{e}");
+        assert!(parse(&udp("alpha = \"10.0.0.1:5405\", beta = \"10.0.0.1:5406\"")).is_ok());
+        let e = check(
+            &udp("alpha = \"10.0.0.1:5405\", delta = \"10.0.0.2:5405\""),
+            "delta",
+            "network[1].address.delta",
+        );
+        assert!(e.message.contains("not a declared node"), "{e}");
+        let e = check(
+            &udp("alpha = \"10.0.0.1:5405\""),
+            "alpha = \"10.0.0.1:5405\" }",
+            "network[1].address",
+        );
+        assert!(e.message.contains("at least two"), "{e}");
+        let e = check(
+            &udp("alpha = \"10.0.0.1\", beta = \"10.0.0.2:5405\""),
+            "10.0.0.1\"",
+            "network[1].address.alpha",
+        );
+        assert!(e.message.contains("address:port"), "{e}");
+        check(
+            &udp("alpha = \"0.0.0.0:5405\", beta = \"10.0.0.2:5405\""),
+            "0.0.0.0",
+            "network[1].address.alpha",
+        );
+        check(
+            &udp("alpha = \"10.0.0.1:0\", beta = \"10.0.0.2:5405\""),
+            "10.0.0.1:0",
+            "network[1].address.alpha",
+        );
+        check(
+            &udp("alpha = \"10.0.0.1:1\", beta = \"[fd00::2]:1\""),
+            "fd00",
+            "network[1].address.beta",
+        );
+        assert!(parse(&udp("alpha = \"[fd00::1]:1\", beta = \"[fd00::2]:1\"")).is_ok());
+        let t = with_network("name = \"u\"\nkind = \"udp\"\naddress = \"10.0.0.1:1\"");
+        check(&t, "address = \"10.0.0.1:1\"", "network[1].address");
+    }
+
+    #[test]
+    fn every_pair_shares_a_network() {
+        let t = BASE.replace(
+            "domain = 2",
+            "domain = 2\n\n[[node]]\nname = \"gamma\"\ndomain = 3",
+        );
+        let e = check_at(&t, line_of(&t, "name = \"gamma\"") - 1, "node[2]");
+        assert!(
+            e.message
+                .contains("node gamma has no private network to node alpha"),
+            "{e}"
+        );
+        // gamma reaches alpha over serial, but not beta.
+        let t2 = format!(
+            "{t}\n[[network]]\nname = \"rs\"\nkind = \"serial\"\ndevice = {{ alpha = \"/dev/ttyS0\", gamma = \"/dev/ttyS0\" }}\n"
+        );
+        let e = err(&t2);
+        assert!(
+            e.message
+                .contains("node gamma has no private network to node beta"),
+            "{e}"
+        );
+        assert_eq!(e.field.as_deref(), Some("node[2]"));
+    }
+
+    #[test]
+    fn too_many_networks() {
+        let mut t = String::from(BASE);
+        for i in 1..=32 {
+            t.push_str(&format!(
+                "\n[[network]]\nname = \"n{i}\"\nkind = \"udp\"\naddress = {{ alpha = \"10.0.{i}.1:1\", beta = \"10.0.{i}.2:1\" }}\n"
+            ));
+        }
+        let e = check_at(&t, line_of(&t, "name = \"n32\"") - 1, "network[32]");
+        assert!(e.message.contains("at most 32"), "{e}");
+    }
+
+    #[test]
+    fn hash_ignores_layout_but_not_values() {
+        let base = parse(BASE).unwrap().hash;
+        let relaid = r#"
+# the same content, reordered and reformatted
+[[node]]
+domain = 1          # first
+name = 'alpha'
+[[network]]
+address = { beta = "192.168.10.2:5405", alpha = "192.168.10.1:5405" }
+kind = "udp"
+name = "lan1"
+priority = 50
+interval = "1000ms"
+maxmiss = 10
+[cluster]
+key_file = "authkey"
+netid = 0x7
+name = "demo"
+[[node]]
+name = "beta"
+domain = 2
+"#;
+        assert_eq!(parse(relaid).unwrap().hash, base);
+        let other_dir = ClusterConfig::parse(BASE, Path::new("/tmp/x/cluster.toml")).unwrap();
+        assert_eq!(other_dir.hash, base);
+        let changes = [
+            ("\"demo\"", "\"demo2\""),
+            ("netid = 7", "netid = 8"),
+            ("\"authkey\"", "\"authkey2\""),
+            ("netid = 7", "netid = 7\ncontrol_group = \"ha\""),
+            ("netid = 7", "netid = 7\nping = [\"192.0.2.1\"]"),
+            ("name = \"alpha\"", "name = \"alpha2\""),
+            ("domain = 2", "domain = 3"),
+            ("\"lan1\"", "\"lan2\""),
+            ("kind = \"udp\"", "kind = \"udp\"\npriority = 51"),
+            ("kind = \"udp\"", "kind = \"udp\"\ninterval = \"999ms\""),
+            ("kind = \"udp\"", "kind = \"udp\"\nmaxmiss = 11"),
+            ("5405\" }", "5406\" }"),
+        ];
+        for (from, to) in changes {
+            let t = BASE.replacen(from, to, 1);
+            let t = if from == "name = \"alpha\"" {
+                t.replace("{ alpha", "{ alpha2")
+            } else {
+                t
+            };
+            assert_ne!(parse(&t).unwrap().hash, base, "{from} -> {to}");
+        }
+        let serial = |dev: &str, baud: u32| {
+            let t = format!(
+                "{BASE}\n[[network]]\nname = \"rs\"\nkind = \"serial\"\nbaud = {baud}\ndevice = {{ alpha = \"{dev}\", beta = \"/dev/ttyS0\" }}\n"
+            );
+            parse(&t).unwrap().hash
+        };
+        assert_ne!(serial("/dev/ttyS0", 19200), serial("/dev/ttyS1", 19200));
+        assert_ne!(serial("/dev/ttyS0", 19200), serial("/dev/ttyS0", 38400));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_text_never_panics(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn toml_like_text_never_panics(text in "[\\[\\]a-z_=\"'{},.:0-9 \n#-]{0,200}") {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn mutated_sample_never_panics(line in 0usize..110, junk in any::<String>()) {
+                let mut lines: Vec<String> = SAMPLE.lines().map(str::to_owned).collect();
+                let at = line % lines.len();
+                lines[at] = junk;
+                let _ = parse(&lines.join("\n"));
+            }
+
+            #[test]
+            fn mutated_values_never_panic(line in 0usize..110, junk in any::<String>()) {
+                let mut lines: Vec<String> = SAMPLE.lines().map(str::to_owned).collect();
+                let at = line % lines.len();
+                if let Some((key, _)) = lines[at].split_once(" = ") {
+                    lines[at] = format!("{key} = {junk:?}");
+                }
+                let text = lines.join("\n");
+                if let Err(e) = parse(&text) {
+                    prop_assert!(e.line.is_some());
+                }
+            }
+        }
+    }
+}
