@@ -1,0 +1,944 @@
+//! [`TestCluster`]: real `hamond` daemons as cluster nodes, one network
+//! namespace each, joined by two veth UDP networks and one paced serial
+//! cable, with the controls a test needs (status polling, signals,
+//! restarts, cuts, forged and replayed frames, logs).
+//!
+//! Layout for nodes `[n0, n1]` (subnet octet X unique per cluster):
+//!
+//! | network | kind | n0 | n1 | path index |
+//! |---|---|---|---|---|
+//! | `rs232` | serial, 19200 baud, 200 ms x 10 | cable end A | cable end B | 0 |
+//! | `lan1` | udp, 100 ms x 10 | 10.91.X.1:5405 | 10.91.X.2:5405 | 1 |
+//! | `lan2` | udp, 100 ms x 10 | 10.92.X.1:5406 | 10.92.X.2:5406 | 2 |
+//!
+//! Each network has its own UDP port, so an nftables cut by port cuts
+//! exactly one network. The temp dir holds `cluster.toml`, `authkey`
+//! (written by `hactl keygen`), and per node `NODE.log` (stdout and stderr
+//! of its hamond), `NODE.state/` and `NODE.sock`.
+
+use crate::bins;
+use crate::cable::{Cable, Direction, End};
+use crate::command::{describe, must, run_for, wait_deadline};
+use crate::netns::{Netns, Veth};
+use crate::nft::{self, Dir};
+use crate::rawudp::{self, Capture, Datagram};
+use crate::report::Snapshot;
+use crate::scratch::ScratchDir;
+use crate::unique;
+use haschema::config::ClusterConfig;
+use haschema::ctl::StatusReport;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Name of the serial network.
+pub const SERIAL: &str = "rs232";
+/// Name of the first UDP network.
+pub const LAN1: &str = "lan1";
+/// Name of the second UDP network.
+pub const LAN2: &str = "lan2";
+
+/// How often status is polled while waiting.
+const POLL: Duration = Duration::from_millis(100);
+/// Longest a single `hactl status` may take.
+const HACTL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to build. The defaults are robust on a loaded 2-core machine.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Exactly two node names (a null-modem cable and veth pairs are
+    /// point to point).
+    pub nodes: Vec<String>,
+    pub cluster_name: String,
+    pub netid: u16,
+    pub udp_interval_ms: u64,
+    pub udp_maxmiss: u32,
+    /// Ports of `lan1` and `lan2`.
+    pub udp_ports: [u16; 2],
+    pub serial_baud: u32,
+    pub serial_interval_ms: u64,
+    pub serial_maxmiss: u32,
+    /// TOML appended to the generated config as is.
+    pub extra_config: String,
+    /// How long [`TestCluster::start`] waits for every daemon to answer
+    /// `hactl status`.
+    pub start_timeout: Duration,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            nodes: vec!["alpha".into(), "beta".into()],
+            cluster_name: "t1".into(),
+            netid: 7,
+            udp_interval_ms: 100,
+            udp_maxmiss: 10,
+            udp_ports: [5405, 5406],
+            serial_baud: 19200,
+            serial_interval_ms: 200,
+            serial_maxmiss: 10,
+            extra_config: String::new(),
+            start_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// The default spec with these node names.
+    pub fn with_nodes(nodes: &[&str]) -> ClusterSpec {
+        ClusterSpec {
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            ..ClusterSpec::default()
+        }
+    }
+}
+
+/// One UDP network: a veth pair, `a` end in node 0, `b` end in node 1.
+struct UdpNet {
+    name: String,
+    port: u16,
+    veth: Veth,
+}
+
+/// One node: its namespace and its daemon.
+struct Node {
+    name: String,
+    domain: u8,
+    ns: Netns,
+    log: PathBuf,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    child: Mutex<Option<Child>>,
+    stopped: AtomicBool,
+}
+
+impl Node {
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running two-node cluster of real daemons. Dropping it kills the
+/// daemons and removes namespaces, veths, cable and (if the test passed)
+/// the temp dir; on a failing test the log tails are printed and the temp
+/// dir is kept.
+pub struct TestCluster {
+    spec: ClusterSpec,
+    // Dropped in this order: networks, cable, nodes (namespaces), dir.
+    nets: Vec<UdpNet>,
+    cable: Cable,
+    nodes: Vec<Node>,
+    config: PathBuf,
+    key: PathBuf,
+    /// Set once a panic message carried the log tails (Drop then does not
+    /// print them again).
+    tails_shown: AtomicBool,
+    dir: ScratchDir,
+}
+
+impl TestCluster {
+    /// Starts the default cluster with these two nodes.
+    #[track_caller]
+    pub fn new(test: &str, nodes: &[&str]) -> TestCluster {
+        TestCluster::start(test, ClusterSpec::with_nodes(nodes))
+    }
+
+    /// Builds the namespaces, networks and cable, writes key and config,
+    /// starts every daemon and waits until each answers `hactl status`.
+    #[track_caller]
+    pub fn start(test: &str, spec: ClusterSpec) -> TestCluster {
+        assert_eq!(
+            spec.nodes.len(),
+            2,
+            "TestCluster joins exactly two nodes (point-to-point cable and veths)"
+        );
+        let hactl = bins::hactl();
+        let hamond = bins::hamond();
+        let dir = ScratchDir::new(test);
+        let nodes: Vec<Node> = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Node {
+                name: name.clone(),
+                domain: (i + 1) as u8,
+                ns: Netns::new(&format!("{test}-{name}")),
+                log: dir.join(format!("{name}.log")),
+                socket: dir.join(format!("{name}.sock")),
+                state_dir: dir.join(format!("{name}.state")),
+                child: Mutex::new(None),
+                stopped: AtomicBool::new(false),
+            })
+            .collect();
+        let x = unique::subnet_octet();
+        let nets: Vec<UdpNet> = [
+            (LAN1, 91u8, spec.udp_ports[0]),
+            (LAN2, 92u8, spec.udp_ports[1]),
+        ]
+        .into_iter()
+        .map(|(name, second, port)| UdpNet {
+            name: name.to_owned(),
+            port,
+            veth: Veth::new(
+                &nodes[0].ns,
+                name,
+                Ipv4Addr::new(10, second, x, 1),
+                &nodes[1].ns,
+                name,
+                Ipv4Addr::new(10, second, x, 2),
+            ),
+        })
+        .collect();
+        let cable = Cable::new(spec.serial_baud).unwrap_or_else(|e| panic!("serial cable: {e}"));
+        let key = dir.join("authkey");
+        must(Command::new(&hactl).arg("keygen").arg(&key));
+        for n in &nodes {
+            std::fs::create_dir_all(&n.state_dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", n.state_dir.display()));
+        }
+        let config = dir.join("cluster.toml");
+        let cluster = TestCluster {
+            spec,
+            nets,
+            cable,
+            nodes,
+            config,
+            key,
+            tails_shown: AtomicBool::new(false),
+            dir,
+        };
+        let text = cluster.config_text();
+        // The shared schema must accept what the harness writes, with the
+        // path indexes the harness assumes.
+        match ClusterConfig::parse(&text, &cluster.config) {
+            Ok(parsed) => {
+                for name in [SERIAL, LAN1, LAN2] {
+                    let index = parsed.network(name).map(|(i, _)| i);
+                    assert_eq!(index, Some(usize::from(cluster.path_index(name))), "{name}");
+                }
+            }
+            Err(e) => panic!("haschema refuses the harness's config: {e}\n{text}"),
+        }
+        std::fs::write(&cluster.config, &text)
+            .unwrap_or_else(|e| panic!("{}: {e}", cluster.config.display()));
+        for n in &cluster.nodes {
+            cluster.spawn(n, &hamond);
+        }
+        let timeout = cluster.spec.start_timeout;
+        cluster.wait_until("every daemon answers `hactl status`", timeout, |s| {
+            s.reports.values().all(Result::is_ok)
+        });
+        cluster
+    }
+
+    /// The generated config file's text.
+    pub fn config_text(&self) -> String {
+        let s = &self.spec;
+        let mut t = String::new();
+        let _ = writeln!(t, "[cluster]");
+        let _ = writeln!(t, "name = {}", toml_str(&s.cluster_name));
+        let _ = writeln!(t, "netid = {}", s.netid);
+        let _ = writeln!(t, "key_file = {}", toml_str(&self.key.to_string_lossy()));
+        for n in &self.nodes {
+            let _ = writeln!(
+                t,
+                "\n[[node]]\nname = {}\ndomain = {}",
+                toml_str(&n.name),
+                n.domain
+            );
+        }
+        let _ = writeln!(t, "\n[[network]]");
+        let _ = writeln!(t, "name = {}", toml_str(SERIAL));
+        let _ = writeln!(t, "kind = \"serial\"");
+        let _ = writeln!(t, "baud = {}", s.serial_baud);
+        let _ = writeln!(t, "interval = \"{}ms\"", s.serial_interval_ms);
+        let _ = writeln!(t, "maxmiss = {}", s.serial_maxmiss);
+        let devices = [End::A, End::B]
+            .iter()
+            .zip(&self.nodes)
+            .map(|(end, n)| {
+                format!(
+                    "{} = {}",
+                    n.name,
+                    toml_str(&self.cable.path(*end).to_string_lossy())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(t, "device = {{ {devices} }}");
+        for net in &self.nets {
+            let _ = writeln!(t, "\n[[network]]");
+            let _ = writeln!(t, "name = {}", toml_str(&net.name));
+            let _ = writeln!(t, "kind = \"udp\"");
+            let _ = writeln!(t, "interval = \"{}ms\"", s.udp_interval_ms);
+            let _ = writeln!(t, "maxmiss = {}", s.udp_maxmiss);
+            let addrs = self
+                .nodes
+                .iter()
+                .map(|n| format!("{} = \"{}\"", n.name, self.addr(&n.name, &net.name)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(t, "address = {{ {addrs} }}");
+        }
+        if !s.extra_config.is_empty() {
+            t.push('\n');
+            t.push_str(&s.extra_config);
+            t.push('\n');
+        }
+        t
+    }
+
+    // ---- layout -----------------------------------------------------
+
+    /// The spec the cluster was built from.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// Node names, in config order.
+    pub fn node_names(&self) -> Vec<&str> {
+        self.nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    /// The other node of the pair.
+    #[track_caller]
+    pub fn peer_of(&self, node: &str) -> &str {
+        let i = self.index(node);
+        &self.nodes[1 - i].name
+    }
+
+    /// A node's domain id (1-based position in the config).
+    #[track_caller]
+    pub fn domain(&self, node: &str) -> u8 {
+        self.node(node).domain
+    }
+
+    /// A node's network namespace.
+    #[track_caller]
+    pub fn ns(&self, node: &str) -> &Netns {
+        &self.node(node).ns
+    }
+
+    /// A node's address on a UDP network.
+    #[track_caller]
+    pub fn addr(&self, node: &str, net: &str) -> SocketAddrV4 {
+        let n = self.net(net);
+        let end = if self.index(node) == 0 {
+            &n.veth.a
+        } else {
+            &n.veth.b
+        };
+        SocketAddrV4::new(end.addr, n.port)
+    }
+
+    /// A network's UDP port.
+    #[track_caller]
+    pub fn port(&self, net: &str) -> u16 {
+        self.net(net).port
+    }
+
+    /// A network's position in the config (the wire's path index).
+    #[track_caller]
+    pub fn path_index(&self, net: &str) -> u8 {
+        if net == SERIAL {
+            return 0;
+        }
+        let i = self
+            .nets
+            .iter()
+            .position(|n| n.name == net)
+            .unwrap_or_else(|| panic!("no UDP network {net}"));
+        (i + 1) as u8
+    }
+
+    /// The serial cable (end A is node 0, end B node 1).
+    pub fn cable(&self) -> &Cable {
+        &self.cable
+    }
+
+    /// The veth pair of a UDP network (end `a` in node 0).
+    #[track_caller]
+    pub fn veth(&self, net: &str) -> &Veth {
+        &self.net(net).veth
+    }
+
+    /// The temp dir of this cluster.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The cluster key file.
+    pub fn key_path(&self) -> &Path {
+        &self.key
+    }
+
+    /// A node's control socket.
+    #[track_caller]
+    pub fn socket(&self, node: &str) -> &Path {
+        &self.node(node).socket
+    }
+
+    // ---- status -----------------------------------------------------
+
+    /// `hactl --socket S status --json` for `node`, parsed. The socket is a
+    /// path, which network namespaces do not separate, so hactl runs on
+    /// the host. Exit codes 0-2 carry a report; 3 (unreachable) and
+    /// anything else are errors.
+    #[track_caller]
+    pub fn try_status(&self, node: &str) -> Result<StatusReport, String> {
+        let n = self.node(node);
+        let mut cmd = Command::new(bins::hactl());
+        cmd.arg("--socket")
+            .arg(&n.socket)
+            .args(["status", "--json"]);
+        let what = describe(&cmd);
+        let f = run_for(&mut cmd, HACTL_TIMEOUT)?;
+        match f.code() {
+            Some(0..=2) => serde_json::from_str(&f.stdout)
+                .map_err(|e| format!("`{what}`: bad JSON ({e}): {}", f.stdout.trim())),
+            _ => Err(format!("`{what}` exited {}: {}", f.status, f.stderr.trim())),
+        }
+    }
+
+    /// Like [`TestCluster::try_status`], panicking with the log tail.
+    #[track_caller]
+    pub fn status(&self, node: &str) -> StatusReport {
+        match self.try_status(node) {
+            Ok(r) => r,
+            Err(e) => panic!("status of {node}: {e}\n{}", self.panic_tails(30)),
+        }
+    }
+
+    /// Polls every running (not stopped) node once. Panics if a daemon
+    /// exited on its own.
+    #[track_caller]
+    pub fn snapshot(&self) -> Snapshot {
+        self.check_alive();
+        // Nodes are polled in parallel: one poll costs one hactl round trip.
+        let reports = std::thread::scope(|scope| {
+            let polls: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    let stopped = n.stopped.load(Ordering::Relaxed);
+                    let running = n.child().is_some();
+                    scope.spawn(move || {
+                        let report = if stopped {
+                            Err("stopped by the test".into())
+                        } else if !running {
+                            Err("not running".into())
+                        } else {
+                            self.try_status(&n.name)
+                        };
+                        (n.name.clone(), report)
+                    })
+                })
+                .collect();
+            polls
+                .into_iter()
+                .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        Snapshot { reports }
+    }
+
+    /// Polls (every 100 ms) until `cond` holds, at most `timeout`; returns
+    /// the snapshot that satisfied it. On timeout panics with `desc`, the
+    /// last snapshot and the log tails.
+    #[track_caller]
+    pub fn wait_until(
+        &self,
+        desc: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Snapshot) -> bool,
+    ) -> Snapshot {
+        self.wait_until_keeping(desc, timeout, "", |_| true, &mut cond)
+    }
+
+    /// Like [`TestCluster::wait_until`], and `keep` must hold at every poll
+    /// on the way (including the last); panics with `keep_desc` otherwise.
+    #[track_caller]
+    pub fn wait_until_keeping(
+        &self,
+        desc: &str,
+        timeout: Duration,
+        keep_desc: &str,
+        mut keep: impl FnMut(&Snapshot) -> bool,
+        mut cond: impl FnMut(&Snapshot) -> bool,
+    ) -> Snapshot {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        loop {
+            let s = self.snapshot();
+            if !keep(&s) {
+                self.fail(
+                    &format!("`{keep_desc}` broke while waiting for `{desc}`"),
+                    start,
+                    &s,
+                );
+            }
+            if cond(&s) {
+                return s;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("timed out waiting for `{desc}`"), start, &s);
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
+
+    /// Polls every 100 ms for `duration`; `cond` must hold at every poll.
+    /// Returns the last snapshot.
+    #[track_caller]
+    pub fn assert_always(
+        &self,
+        desc: &str,
+        duration: Duration,
+        mut cond: impl FnMut(&Snapshot) -> bool,
+    ) -> Snapshot {
+        let start = Instant::now();
+        loop {
+            let s = self.snapshot();
+            if !cond(&s) {
+                self.fail(&format!("`{desc}` broke"), start, &s);
+            }
+            if start.elapsed() >= duration {
+                return s;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    #[track_caller]
+    fn fail(&self, what: &str, start: Instant, s: &Snapshot) -> ! {
+        panic!(
+            "{what} (after {:.1} s)\nlast status:\n{}\n{}",
+            start.elapsed().as_secs_f64(),
+            s.summary(),
+            self.panic_tails(40)
+        )
+    }
+
+    // ---- logs -------------------------------------------------------
+
+    /// Everything a node's hamond wrote (all its runs).
+    #[track_caller]
+    pub fn log(&self, node: &str) -> String {
+        let path = &self.node(node).log;
+        std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// How many log lines of `node` contain `needle`.
+    #[track_caller]
+    pub fn log_count(&self, node: &str, needle: &str) -> usize {
+        self.log(node)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until `node`'s log contains `needle`.
+    #[track_caller]
+    pub fn wait_for_log(&self, node: &str, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log(node).contains(needle) {
+            if Instant::now() >= deadline {
+                panic!(
+                    "{node}'s log has no `{needle}` after {timeout:?}\n{}",
+                    self.panic_tails(40)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The last `lines` lines of every node's log, labelled.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let log = self.log(&n.name);
+            let all: Vec<&str> = log.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            let _ = writeln!(
+                out,
+                "--- {} ({}), last {} lines ---",
+                n.name,
+                n.log.display(),
+                tail.len()
+            );
+            for l in tail {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        out
+    }
+
+    /// [`TestCluster::log_tails`] for a panic message (not repeated on drop).
+    fn panic_tails(&self, lines: usize) -> String {
+        self.tails_shown.store(true, Ordering::Relaxed);
+        self.log_tails(lines)
+    }
+
+    // ---- processes --------------------------------------------------
+
+    /// Pid of a node's hamond (the `ip netns exec` child execs it).
+    #[track_caller]
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        self.node(node).child().as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to a node's hamond.
+    #[track_caller]
+    pub fn kill(&self, node: &str, signal: Signal) {
+        let n = self.node(node);
+        let guard = n.child();
+        let child = guard
+            .as_ref()
+            .unwrap_or_else(|| panic!("{node}'s hamond is not running"));
+        kill(Pid::from_raw(child.id() as i32), signal)
+            .unwrap_or_else(|e| panic!("kill -{signal} {node}: {e}"));
+    }
+
+    /// SIGSTOP: the daemon freezes (its status is not polled meanwhile).
+    #[track_caller]
+    pub fn stop(&self, node: &str) {
+        self.kill(node, Signal::SIGSTOP);
+        self.node(node).stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// SIGCONT after [`TestCluster::stop`].
+    #[track_caller]
+    pub fn cont(&self, node: &str) {
+        self.kill(node, Signal::SIGCONT);
+        self.node(node).stopped.store(false, Ordering::Relaxed);
+    }
+
+    /// SIGKILL, and reap: a crash.
+    #[track_caller]
+    pub fn crash(&self, node: &str) {
+        let n = self.node(node);
+        if let Some(mut child) = n.child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        n.stopped.store(false, Ordering::Relaxed);
+    }
+
+    /// SIGTERM and wait (5 s, then SIGKILL): a clean stop. Returns the
+    /// exit status, None if it had to be killed or was not running.
+    #[track_caller]
+    pub fn shutdown(&self, node: &str) -> Option<std::process::ExitStatus> {
+        let n = self.node(node);
+        let mut child = n.child().take()?;
+        let pid = Pid::from_raw(child.id() as i32);
+        if n.stopped.swap(false, Ordering::Relaxed) {
+            let _ = kill(pid, Signal::SIGCONT);
+        }
+        let _ = kill(pid, Signal::SIGTERM);
+        match wait_deadline(&mut child, Duration::from_secs(5)) {
+            Some(status) => Some(status),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    /// Starts a node's hamond if it is not running (its log is appended).
+    #[track_caller]
+    pub fn start_node(&self, node: &str) {
+        let n = self.node(node);
+        if n.child().is_some() {
+            return;
+        }
+        self.spawn(n, &bins::hamond());
+    }
+
+    /// Clean stop then start again; waits until it answers status.
+    #[track_caller]
+    pub fn restart(&self, node: &str) {
+        self.shutdown(node);
+        self.start_node(node);
+        let node_owned = node.to_owned();
+        self.wait_until(
+            &format!("{node} answers after restart"),
+            Duration::from_secs(20),
+            |s| s.get(&node_owned).is_some(),
+        );
+    }
+
+    #[track_caller]
+    fn spawn(&self, n: &Node, hamond: &Path) {
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", n.log.display()));
+        let _ = writeln!(log, "=== hatests: starting hamond for {} ===", n.name);
+        let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        let mut cmd = n.ns.command(hamond);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["--node", &n.name])
+            .arg("--state-dir")
+            .arg(&n.state_dir)
+            .arg("--socket")
+            .arg(&n.socket)
+            .arg("--no-syslog")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(log));
+        if let Some(level) = std::env::var_os("HA_LOG_LEVEL") {
+            // e.g. HA_LOG_LEVEL=LOG_DEBUG for a failing test's logs.
+            cmd.arg("--log-level").arg(level);
+        }
+        let what = describe(&cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
+        *n.child() = Some(child);
+        n.stopped.store(false, Ordering::Relaxed);
+    }
+
+    /// Panics (with the log) if a daemon the test did not stop has exited.
+    #[track_caller]
+    fn check_alive(&self) {
+        for n in &self.nodes {
+            let mut guard = n.child();
+            if let Some(child) = guard.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                *guard = None;
+                drop(guard);
+                panic!(
+                    "{}'s hamond exited on its own ({status})\n{}",
+                    n.name,
+                    self.panic_tails(40)
+                );
+            }
+        }
+    }
+
+    // ---- cuts ---------------------------------------------------------
+
+    /// Cuts the serial cable both ways.
+    pub fn cut_serial(&self) {
+        self.cable.cut();
+    }
+
+    /// Cuts the serial cable from `from` to its peer only.
+    #[track_caller]
+    pub fn cut_serial_one_way(&self, from: &str) {
+        self.cable.cut_one_way(self.serial_dir(from));
+    }
+
+    /// Reconnects the serial cable both ways.
+    pub fn restore_serial(&self) {
+        self.cable.restore();
+    }
+
+    /// Injects `bytes` mid-frame into the serial stream sent by `from`;
+    /// returns whether they landed mid-frame (see [`Cable::inject_noise`]).
+    #[track_caller]
+    pub fn serial_noise(&self, from: &str, bytes: &[u8]) -> bool {
+        self.cable.inject_noise(self.serial_dir(from), bytes)
+    }
+
+    /// The cable direction of what `from` sends.
+    #[track_caller]
+    pub fn serial_dir(&self, from: &str) -> Direction {
+        if self.index(from) == 0 {
+            Direction::AToB
+        } else {
+            Direction::BToA
+        }
+    }
+
+    /// Cuts a UDP network both ways (nftables at every node, in and out).
+    #[track_caller]
+    pub fn cut_udp(&self, net: &str) {
+        let port = self.port(net);
+        for n in &self.nodes {
+            nft::drop_udp(&n.ns, port, Dir::Both);
+        }
+    }
+
+    /// Cuts a UDP network from `from` to `to` only (dropped on arrival at
+    /// `to`); `to` still reaches `from`.
+    #[track_caller]
+    pub fn cut_udp_one_way(&self, net: &str, from: &str, to: &str) {
+        let _ = self.node(from);
+        nft::drop_udp(&self.node(to).ns, self.port(net), Dir::In);
+    }
+
+    /// Removes every cut on a UDP network.
+    #[track_caller]
+    pub fn restore_udp(&self, net: &str) {
+        let port = self.port(net);
+        for n in &self.nodes {
+            nft::allow_udp(&n.ns, port, Dir::Both);
+        }
+    }
+
+    /// Cuts every path: both UDP networks and the cable.
+    #[track_caller]
+    pub fn cut_all(&self) {
+        for net in &self.nets {
+            self.cut_udp(&net.name);
+        }
+        self.cut_serial();
+    }
+
+    /// Removes every cut.
+    #[track_caller]
+    pub fn restore_all(&self) {
+        for n in &self.nodes {
+            nft::clear(&n.ns);
+        }
+        self.restore_serial();
+    }
+
+    /// Every node's nftables ruleset with counters, for messages.
+    pub fn nft_rules(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- {} ---\n{}", n.name, nft::list(&n.ns)))
+            .collect()
+    }
+
+    // ---- forged and replayed frames ------------------------------------
+
+    /// Sends `bytes` to `to` from inside `from`'s namespace, with `from`'s
+    /// own address and port on that network as the source (raw socket), so
+    /// the datagram looks like `from`'s daemon sent it. If `to` is on no
+    /// cluster network, an ordinary socket with an ephemeral port is used.
+    /// Returns false if an nftables cut at `from` dropped it on the way out
+    /// (the kernel answers EPERM), true if it left `from`.
+    #[track_caller]
+    pub fn send_raw_udp(&self, from: &str, to: SocketAddrV4, bytes: &[u8]) -> bool {
+        let ns = self.ns(from);
+        let net = self
+            .nets
+            .iter()
+            .find(|n| n.veth.a.addr.octets()[..3] == to.ip().octets()[..3]);
+        let res = match net {
+            Some(net) => rawudp::send_spoofed(ns, self.addr(from, &net.name), to, bytes),
+            None => rawudp::send_udp(ns, to, bytes),
+        };
+        match res {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => false,
+            Err(e) => panic!("send from {from} to {to}: {e}"),
+        }
+    }
+
+    /// Captures the next real datagram `from`'s daemon sends `to`'s on
+    /// `net` (seen arriving in `to`'s namespace), waiting at most `timeout`.
+    #[track_caller]
+    pub fn capture_frame(&self, net: &str, from: &str, to: &str, timeout: Duration) -> Datagram {
+        let (src, dst) = (self.addr(from, net), self.addr(to, net));
+        let cap = Capture::open(self.ns(to)).unwrap_or_else(|e| panic!("capture in {to}: {e}"));
+        cap.next(timeout, |d| d.src == src && d.dst == dst)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no datagram {src} -> {dst} within {timeout:?}\n{}",
+                    self.panic_tails(20)
+                )
+            })
+    }
+
+    /// Sends a captured datagram again, byte for byte, from the namespace
+    /// of the node that owns its source address. Returns false if an
+    /// nftables cut there dropped it on the way out.
+    #[track_caller]
+    pub fn replay(&self, d: &Datagram) -> bool {
+        let owner = self
+            .nodes
+            .iter()
+            .find(|n| {
+                self.nets
+                    .iter()
+                    .any(|net| self.addr(&n.name, &net.name) == d.src)
+            })
+            .unwrap_or_else(|| panic!("no node owns {}", d.src));
+        match rawudp::replay(&owner.ns, d) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => false,
+            Err(e) => panic!("replay of {} -> {}: {e}", d.src, d.dst),
+        }
+    }
+
+    // ---- helpers ------------------------------------------------------
+
+    #[track_caller]
+    fn index(&self, node: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == node)
+            .unwrap_or_else(|| panic!("no node {node} (nodes: {:?})", self.node_names()))
+    }
+
+    #[track_caller]
+    fn node(&self, node: &str) -> &Node {
+        &self.nodes[self.index(node)]
+    }
+
+    #[track_caller]
+    fn net(&self, net: &str) -> &UdpNet {
+        self.nets
+            .iter()
+            .find(|n| n.name == net)
+            .unwrap_or_else(|| panic!("no UDP network {net}"))
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let failing = std::thread::panicking();
+        for n in &self.nodes {
+            if let Some(mut child) = n.child().take() {
+                let _ = child.kill();
+                let _ = wait_deadline(&mut child, Duration::from_secs(5));
+            }
+        }
+        if failing && !self.tails_shown.load(Ordering::Relaxed) {
+            let _ = writeln!(std::io::stderr(), "{}", self.log_tails(40));
+        }
+    }
+}
+
+/// A TOML basic string.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

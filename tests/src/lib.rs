@@ -1,0 +1,29 @@
+//! Harness for the namespaced integration tests: real `hamond` daemons run
+//! as cluster nodes, each in its own network namespace, joined by veth UDP
+//! networks and a paced virtual null-modem cable.
+//!
+//! * [`netns`]: namespaces ([`Netns`]) and veth pairs ([`Veth`]).
+//! * [`nft`]: UDP cuts with nftables, per port and direction.
+//! * [`cable`]: the serial cable ([`Cable`]): pacing, cuts, line noise.
+//! * [`rawudp`]: capture, forge and replay UDP datagrams.
+//! * [`cluster`]: [`TestCluster`], which puts it all together.
+//! * [`report`]: lookups on `hactl status` reports.
+//! * [`require_root`]: skip (or, under CI, fail) without root.
+
+pub mod bins;
+pub mod cable;
+pub mod cluster;
+pub mod command;
+pub mod netns;
+pub mod nft;
+pub mod rawudp;
+pub mod report;
+pub mod root;
+pub mod scratch;
+pub mod unique;
+
+pub use cable::{Cable, Direction, End};
+pub use cluster::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster};
+pub use netns::{Netns, Veth};
+pub use report::{ReportExt, Snapshot};
+pub use root::require_root;

@@ -1,0 +1,53 @@
+//! A per-test temporary directory for configs, keys, state and logs. It is
+//! removed when the test passes and kept (its path printed) when the test
+//! fails or `HA_KEEP_TMP` is set, so the daemon logs can be read.
+
+use crate::unique;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A directory under the system temp dir, unique to this test.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/hatests-<tag>-<pid>-<n>`.
+    #[track_caller]
+    pub fn new(tag: &str) -> ScratchDir {
+        let path = std::env::temp_dir().join(format!(
+            "hatests-{}-{}-{}",
+            unique::sanitize(tag, 40),
+            unique::pid(),
+            unique::next()
+        ));
+        if let Err(e) = std::fs::create_dir_all(&path) {
+            panic!("cannot create {}: {e}", path.display());
+        }
+        ScratchDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path().join(name)`.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("HA_KEEP_TMP").is_some() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hatests: kept {} (logs, config, state)",
+                self.path.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
