@@ -7,17 +7,17 @@
 //! column, and the field (`network[1].interval`, 0-based indexes in file
 //! order), and says what is allowed. `etc/cluster.toml` is a commented sample.
 
+use crate::toml_walk::{
+    Section, Value, Walker, canonical_hash, clip, describe, ip_family, show, valid_unix_name,
+};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 
 /// Most nodes in one cluster.
 pub const MAX_NODES: usize = 64;
@@ -135,7 +135,10 @@ impl ClusterConfig {
     /// Checks config text; `file` names it in errors and anchors a relative
     /// `key_file`.
     pub fn parse(text: &str, file: &Path) -> Result<ClusterConfig, ConfigError> {
-        Parser { text, file }.config()
+        Parser {
+            w: Walker { text, file },
+        }
+        .config()
     }
 
     /// The node called `name`.
@@ -225,127 +228,60 @@ impl std::error::Error for ConfigError {}
 // ---------------------------------------------------------------------------
 // Checking
 
-type Value<'i> = Spanned<DeValue<'i>>;
-type Key<'i> = Spanned<Cow<'i, str>>;
-
 const CLUSTER_KEYS: &[&str] = &["name", "netid", "key_file", "control_group", "ping"];
 const NODE_KEYS: &[&str] = &["name", "domain"];
 const NETWORK_KEYS: &[&str] = &[
     "name", "kind", "priority", "interval", "maxmiss", "baud", "device", "address",
 ];
-const NAME_RULE: &str = "use 1 to 32 characters from A-Z a-z 0-9 _ . -";
 
-/// A table of the document, with where it is and its field path.
-struct Section<'v, 'i> {
-    map: &'v DeTable<'i>,
-    span: Range<usize>,
-    path: String,
-}
-
-impl<'v, 'i> Section<'v, 'i> {
-    fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'v Value<'i>> {
-        self.map.get(key)
-    }
-
-    /// Where `key` is written (the table header when it is not).
-    fn key_span(&self, key: &str) -> Range<usize> {
-        self.map
-            .get_key_value(key)
-            .map_or_else(|| self.span.clone(), |(k, _)| k.span())
-    }
-
-    /// The entries in file order.
-    fn entries(&self) -> Vec<(&'v Key<'i>, &'v Value<'i>)> {
-        let mut entries: Vec<_> = self.map.iter().collect();
-        entries.sort_by_key(|(k, _)| k.span().start);
-        entries
-    }
-}
-
+/// The cluster config's rules, over the shared [`Walker`].
 struct Parser<'a> {
-    text: &'a str,
-    file: &'a Path,
+    w: Walker<'a>,
 }
 
 impl Parser<'_> {
-    fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> ConfigError {
-        let (line, column) = line_col(self.text, span.start);
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line: Some(line),
-            column: Some(column),
-            field: Some(field.to_owned()),
-            message: message.into(),
-        }
-    }
-
     fn config(&self) -> Result<ClusterConfig, ConfigError> {
-        let doc = DeTable::parse(self.text).map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(self.text, span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError {
-                file: self.file.to_path_buf(),
-                line,
-                column,
-                field: None,
-                message: match e.span().and_then(|span| self.text.get(span)) {
-                    Some(at) if !at.is_empty() && at.len() <= 40 && !at.contains('\n') => {
-                        format!("TOML syntax: {} (at `{at}`)", e.message())
-                    }
-                    _ => format!("TOML syntax: {}", e.message()),
-                },
-            }
-        })?;
-        let root = Section {
-            map: doc.get_ref(),
-            span: doc.span(),
-            path: String::new(),
-        };
-        self.only(&root, &["cluster", "node", "network"])?;
+        let doc = self.w.document()?;
+        let root = Section::root(&doc);
+        self.w.only(&root, &["cluster", "node", "network"])?;
 
-        let cluster = self.required(&root, "cluster", "the [cluster] section")?;
-        let cluster = self.section(cluster, "cluster".into(), "a [cluster] section")?;
-        self.only(&cluster, CLUSTER_KEYS)?;
-        let name = self.name(
-            self.required(&cluster, "name", "the cluster name")?,
+        let cluster = self.w.required(&root, "cluster", "the [cluster] section")?;
+        let cluster = self
+            .w
+            .section(cluster, "cluster".into(), "a [cluster] section")?;
+        self.w.only(&cluster, CLUSTER_KEYS)?;
+        let name = self.w.name(
+            self.w.required(&cluster, "name", "the cluster name")?,
             &cluster.field("name"),
         )?;
-        let netid: u16 = self.int(
-            self.required(&cluster, "netid", "the cluster id, 1 to 1024")?,
+        let netid: u16 = self.w.int(
+            self.w
+                .required(&cluster, "netid", "the cluster id, 1 to 1024")?,
             &cluster.field("netid"),
             1,
             MAX_NETID,
         )?;
-        let key_v = self.required(&cluster, "key_file", "the path of the cluster key file")?;
-        let key_raw = self.string(key_v, &cluster.field("key_file"), "a file path")?;
+        let key_v = self
+            .w
+            .required(&cluster, "key_file", "the path of the cluster key file")?;
+        let key_raw = self
+            .w
+            .string(key_v, &cluster.field("key_file"), "a file path")?;
         if key_raw.is_empty() || key_raw.contains('\0') {
-            return Err(self.err(
+            return Err(self.w.err(
                 &key_v.span(),
                 &cluster.field("key_file"),
                 "write the path of the cluster key file, e.g. \"authkey\" (relative to this file) or \"/etc/hacluster/authkey\"",
             ));
         }
-        let key_file = self.file.parent().unwrap_or(Path::new("")).join(key_raw);
+        let key_file = self.w.file.parent().unwrap_or(Path::new("")).join(key_raw);
         let control_group = match cluster.get("control_group") {
             None => None,
             Some(v) => {
                 let field = cluster.field("control_group");
-                let group = self.string(v, &field, "a unix group name")?;
-                if !valid_group(group) {
-                    return Err(self.err(
+                let group = self.w.string(v, &field, "a unix group name")?;
+                if !valid_unix_name(group) {
+                    return Err(self.w.err(
                         &v.span(),
                         &field,
                         format!(
@@ -376,7 +312,7 @@ impl Parser<'_> {
             networks: networks.iter().map(CanonNet::from).collect(),
         });
         Ok(ClusterConfig {
-            file: self.file.to_path_buf(),
+            file: self.w.file.to_path_buf(),
             name,
             netid,
             key_file,
@@ -390,7 +326,7 @@ impl Parser<'_> {
 
     fn ping(&self, v: &Value<'_>, field: &str) -> Result<Vec<IpAddr>, ConfigError> {
         let DeValue::Array(items) = v.get_ref() else {
-            return Err(self.err(
+            return Err(self.w.err(
                 &v.span(),
                 field,
                 format!(
@@ -402,9 +338,11 @@ impl Parser<'_> {
         let mut ping: Vec<IpAddr> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let field = format!("{field}[{i}]");
-            let text = self.string(item, &field, "an IP address, e.g. \"192.0.2.254\"")?;
+            let text = self
+                .w
+                .string(item, &field, "an IP address, e.g. \"192.0.2.254\"")?;
             let Ok(ip) = text.parse::<IpAddr>() else {
-                return Err(self.err(
+                return Err(self.w.err(
                     &item.span(),
                     &field,
                     format!(
@@ -414,14 +352,16 @@ impl Parser<'_> {
                 ));
             };
             if ip.is_unspecified() || ip.is_multicast() {
-                return Err(self.err(
+                return Err(self.w.err(
                     &item.span(),
                     &field,
                     format!("{ip} cannot be pinged; write the address of a router or switch both nodes can reach"),
                 ));
             }
             if ping.contains(&ip) {
-                return Err(self.err(&item.span(), &field, format!("{ip} is listed twice")));
+                return Err(self
+                    .w
+                    .err(&item.span(), &field, format!("{ip} is listed twice")));
             }
             ping.push(ip);
         }
@@ -430,12 +370,12 @@ impl Parser<'_> {
 
     fn nodes(&self, root: &Section<'_, '_>) -> Result<Vec<NodeConfig>, ConfigError> {
         let mut nodes: Vec<NodeConfig> = Vec::new();
-        for sec in self.array_of_tables(root, "node", MAX_NODES)? {
-            self.only(&sec, NODE_KEYS)?;
-            let name_v = self.required(&sec, "name", "the node's host name")?;
-            let name = self.name(name_v, &sec.field("name"))?;
+        for sec in self.w.array_of_tables(root, "node", MAX_NODES)? {
+            self.w.only(&sec, NODE_KEYS)?;
+            let name_v = self.w.required(&sec, "name", "the node's host name")?;
+            let name = self.w.name(name_v, &sec.field("name"))?;
             if let Some(j) = nodes.iter().position(|n| n.name == name) {
-                return Err(self.err(
+                return Err(self.w.err(
                     &name_v.span(),
                     &sec.field("name"),
                     format!(
@@ -443,10 +383,12 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            let domain_v = self.required(&sec, "domain", "the node's domain id, 1 to 64")?;
-            let domain: u8 = self.int(domain_v, &sec.field("domain"), 1, MAX_DOMAIN)?;
+            let domain_v = self
+                .w
+                .required(&sec, "domain", "the node's domain id, 1 to 64")?;
+            let domain: u8 = self.w.int(domain_v, &sec.field("domain"), 1, MAX_DOMAIN)?;
             if let Some(j) = nodes.iter().position(|n| n.domain == domain) {
-                return Err(self.err(
+                return Err(self.w.err(
                     &domain_v.span(),
                     &sec.field("domain"),
                     format!(
@@ -466,24 +408,26 @@ impl Parser<'_> {
         nodes: &[NodeConfig],
     ) -> Result<Vec<NetworkConfig>, ConfigError> {
         let mut networks: Vec<NetworkConfig> = Vec::new();
-        for sec in self.array_of_tables(root, "network", MAX_NETWORKS)? {
-            self.only(&sec, NETWORK_KEYS)?;
-            let name_v = self.required(&sec, "name", "the network's name")?;
-            let name = self.name(name_v, &sec.field("name"))?;
+        for sec in self.w.array_of_tables(root, "network", MAX_NETWORKS)? {
+            self.w.only(&sec, NETWORK_KEYS)?;
+            let name_v = self.w.required(&sec, "name", "the network's name")?;
+            let name = self.w.name(name_v, &sec.field("name"))?;
             if let Some(j) = networks.iter().position(|n| n.name == name) {
-                return Err(self.err(
+                return Err(self.w.err(
                     &name_v.span(),
                     &sec.field("name"),
                     format!("network name `{name}` is already used by network[{j}]; network names must be unique"),
                 ));
             }
-            let kind_v = self.required(&sec, "kind", "\"serial\" or \"udp\"")?;
-            let kind = self.string(kind_v, &sec.field("kind"), "\"serial\" or \"udp\"")?;
+            let kind_v = self.w.required(&sec, "kind", "\"serial\" or \"udp\"")?;
+            let kind = self
+                .w
+                .string(kind_v, &sec.field("kind"), "\"serial\" or \"udp\"")?;
             let serial = match kind {
                 "serial" => true,
                 "udp" => false,
                 other => {
-                    return Err(self.err(
+                    return Err(self.w.err(
                         &kind_v.span(),
                         &sec.field("kind"),
                         format!(
@@ -495,7 +439,7 @@ impl Parser<'_> {
             };
             let priority = match sec.get("priority") {
                 None => DEFAULT_PRIORITY,
-                Some(v) => self.int(v, &sec.field("priority"), 0, MAX_PRIORITY)?,
+                Some(v) => self.w.int(v, &sec.field("priority"), 0, MAX_PRIORITY)?,
             };
             let interval = match sec.get("interval") {
                 None => DEFAULT_INTERVAL,
@@ -503,22 +447,25 @@ impl Parser<'_> {
             };
             let maxmiss = match sec.get("maxmiss") {
                 None => DEFAULT_MAXMISS,
-                Some(v) => self.int(v, &sec.field("maxmiss"), MIN_MAXMISS, MAX_MAXMISS)?,
+                Some(v) => self
+                    .w
+                    .int(v, &sec.field("maxmiss"), MIN_MAXMISS, MAX_MAXMISS)?,
             };
             let kind = if serial {
-                self.misplaced(
+                self.w.misplaced(
                     &sec,
                     "address",
                     "`address` is only for udp networks; a serial network names its ports in `device`",
                 )?;
                 self.serial(&sec, nodes, interval)?
             } else {
-                self.misplaced(
+                self.w.misplaced(
                     &sec,
                     "device",
                     "`device` is only for serial networks; a udp network names its endpoints in `address`",
                 )?;
-                self.misplaced(&sec, "baud", "`baud` is only for serial networks")?;
+                self.w
+                    .misplaced(&sec, "baud", "`baud` is only for serial networks")?;
                 self.udp(&sec, nodes)?
             };
             networks.push(NetworkConfig {
@@ -544,7 +491,7 @@ impl Parser<'_> {
                 let field = sec.field("baud");
                 let allowed = "allowed 9600, 19200, 38400, 57600, 115200";
                 let DeValue::Integer(i) = v.get_ref() else {
-                    return Err(self.err(
+                    return Err(self.w.err(
                         &v.span(),
                         &field,
                         format!(
@@ -556,7 +503,7 @@ impl Parser<'_> {
                 match u32::from_str_radix(i.as_str(), i.radix()) {
                     Ok(baud) if BAUD_RATES.contains(&baud) => baud,
                     _ => {
-                        return Err(self.err(
+                        return Err(self.w.err(
                             &v.span(),
                             &field,
                             format!("baud {} is not supported; {allowed}", clip(i.as_str())),
@@ -570,7 +517,7 @@ impl Parser<'_> {
             let span = sec
                 .get("interval")
                 .map_or_else(|| sec.span.clone(), Spanned::span);
-            return Err(self.err(
+            return Err(self.w.err(
                 &span,
                 &sec.field("interval"),
                 format!(
@@ -581,8 +528,10 @@ impl Parser<'_> {
             ));
         }
         let example = "e.g. device = { alpha = \"/dev/ttyS0\", beta = \"/dev/ttyS0\" }";
-        let dev_v = self.required(sec, "device", "the serial port of each of the two nodes")?;
-        let dev = self.section(
+        let dev_v = self
+            .w
+            .required(sec, "device", "the serial port of each of the two nodes")?;
+        let dev = self.w.section(
             dev_v,
             sec.field("device"),
             &format!("a table of node = device path, {example}"),
@@ -590,9 +539,9 @@ impl Parser<'_> {
         let mut devices = BTreeMap::new();
         for (i, (key, v)) in dev.entries().into_iter().enumerate() {
             let field = dev.field(key.get_ref());
-            self.declared(key, &field, nodes)?;
+            self.w.declared(&key.span(), key.get_ref(), &field, nodes)?;
             if i >= 2 {
-                return Err(self.err(
+                return Err(self.w.err(
                     &key.span(),
                     &field,
                     format!(
@@ -601,9 +550,11 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            let path = self.string(v, &field, "a device path, e.g. \"/dev/ttyS0\"")?;
+            let path = self
+                .w
+                .string(v, &field, "a device path, e.g. \"/dev/ttyS0\"")?;
             if !path.starts_with('/') || path.contains('\0') {
-                return Err(self.err(
+                return Err(self.w.err(
                     &v.span(),
                     &field,
                     format!(
@@ -615,7 +566,7 @@ impl Parser<'_> {
             devices.insert(key.get_ref().to_string(), PathBuf::from(path));
         }
         if devices.len() != 2 {
-            return Err(self.err(
+            return Err(self.w.err(
                 &dev_v.span(),
                 &dev.path,
                 format!(
@@ -630,8 +581,10 @@ impl Parser<'_> {
     fn udp(&self, sec: &Section<'_, '_>, nodes: &[NodeConfig]) -> Result<NetworkKind, ConfigError> {
         let example =
             "e.g. address = { alpha = \"192.168.10.1:5405\", beta = \"192.168.10.2:5405\" }";
-        let addr_v = self.required(sec, "address", "the address:port of each node")?;
-        let table = self.section(
+        let addr_v = self
+            .w
+            .required(sec, "address", "the address:port of each node")?;
+        let table = self.w.section(
             addr_v,
             sec.field("address"),
             &format!("a table of node = \"address:port\", {example}"),
@@ -642,10 +595,12 @@ impl Parser<'_> {
         for (key, v) in table.entries() {
             let node = key.get_ref().as_ref();
             let field = table.field(node);
-            self.declared(key, &field, nodes)?;
-            let text = self.string(v, &field, "an address:port, e.g. \"192.168.10.1:5405\"")?;
+            self.w.declared(&key.span(), key.get_ref(), &field, nodes)?;
+            let text = self
+                .w
+                .string(v, &field, "an address:port, e.g. \"192.168.10.1:5405\"")?;
             let Ok(addr) = text.parse::<SocketAddr>() else {
-                return Err(self.err(
+                return Err(self.w.err(
                     &v.span(),
                     &field,
                     format!(
@@ -655,7 +610,7 @@ impl Parser<'_> {
                 ));
             };
             if addr.ip().is_unspecified() || addr.ip().is_multicast() || addr.port() == 0 {
-                return Err(self.err(
+                return Err(self.w.err(
                     &v.span(),
                     &field,
                     format!(
@@ -664,7 +619,7 @@ impl Parser<'_> {
                 ));
             }
             if let Some(other) = seen.get(&addr) {
-                return Err(self.err(
+                return Err(self.w.err(
                     &v.span(),
                     &field,
                     format!("{addr} is already used by `{other}` on this network; each node needs its own address:port"),
@@ -673,7 +628,7 @@ impl Parser<'_> {
             match family {
                 None => family = Some((addr.is_ipv4(), node)),
                 Some((v4, other)) if v4 != addr.is_ipv4() => {
-                    return Err(self.err(
+                    return Err(self.w.err(
                         &v.span(),
                         &field,
                         format!(
@@ -689,7 +644,7 @@ impl Parser<'_> {
             addresses.insert(node.to_owned(), addr);
         }
         if addresses.len() < 2 {
-            return Err(self.err(
+            return Err(self.w.err(
                 &addr_v.span(),
                 &table.path,
                 format!(
@@ -720,7 +675,7 @@ impl Parser<'_> {
                             .map_or_else(|| root.span.clone(), Spanned::span),
                         _ => root.span.clone(),
                     };
-                    return Err(self.err(
+                    return Err(self.w.err(
                         &span,
                         &format!("node[{j}]"),
                         format!(
@@ -734,292 +689,21 @@ impl Parser<'_> {
         Ok(())
     }
 
-    // --- helpers -----------------------------------------------------------
-
-    /// Refuses keys of `sec` not in `allowed`, naming the first one.
-    fn only(&self, sec: &Section<'_, '_>, allowed: &[&str]) -> Result<(), ConfigError> {
-        for (key, _) in sec.entries() {
-            if !allowed.contains(&key.get_ref().as_ref()) {
-                return Err(self.err(
-                    &key.span(),
-                    &sec.field(key.get_ref()),
-                    format!(
-                        "unknown key `{}`; allowed here: {}",
-                        clip(key.get_ref()),
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses `key` in `sec`.
-    fn misplaced(
-        &self,
-        sec: &Section<'_, '_>,
-        key: &str,
-        message: &str,
-    ) -> Result<(), ConfigError> {
-        if sec.get(key).is_some() {
-            return Err(self.err(&sec.key_span(key), &sec.field(key), message));
-        }
-        Ok(())
-    }
-
-    fn required<'v, 'i>(
-        &self,
-        sec: &Section<'v, 'i>,
-        key: &str,
-        what: &str,
-    ) -> Result<&'v Value<'i>, ConfigError> {
-        sec.get(key).ok_or_else(|| {
-            self.err(
-                &sec.span,
-                &sec.field(key),
-                format!("missing required key `{key}` ({what})"),
-            )
-        })
-    }
-
-    fn section<'v, 'i>(
-        &self,
-        v: &'v Value<'i>,
-        path: String,
-        what: &str,
-    ) -> Result<Section<'v, 'i>, ConfigError> {
-        match v.get_ref() {
-            DeValue::Table(map) => Ok(Section {
-                map,
-                span: v.span(),
-                path,
-            }),
-            other => Err(self.err(
-                &v.span(),
-                &path,
-                format!("expected {what}, found {}", describe(other)),
-            )),
-        }
-    }
-
-    /// `[[key]]` tables of the root, 1 to `max` of them.
-    fn array_of_tables<'v, 'i>(
-        &self,
-        root: &Section<'v, 'i>,
-        key: &str,
-        max: usize,
-    ) -> Result<Vec<Section<'v, 'i>>, ConfigError> {
-        let at_least = format!("at least one [[{key}]] table is required");
-        let Some(v) = root.get(key) else {
-            return Err(self.err(&root.span, key, at_least));
-        };
-        let DeValue::Array(items) = v.get_ref() else {
-            return Err(self.err(
-                &v.span(),
-                key,
-                format!(
-                    "write each {key} as a [[{key}]] table; found {}",
-                    describe(v.get_ref())
-                ),
-            ));
-        };
-        if items.is_empty() {
-            return Err(self.err(&v.span(), key, at_least));
-        }
-        if let Some(extra) = items.get(max) {
-            return Err(self.err(
-                &extra.span(),
-                &format!("{key}[{max}]"),
-                format!("at most {max} [[{key}]] tables are allowed"),
-            ));
-        }
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                self.section(item, format!("{key}[{i}]"), &format!("a [[{key}]] table"))
-            })
-            .collect()
-    }
-
-    fn string<'v>(
-        &self,
-        v: &'v Value<'_>,
-        field: &str,
-        what: &str,
-    ) -> Result<&'v str, ConfigError> {
-        match v.get_ref() {
-            DeValue::String(s) => Ok(s),
-            other => Err(self.err(
-                &v.span(),
-                field,
-                format!("expected {what}, found {}", describe(other)),
-            )),
-        }
-    }
-
-    fn name(&self, v: &Value<'_>, field: &str) -> Result<String, ConfigError> {
-        let name = self.string(v, field, "a name in quotes, e.g. \"alpha\"")?;
-        if !valid_name(name) {
-            return Err(self.err(
-                &v.span(),
-                field,
-                format!("`{}` is not a valid name; {NAME_RULE}", clip(name)),
-            ));
-        }
-        Ok(name.to_owned())
-    }
-
-    /// A whole number from `lo` to `hi`.
-    fn int<T>(&self, v: &Value<'_>, field: &str, lo: T, hi: T) -> Result<T, ConfigError>
-    where
-        T: Copy + fmt::Display + Into<i64> + TryFrom<i64>,
-    {
-        let range = format!("allowed {lo} to {hi}");
-        let DeValue::Integer(i) = v.get_ref() else {
-            return Err(self.err(
-                &v.span(),
-                field,
-                format!(
-                    "expected a whole number, {range}; found {}",
-                    describe(v.get_ref())
-                ),
-            ));
-        };
-        match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if (lo.into()..=hi.into()).contains(&n) => T::try_from(n)
-                .map_err(|_| self.err(&v.span(), field, format!("{n} is out of range; {range}"))),
-            Ok(n) => Err(self.err(&v.span(), field, format!("{n} is out of range; {range}"))),
-            Err(_) => Err(self.err(
-                &v.span(),
-                field,
-                format!("{} is out of range; {range}", clip(i.as_str())),
-            )),
-        }
-    }
-
     /// A heartbeat interval: a string with a unit, 20ms to 15s.
     fn interval(&self, v: &Value<'_>, field: &str) -> Result<Duration, ConfigError> {
-        let range = format!("allowed {} to {}", show(MIN_INTERVAL), show(MAX_INTERVAL));
-        let text = match v.get_ref() {
-            DeValue::String(s) => s,
-            DeValue::Integer(_) | DeValue::Float(_) => {
-                return Err(self.err(
-                    &v.span(),
-                    field,
-                    format!("a bare number has no unit; write a time with a unit, e.g. \"100ms\"; {range}"),
-                ));
-            }
-            other => {
-                return Err(self.err(
-                    &v.span(),
-                    field,
-                    format!(
-                        "expected a time with a unit, e.g. \"100ms\"; found {}",
-                        describe(other)
-                    ),
-                ));
-            }
-        };
-        let d = humantime::parse_duration(text).map_err(|e| {
-            self.err(
-                &v.span(),
-                field,
-                format!(
-                    "`{}` is not a time ({e}); write a time with a unit, e.g. \"100ms\" or \"1s\"",
-                    clip(text)
-                ),
-            )
-        })?;
-        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
-            return Err(self.err(
-                &v.span(),
-                field,
-                format!("{} is out of range; {range}", show(d)),
-            ));
-        }
-        Ok(d)
-    }
-
-    /// Refuses an endpoint key that is not a declared node.
-    fn declared(
-        &self,
-        key: &Key<'_>,
-        field: &str,
-        nodes: &[NodeConfig],
-    ) -> Result<(), ConfigError> {
-        if nodes.iter().any(|n| n.name == key.get_ref().as_ref()) {
-            return Ok(());
-        }
-        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        Err(self.err(
-            &key.span(),
+        self.w.duration(
+            v,
             field,
-            format!(
-                "`{}` is not a declared node; declared nodes: {}",
-                clip(key.get_ref()),
-                names.join(", ")
-            ),
-        ))
+            MIN_INTERVAL..=MAX_INTERVAL,
+            ["\"100ms\"", "\"1s\""],
+        )
     }
-}
-
-fn valid_name(s: &str) -> bool {
-    (1..=MAX_NAME_LEN).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-fn valid_group(s: &str) -> bool {
-    valid_name(s) && !s.starts_with('-')
-}
-
-fn ip_family(v4: bool) -> &'static str {
-    if v4 { "IPv4" } else { "IPv6" }
-}
-
-/// A value's type, for "found ..." in messages.
-fn describe(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
-}
-
-/// At most 40 characters of user text, for messages.
-fn clip(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(40) {
-        Some((end, _)) => Cow::Owned(format!("{}...", s.get(..end).unwrap_or_default())),
-        None => Cow::Borrowed(s),
-    }
-}
-
-fn show(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
 }
 
 /// `d` rounded up to whole milliseconds.
 fn ceil_ms(d: Duration) -> Duration {
     let ms = d.as_nanos().div_ceil(1_000_000);
     Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = text.get(..end).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(start..).unwrap_or_default().chars().count() + 1;
-    (line, column)
 }
 
 // ---------------------------------------------------------------------------
@@ -1079,19 +763,10 @@ impl<'a> From<&'a NetworkConfig> for CanonNet<'a> {
     }
 }
 
-fn canonical_hash(canon: &Canon<'_>) -> u32 {
-    let bytes = serde_json::to_vec(canon).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let mut first = [0u8; 4];
-    for (out, b) in first.iter_mut().zip(digest.iter()) {
-        *out = *b;
-    }
-    u32::from_be_bytes(first)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::toml_walk::testing::{assert_at, line_of};
 
     const SAMPLE: &str = include_str!("../../etc/cluster.toml");
 
@@ -1126,14 +801,6 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
         }
     }
 
-    /// 1-based line of the first line containing `needle`.
-    fn line_of(text: &str, needle: &str) -> usize {
-        text.lines()
-            .position(|l| l.contains(needle))
-            .map(|i| i + 1)
-            .unwrap_or_else(|| panic!("{needle} not in text"))
-    }
-
     /// Asserts the error is on the line holding `needle`, about `field`.
     fn check(text: &str, needle: &str, field: &str) -> ConfigError {
         check_at(text, line_of(text, needle), field)
@@ -1141,11 +808,7 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
 
     /// Asserts the error is on `line`, about `field`.
     fn check_at(text: &str, line: usize, field: &str) -> ConfigError {
-        let e = err(text);
-        assert_eq!(e.line, Some(line), "{e}");
-        assert_eq!(e.field.as_deref(), Some(field), "{e}");
-        assert!(e.column.is_some(), "{e}");
-        e
+        assert_at(&err(text), line, field)
     }
 
     fn with_network(extra: &str) -> String {

@@ -4,3 +4,5 @@
 pub mod config;
 pub mod ctl;
 pub mod key;
+pub mod service;
+mod toml_walk;
