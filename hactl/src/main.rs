@@ -85,11 +85,15 @@ fn main() -> ExitCode {
 
 /// Sends one request and reads the answer.
 fn call(socket: &Path, request: &Request) -> Result<Response, String> {
-    let unreachable = |e: std::io::Error| {
-        format!(
+    let unreachable = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied on {}: run as root or as a member of the cluster's control_group",
+            socket.display()
+        ),
+        _ => format!(
             "cannot reach hamond at {}: {e}; is it running (systemctl status hacluster)?",
             socket.display()
-        )
+        ),
     };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
     stream

@@ -67,6 +67,10 @@ async fn handle(
     let response = match authorize(&stream, gid) {
         Err(refusal) => {
             tracing::warn!("control socket: {refusal}");
+            // Read the request line first, and ignore it: closing on a
+            // client still writing it fails its write (EPIPE) or resets the
+            // connection, and the client never sees why it was refused.
+            let _ = read_request(&mut stream).await;
             Response::Error { message: refusal }
         }
         Ok(()) => match read_request(&mut stream).await {

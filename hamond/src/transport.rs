@@ -21,12 +21,16 @@ pub enum Inbound {
 /// forever (a cable may be plugged back in at any time).
 pub fn reopen_delays() -> impl Iterator<Item = Duration> {
     use backon::BackoffBuilder;
+    const MAX: Duration = Duration::from_secs(5);
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
+        .with_max_delay(MAX)
         .with_jitter()
         .without_max_times()
         .build()
+        // backon adds its jitter (up to +100 %) after the cap: cap again, or
+        // a replugged cable could wait up to 10 s.
+        .map(|d| d.min(MAX))
 }
 
 /// Drops frames for `delay` while a port is closed; false if the daemon is

@@ -1,11 +1,11 @@
 //! A virtual RS-232 null-modem cable between two daemons.
 //!
-//! Each end is a pty pair: the daemon opens the slave (`/dev/pts/N`, see
-//! [`Cable::path`]); a background thread reads what each daemon writes on
-//! its master and writes it to the other master, paced to the line speed
-//! (ptys ignore the baud rate: at B baud, 8N1, at most B/10 bytes a second).
-//! The test can cut the cable (both ways or one way), restore it, and inject
-//! line noise in the middle of a frame.
+//! Each end is a pty pair: the daemon opens the slave (see [`Cable::path`]);
+//! a background thread reads what each daemon writes on its master and
+//! writes it to the other master, paced to the line speed (ptys ignore the
+//! baud rate: at B baud, 8N1, at most B/10 bytes a second). The test can cut
+//! the cable (both ways or one way), restore it, inject line noise in the
+//! middle of a frame, and unplug and replug it.
 //!
 //! Line model: the sending side is back-pressured (the bridge takes at most
 //! a small queue from a master, like a UART transmitting at line speed); the
@@ -15,6 +15,17 @@
 //!
 //! The harness keeps both slaves open itself, so a daemon that closes and
 //! reopens its port never hangs the pty up.
+//!
+//! Device names: a cable made by [`Cable::with_links`] names its ends by
+//! symlinks in a directory (`DIR/ttyA`, `DIR/ttyB`) pointing at the current
+//! slaves (`/dev/pts/N`), so the names in a daemon's config survive a
+//! replug, as a udev by-id name does. [`Cable::unplug`] removes the links
+//! first (a daemon retrying its port meanwhile gets "no such file", never a
+//! reused `/dev/pts/N` of another test), then closes both masters and the
+//! harness's slaves: the daemons' ports hang up and the slave devices
+//! vanish. [`Cable::replug`] opens fresh pty pairs, bridges them and points
+//! the links at them (atomically, by rename). Cuts and counters survive a
+//! replug.
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, poll};
@@ -22,6 +33,7 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use std::collections::VecDeque;
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +64,15 @@ impl Direction {
 pub enum End {
     A,
     B,
+}
+
+impl End {
+    fn index(self) -> usize {
+        match self {
+            End::A => 0,
+            End::B => 1,
+        }
+    }
 }
 
 /// Counters of one direction.
@@ -90,53 +111,106 @@ struct Ctl {
 }
 
 struct Shared {
-    stop: AtomicBool,
     ctl: Mutex<Ctl>,
     changed: Condvar,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Ctl> {
-        self.ctl.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.ctl)
     }
 }
 
-/// A paced, cuttable null-modem cable between two pty slaves.
-pub struct Cable {
-    baud: u32,
-    paths: [PathBuf; 2],
-    /// Held open so the ptys never hang up while daemons reopen them.
-    _slaves: [OwnedFd; 2],
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+/// Locks a mutex, ignoring poisoning (a panicking test thread must not
+/// hide the cable from the cleanup).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Cable {
-    /// Creates both pty pairs and starts bridging them at `baud` (8N1).
-    pub fn new(baud: u32) -> std::io::Result<Cable> {
-        assert!(baud >= 10, "baud rate too low");
+/// Names of the links made by [`Cable::with_links`], end A then end B.
+pub const LINK_NAMES: [&str; 2] = ["ttyA", "ttyB"];
+
+/// A paced, cuttable, unpluggable null-modem cable between two pty slaves.
+pub struct Cable {
+    baud: u32,
+    /// Stable names of the ends (symlinks to the slaves), if any.
+    links: Option<[PathBuf; 2]>,
+    shared: Arc<Shared>,
+    /// The plugged-in pty pairs and their bridge; None while unplugged.
+    plug: Mutex<Option<Plug>>,
+    /// The slave devices of the last plug (kept while unplugged).
+    devices: Mutex<[PathBuf; 2]>,
+}
+
+/// The pty pairs of a plugged-in cable and the thread bridging them.
+struct Plug {
+    /// Held open so the ptys never hang up while daemons reopen them.
+    _slaves: [OwnedFd; 2],
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Plug {
+    /// Opens both pty pairs and starts bridging them; returns the slaves'
+    /// device paths too.
+    fn start(baud: u32, shared: &Arc<Shared>) -> std::io::Result<(Plug, [PathBuf; 2])> {
         let (master_a, slave_a, path_a) = open_pair()?;
         let (master_b, slave_b, path_b) = open_pair()?;
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            ctl: Mutex::new(Ctl::default()),
-            changed: Condvar::new(),
-        });
+        let stop = Arc::new(AtomicBool::new(false));
         let bridge = Bridge {
             masters: [master_a, master_b],
-            shared: Arc::clone(&shared),
+            shared: Arc::clone(shared),
+            stop: Arc::clone(&stop),
             bytes_per_sec: f64::from(baud) / 10.0,
         };
         let thread = std::thread::Builder::new()
             .name("cable".into())
             .spawn(move || bridge.run())?;
-        Ok(Cable {
-            baud,
-            paths: [path_a, path_b],
+        let plug = Plug {
             _slaves: [slave_a, slave_b],
+            stop,
+            thread,
+        };
+        Ok((plug, [path_a, path_b]))
+    }
+
+    /// Stops the bridge, which closes both masters, then closes the slaves.
+    fn pull(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+impl Cable {
+    /// Creates both pty pairs and starts bridging them at `baud` (8N1). The
+    /// ends are named by their slave devices, `/dev/pts/N`, which change at
+    /// each [`Cable::replug`].
+    pub fn new(baud: u32) -> std::io::Result<Cable> {
+        Cable::build(baud, None)
+    }
+
+    /// Like [`Cable::new`], with the ends named by symlinks `dir/ttyA` and
+    /// `dir/ttyB` ([`LINK_NAMES`]) that follow the slaves across replugs.
+    pub fn with_links(baud: u32, dir: &Path) -> std::io::Result<Cable> {
+        Cable::build(baud, Some(LINK_NAMES.map(|name| dir.join(name))))
+    }
+
+    fn build(baud: u32, links: Option<[PathBuf; 2]>) -> std::io::Result<Cable> {
+        assert!(baud >= 10, "baud rate too low");
+        let shared = Arc::new(Shared {
+            ctl: Mutex::new(Ctl::default()),
+            changed: Condvar::new(),
+        });
+        let (plug, devices) = Plug::start(baud, &shared)?;
+        let cable = Cable {
+            baud,
+            links,
             shared,
-            thread: Some(thread),
-        })
+            plug: Mutex::new(Some(plug)),
+            devices: Mutex::new(devices),
+        };
+        cable.point_links()?;
+        Ok(cable)
     }
 
     /// The configured line speed.
@@ -144,12 +218,73 @@ impl Cable {
         self.baud
     }
 
-    /// The slave device of an end, `/dev/pts/N`, for the daemon's config.
-    pub fn path(&self, end: End) -> &Path {
-        match end {
-            End::A => &self.paths[0],
-            End::B => &self.paths[1],
+    /// The name of an end for the daemon's config: its link if the cable has
+    /// links, else its slave device (`/dev/pts/N`).
+    pub fn path(&self, end: End) -> PathBuf {
+        match &self.links {
+            Some(links) => links[end.index()].clone(),
+            None => self.device(end),
         }
+    }
+
+    /// The slave device of an end (`/dev/pts/N`); while unplugged, the one
+    /// it had (gone now).
+    pub fn device(&self, end: End) -> PathBuf {
+        lock(&self.devices)[end.index()].clone()
+    }
+
+    /// Whether the cable is plugged in.
+    pub fn is_plugged(&self) -> bool {
+        lock(&self.plug).is_some()
+    }
+
+    /// Pulls the cable out at both ends: removes the links, closes both
+    /// masters and the harness's slaves. A daemon's open port hangs up (its
+    /// reads see end of file or an I/O error) and the slave devices vanish.
+    /// Does nothing if already unplugged.
+    pub fn unplug(&self) {
+        let mut plug = lock(&self.plug);
+        let Some(p) = plug.take() else { return };
+        // Links first: no daemon may reopen a device number the kernel is
+        // about to free (and may give to another test).
+        for link in self.links.iter().flatten() {
+            let _ = std::fs::remove_file(link);
+        }
+        p.pull();
+    }
+
+    /// Plugs a fresh cable in: new pty pairs, bridged, and (with links) the
+    /// links pointed at the new slaves. Does nothing if plugged in.
+    pub fn replug(&self) -> std::io::Result<()> {
+        let mut plug = lock(&self.plug);
+        if plug.is_some() {
+            return Ok(());
+        }
+        let (p, devices) = Plug::start(self.baud, &self.shared)?;
+        *plug = Some(p);
+        *lock(&self.devices) = devices;
+        self.point_links()
+    }
+
+    /// Points each link (if any) at its end's current slave, atomically: a
+    /// daemon opening it sees the old target or the new one, never nothing.
+    fn point_links(&self) -> std::io::Result<()> {
+        let Some(links) = &self.links else {
+            return Ok(());
+        };
+        for (link, end) in links.iter().zip([End::A, End::B]) {
+            let name = link
+                .file_name()
+                .map_or_else(|| "tty".into(), |n| n.to_string_lossy().into_owned());
+            let tmp = link.with_file_name(format!(".{name}.new"));
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            std::os::unix::fs::symlink(self.device(end), &tmp)?;
+            std::fs::rename(&tmp, link)?;
+        }
+        Ok(())
     }
 
     /// Stops forwarding both ways; bytes sent meanwhile are lost.
@@ -176,9 +311,13 @@ impl Cable {
     /// frame in flight (a non-zero byte already sent and a non-zero byte
     /// next: serial frames end with a zero byte). Waits for such a moment,
     /// at most 3 s, then injects anyway. Returns whether the noise went in
-    /// mid-frame; false also when the direction is cut (noise is lost).
+    /// mid-frame; false also when the direction is cut or the cable is
+    /// unplugged (noise is lost).
     pub fn inject_noise(&self, dir: Direction, bytes: &[u8]) -> bool {
         let i = dir.index();
+        if !self.is_plugged() {
+            return false;
+        }
         let mut ctl = self.shared.lock();
         if ctl.cut[i] || bytes.is_empty() {
             return false;
@@ -221,10 +360,7 @@ impl Cable {
 
 impl Drop for Cable {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.unplug();
     }
 }
 
@@ -232,8 +368,9 @@ impl std::fmt::Debug for Cable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cable")
             .field("baud", &self.baud)
-            .field("a", &self.paths[0])
-            .field("b", &self.paths[1])
+            .field("links", &self.links)
+            .field("devices", &*lock(&self.devices))
+            .field("plugged", &self.is_plugged())
             .finish()
     }
 }
@@ -280,6 +417,8 @@ fn open_pair() -> std::io::Result<(OwnedFd, OwnedFd, PathBuf)> {
 struct Bridge {
     masters: [OwnedFd; 2],
     shared: Arc<Shared>,
+    /// Set to end the thread (which then closes the masters).
+    stop: Arc<AtomicBool>,
     bytes_per_sec: f64,
 }
 
@@ -300,7 +439,7 @@ impl Bridge {
         let burst = (self.bytes_per_sec * 0.004).max(2.0);
         let mut last_tick = Instant::now();
         let mut buf = [0u8; QUEUE_CAP];
-        while !self.shared.stop.load(Ordering::Relaxed) {
+        while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let dt = now.duration_since(last_tick).as_secs_f64();
             last_tick = now;

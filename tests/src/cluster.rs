@@ -7,18 +7,20 @@
 //!
 //! | network | kind | n0 | n1 | path index |
 //! |---|---|---|---|---|
-//! | `rs232` | serial, 19200 baud, 200 ms x 10 | cable end A | cable end B | 0 |
+//! | `rs232` | serial, 19200 baud, 200 ms x 10 | `DIR/ttyA` (cable end A) | `DIR/ttyB` (cable end B) | 0 |
 //! | `lan1` | udp, 100 ms x 10 | 10.91.X.1:5405 | 10.91.X.2:5405 | 1 |
 //! | `lan2` | udp, 100 ms x 10 | 10.92.X.1:5406 | 10.92.X.2:5406 | 2 |
 //!
 //! Each network has its own UDP port, so an nftables cut by port cuts
-//! exactly one network. The temp dir holds `cluster.toml`, `authkey`
-//! (written by `hactl keygen`), and per node `NODE.log` (stdout and stderr
+//! exactly one network. The temp dir DIR holds `cluster.toml`, `authkey`
+//! (written by `hactl keygen`), the cable's links `ttyA` and `ttyB` (stable
+//! across an unplug and replug), and per node `NODE.log` (stdout and stderr
 //! of its hamond), `NODE.state/` and `NODE.sock`.
 
+use crate::account::RunAs;
 use crate::bins;
 use crate::cable::{Cable, Direction, End};
-use crate::command::{describe, must, run_for, wait_deadline};
+use crate::command::{Finished, describe, must, run_for, wait_deadline};
 use crate::netns::{Netns, Veth};
 use crate::nft::{self, Dir};
 use crate::rawudp::{self, Capture, Datagram};
@@ -36,7 +38,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Name of the serial network.
@@ -66,6 +68,9 @@ pub struct ClusterSpec {
     pub serial_baud: u32,
     pub serial_interval_ms: u64,
     pub serial_maxmiss: u32,
+    /// `[cluster] control_group`: the group (besides root) allowed on the
+    /// control socket. It must exist before the cluster starts.
+    pub control_group: Option<String>,
     /// TOML appended to the generated config as is.
     pub extra_config: String,
     /// How long [`TestCluster::start`] waits for every daemon to answer
@@ -85,6 +90,7 @@ impl Default for ClusterSpec {
             serial_baud: 19200,
             serial_interval_ms: 200,
             serial_maxmiss: 10,
+            control_group: None,
             extra_config: String::new(),
             start_timeout: Duration::from_secs(20),
         }
@@ -141,6 +147,8 @@ pub struct TestCluster {
     /// Set once a panic message carried the log tails (Drop then does not
     /// print them again).
     tails_shown: AtomicBool,
+    /// hactl copied where other users can run it, once needed.
+    others_hactl: OnceLock<PathBuf>,
     dir: ScratchDir,
 }
 
@@ -197,7 +205,8 @@ impl TestCluster {
             ),
         })
         .collect();
-        let cable = Cable::new(spec.serial_baud).unwrap_or_else(|e| panic!("serial cable: {e}"));
+        let cable = Cable::with_links(spec.serial_baud, dir.path())
+            .unwrap_or_else(|e| panic!("serial cable: {e}"));
         let key = dir.join("authkey");
         must(Command::new(&hactl).arg("keygen").arg(&key));
         for n in &nodes {
@@ -213,6 +222,7 @@ impl TestCluster {
             config,
             key,
             tails_shown: AtomicBool::new(false),
+            others_hactl: OnceLock::new(),
             dir,
         };
         let text = cluster.config_text();
@@ -247,6 +257,9 @@ impl TestCluster {
         let _ = writeln!(t, "name = {}", toml_str(&s.cluster_name));
         let _ = writeln!(t, "netid = {}", s.netid);
         let _ = writeln!(t, "key_file = {}", toml_str(&self.key.to_string_lossy()));
+        if let Some(group) = &s.control_group {
+            let _ = writeln!(t, "control_group = {}", toml_str(group));
+        }
         for n in &self.nodes {
             let _ = writeln!(
                 t,
@@ -399,18 +412,115 @@ impl TestCluster {
     /// anything else are errors.
     #[track_caller]
     pub fn try_status(&self, node: &str) -> Result<StatusReport, String> {
+        let (what, f) = self.run_hactl_status(node, None)?;
+        parse_status(&what, &f)
+    }
+
+    /// Like [`TestCluster::try_status`], with hactl run as `user` (see
+    /// [`TestCluster::hactl_status_as`]).
+    #[track_caller]
+    pub fn try_status_as(&self, node: &str, user: &RunAs) -> Result<StatusReport, String> {
+        let (what, f) = self.run_hactl_status(node, Some(user))?;
+        parse_status(&what, &f)
+    }
+
+    /// Runs `hactl --socket S status --json` for `node` as `user` and
+    /// returns what it left (exit status, stdout, stderr), whatever it is.
+    /// The user runs a copy of hactl in the temp dir, and the temp dir is
+    /// made traversable by everyone (mode 0711, not listable) so that only
+    /// hamond's own checks (socket mode and group, SO_PEERCRED) decide.
+    /// Panics if hactl could not run or did not finish in 5 s.
+    #[track_caller]
+    pub fn hactl_status_as(&self, node: &str, user: &RunAs) -> Finished {
+        match self.run_hactl_status(node, Some(user)) {
+            Ok((_, f)) => f,
+            Err(e) => panic!("{e}\n{}", self.panic_tails(20)),
+        }
+    }
+
+    #[track_caller]
+    fn run_hactl_status(
+        &self,
+        node: &str,
+        user: Option<&RunAs>,
+    ) -> Result<(String, Finished), String> {
         let n = self.node(node);
-        let mut cmd = Command::new(bins::hactl());
+        let mut cmd = match user {
+            None => Command::new(bins::hactl()),
+            Some(user) => user.command(self.hactl_for_others()),
+        };
         cmd.arg("--socket")
             .arg(&n.socket)
             .args(["status", "--json"]);
         let what = describe(&cmd);
         let f = run_for(&mut cmd, HACTL_TIMEOUT)?;
-        match f.code() {
-            Some(0..=2) => serde_json::from_str(&f.stdout)
-                .map_err(|e| format!("`{what}`: bad JSON ({e}): {}", f.stdout.trim())),
-            _ => Err(format!("`{what}` exited {}: {}", f.status, f.stderr.trim())),
+        Ok((what, f))
+    }
+
+    /// A copy of hactl that any user can run (the build's may sit under a
+    /// private home), in the temp dir, which is made traversable by all.
+    #[track_caller]
+    fn hactl_for_others(&self) -> &Path {
+        self.others_hactl.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = self.dir.path();
+            for up in dir.ancestors().skip(1) {
+                let mode = std::fs::metadata(up).map_or(0, |m| m.permissions().mode());
+                assert!(
+                    mode & 0o001 != 0,
+                    "{} is not traversable by other users (mode {mode:o}): \
+                     set TMPDIR to a directory they can reach",
+                    up.display()
+                );
+            }
+            let set = |path: &Path, mode: u32| {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+            };
+            set(dir, 0o711);
+            let bin = dir.join("bin");
+            std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+            set(&bin, 0o755);
+            let copy = bin.join("hactl");
+            std::fs::copy(bins::hactl(), &copy)
+                .unwrap_or_else(|e| panic!("copy hactl to {}: {e}", copy.display()));
+            set(&copy, 0o755);
+            copy
+        })
+    }
+
+    /// Sends `bytes` as is on `node`'s control socket (as the test, root),
+    /// closes the sending side, and returns everything hamond answered.
+    /// hamond may answer and close before reading all of `bytes`: the
+    /// kernel then resets the connection after the answer, which is fine.
+    #[track_caller]
+    pub fn ctl_raw(&self, node: &str, bytes: &[u8]) -> Result<String, String> {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+        use std::io::Read as _;
+        use std::os::unix::net::UnixStream;
+        let socket = &self.node(node).socket;
+        let err = |e: std::io::Error| format!("control socket {}: {e}", socket.display());
+        let mut stream = UnixStream::connect(socket).map_err(err)?;
+        stream.set_read_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
+        stream.set_write_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
+        match stream
+            .write_all(bytes)
+            .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        {
+            Err(e) if e.kind() != BrokenPipe => return Err(err(e)),
+            _ => {}
         }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ConnectionReset && !answer.is_empty() => break,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
     /// Like [`TestCluster::try_status`], panicking with the log tail.
@@ -541,6 +651,22 @@ impl TestCluster {
         std::fs::read(path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The length in bytes of `node`'s log now, for [`TestCluster::log_since`].
+    #[track_caller]
+    pub fn log_len(&self, node: &str) -> u64 {
+        std::fs::metadata(&self.node(node).log).map_or(0, |m| m.len())
+    }
+
+    /// What `node`'s hamond logged after the log was `offset` bytes long.
+    #[track_caller]
+    pub fn log_since(&self, node: &str, offset: u64) -> String {
+        let bytes = std::fs::read(&self.node(node).log).unwrap_or_default();
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        String::from_utf8_lossy(&bytes[from..]).into_owned()
     }
 
     /// How many log lines of `node` contain `needle`.
@@ -755,6 +881,31 @@ impl TestCluster {
         self.cable.restore();
     }
 
+    /// Pulls the serial cable out at both ends: both daemons' ports hang up
+    /// and their devices vanish (see [`Cable::unplug`]).
+    pub fn unplug_serial(&self) {
+        self.cable.unplug();
+    }
+
+    /// Plugs a fresh serial cable in, under the same device names.
+    #[track_caller]
+    pub fn replug_serial(&self) {
+        self.cable
+            .replug()
+            .unwrap_or_else(|e| panic!("serial cable replug: {e}"));
+    }
+
+    /// The serial device in `node`'s config (a link in the temp dir).
+    #[track_caller]
+    pub fn serial_device(&self, node: &str) -> PathBuf {
+        let end = if self.index(node) == 0 {
+            End::A
+        } else {
+            End::B
+        };
+        self.cable.path(end)
+    }
+
     /// Injects `bytes` mid-frame into the serial stream sent by `from`;
     /// returns whether they landed mid-frame (see [`Cable::inject_noise`]).
     #[track_caller]
@@ -922,6 +1073,16 @@ impl Drop for TestCluster {
         if failing && !self.tails_shown.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{}", self.log_tails(40));
         }
+    }
+}
+
+/// The report in `hactl status --json` output: exit codes 0-2 carry one;
+/// 3 (unreachable or refused) and anything else are errors.
+fn parse_status(what: &str, f: &Finished) -> Result<StatusReport, String> {
+    match f.code() {
+        Some(0..=2) => serde_json::from_str(&f.stdout)
+            .map_err(|e| format!("`{what}`: bad JSON ({e}): {}", f.stdout.trim())),
+        _ => Err(format!("`{what}` exited {}: {}", f.status, f.stderr.trim())),
     }
 }
 

@@ -8,8 +8,11 @@
 //! * [`rawudp`]: capture, forge and replay UDP datagrams.
 //! * [`cluster`]: [`TestCluster`], which puts it all together.
 //! * [`report`]: lookups on `hactl status` reports.
+//! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
+//!   another user ([`RunAs`]), for access-control tests.
 //! * [`require_root`]: skip (or, under CI, fail) without root.
 
+pub mod account;
 pub mod bins;
 pub mod cable;
 pub mod cluster;
@@ -22,6 +25,7 @@ pub mod root;
 pub mod scratch;
 pub mod unique;
 
+pub use account::{RunAs, TempGroup};
 pub use cable::{Cable, Direction, End};
 pub use cluster::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster};
 pub use netns::{Netns, Veth};

@@ -1,11 +1,13 @@
 //! Tests of the harness itself (no daemons needed): the serial cable
-//! carries, paces, cuts and corrupts bytes; namespaces, veths and nftables
-//! cuts behave; raw UDP capture, spoofing and replay work.
+//! carries, paces, cuts and corrupts bytes, and unplugs and replugs under
+//! stable names; namespaces, veths and nftables cuts behave; raw UDP
+//! capture, spoofing and replay work.
 
 use hatests::cable::{Cable, DirStats, Direction, End, random_noise};
 use hatests::netns::{Netns, Veth};
 use hatests::nft::{self, Dir};
 use hatests::rawudp::{self, Capture};
+use hatests::scratch::ScratchDir;
 use hatests::{require_root, unique};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -186,6 +188,73 @@ fn cable_noise_lands_in_the_middle_of_a_frame() {
     // On an idle line the noise still goes in (not mid-frame) after a while.
     assert!(!cable.inject_noise(Direction::BToA, &[0x42]));
     assert_eq!(read_for(&mut a, 1, Duration::from_secs(2)), [0x42]);
+}
+
+/// Whether `f`'s pty has hung up (a read sees end of file or an I/O error)
+/// within `timeout`.
+fn hung_up(f: &mut File, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 256];
+    while Instant::now() < deadline {
+        match f.read(&mut buf) {
+            Ok(0) => return true,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+    false
+}
+
+#[test]
+fn cable_unplug_and_replug_keep_the_link_names() {
+    let dir = ScratchDir::new("cable_replug");
+    let cable = Cable::with_links(19200, dir.path()).unwrap();
+    let (link_a, link_b) = (dir.join("ttyA"), dir.join("ttyB"));
+    assert_eq!(
+        (cable.path(End::A), cable.path(End::B)),
+        (link_a.clone(), link_b)
+    );
+    let first = cable.device(End::A);
+    assert!(first.starts_with("/dev/pts/"), "{first:?}");
+    assert_eq!(std::fs::read_link(&link_a).unwrap(), first);
+    let (mut a, mut b) = (open_end(&cable, End::A), open_end(&cable, End::B));
+    a.write_all(b"before").unwrap();
+    assert_eq!(read_for(&mut b, 6, Duration::from_secs(2)), b"before");
+
+    let start = Instant::now();
+    cable.unplug();
+    assert!(start.elapsed() < Duration::from_secs(1), "unplug is prompt");
+    assert!(!cable.is_plugged());
+    assert!(hung_up(&mut a, Duration::from_secs(2)), "end A hung up");
+    assert!(hung_up(&mut b, Duration::from_secs(2)), "end B hung up");
+    for path in [&link_a, &first] {
+        let gone = std::fs::symlink_metadata(path).map_err(|e| e.kind());
+        assert_eq!(gone.err(), Some(ErrorKind::NotFound), "{path:?} is gone");
+    }
+    assert!(
+        !cable.inject_noise(Direction::AToB, b"x"),
+        "no noise unplugged"
+    );
+    cable.unplug();
+
+    cable.replug().unwrap();
+    cable.replug().unwrap();
+    assert!(cable.is_plugged());
+    assert_eq!(std::fs::read_link(&link_a).unwrap(), cable.device(End::A));
+    drop((a, b));
+    let (mut a, mut b) = (open_end(&cable, End::A), open_end(&cable, End::B));
+    a.write_all(b"after").unwrap();
+    assert_eq!(read_for(&mut b, 5, Duration::from_secs(2)), b"after");
+    b.write_all(b"and back").unwrap();
+    assert_eq!(read_for(&mut a, 8, Duration::from_secs(2)), b"and back");
+    assert_eq!(
+        cable.stats(Direction::AToB).delivered,
+        11,
+        "counters survive"
+    );
 }
 
 #[test]
