@@ -1,0 +1,7 @@
+//! hasvrd's library: everything that touches this node's resources for the
+//! protected services. The binary wires these together; integration tests
+//! drive them directly in network namespaces.
+
+pub mod fip;
+pub mod script;
+pub mod track;
