@@ -3,6 +3,7 @@
 //! response line. The peer's credentials are checked with SO_PEERCRED (and
 //! its supplementary groups from /proc), never trusted from the request.
 
+use haschema::access::PeerCred;
 use haschema::ctl::{Request, Response};
 use std::path::Path;
 use std::time::Duration;
@@ -108,31 +109,17 @@ fn authorize(stream: &UnixStream, gid: Option<u32>) -> Result<(), String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("cannot read peer credentials: {e}"))?;
-    if cred.uid() == 0 {
-        return Ok(());
-    }
     let pid = cred.pid();
-    let member = gid.is_some_and(|g| {
-        cred.gid() == g || pid.is_some_and(|pid| supplementary_groups(pid).contains(&g))
-    });
-    if member {
+    let peer = PeerCred {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid,
+    };
+    if peer.root_or_member(gid) {
         return Ok(());
     }
     Err(format!(
         "permission denied for uid {} (pid {pid:?}): run as root or as a member of the cluster's control_group",
         cred.uid()
     ))
-}
-
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 /// How this node runs: its config, identity and key.
 pub struct Setup {
     pub config: ClusterConfig,
+    /// Where the incarnation is persisted.
+    pub state_dir: std::path::PathBuf,
     pub me: NodeId,
     pub boot: u32,
     pub incarnation: u32,
@@ -226,8 +228,27 @@ impl Daemon {
                         let _ = tx.try_send(t);
                     }
                 }
+                Output::Event(Event::RenewIncarnation) => self.renew_incarnation(),
                 Output::Event(event) => self.log_event(event),
             }
+        }
+    }
+
+    /// Sequence numbers are wearing out (after years): continue under a
+    /// new persisted incarnation, as peers would see after a restart.
+    fn renew_incarnation(&mut self) {
+        match crate::identity::next_incarnation(&self.setup.state_dir) {
+            Ok(incarnation) => {
+                tracing::warn!(
+                    "sequence numbers half used: continuing as incarnation {incarnation}; peers see a daemon restart"
+                );
+                self.setup.incarnation = incarnation;
+                self.node.renew_incarnation(incarnation);
+            }
+            Err(e) => tracing::error!(
+                "cannot persist a new incarnation in {}: {e}; restart hamond before its sequence numbers run out",
+                self.setup.state_dir.display()
+            ),
         }
     }
 
@@ -311,6 +332,14 @@ impl Daemon {
                 "stall: hamond was not scheduled for {} ms (VM pause, SIGSTOP or CPU starvation); \
                  silence during the stall is not held against peers, re-checking every link",
                 late.as_millis()
+            ),
+            Event::RenewIncarnation => {}
+            Event::OwnIdentity { path } => tracing::error!(
+                severity = "crit",
+                "frames signed with this node's own id ({}) arrive on {}: the line loops back to itself, or another \
+                 node runs with the same --node name; fix it before any service runs here",
+                self.name(self.setup.me),
+                self.path_name(path)
             ),
             Event::Membership { epoch, members } => {
                 let names: Vec<String> = members.iter().map(|&m| self.name(m)).collect();

@@ -107,6 +107,7 @@ fn start(args: Args) -> Result<(), String> {
         tokio::spawn(ctl::serve(listener, gid, calls_tx));
         let setup = daemon::Setup {
             config,
+            state_dir: args.state_dir.clone(),
             me,
             boot,
             incarnation,

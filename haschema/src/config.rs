@@ -1192,18 +1192,18 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
             "network[1].interval",
         );
         assert!(
-            e.message.contains("minimum interval at 9600 baud is 94ms"),
+            e.message.contains("minimum interval at 9600 baud is 98ms"),
             "{e}"
         );
-        assert!(parse(&serial("baud = 9600\ninterval = \"94ms\"", two)).is_ok());
+        assert!(parse(&serial("baud = 9600\ninterval = \"98ms\"", two)).is_ok());
         let e = check(
             &serial("interval = \"40ms\"", two),
             "interval",
             "network[1].interval",
         );
-        assert!(e.message.contains("at 19200 baud is 47ms"), "{e}");
+        assert!(e.message.contains("at 19200 baud is 49ms"), "{e}");
         assert!(parse(&serial("baud = 115200\ninterval = \"20ms\"", two)).is_ok());
-        assert_eq!(min_serial_interval(9600), Duration::from_micros(93_750));
+        assert_eq!(min_serial_interval(9600), Duration::from_micros(97_916));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Link {
     pub last_heard: Option<Time>,
     /// Last accepted frame that acknowledged a fresh frame of ours.
     pub last_fresh: Option<Time>,
+    /// The newest frame of ours the peer acknowledged proves it hears us
+    /// until that frame's send time + deadtime + interval (see
+    /// [`Link::acked`]).
+    pub acked_until: Option<Time>,
     /// Round trip measured from the last fresh acknowledgement.
     pub rtt: Option<Duration>,
     /// Sequence window of the peer's accepted incarnation on this path.
@@ -54,6 +58,10 @@ pub struct Link {
     pub ack_at: Time,
     /// When we last sent this peer a challenge on this path.
     pub challenged_at: Option<Time>,
+    /// Sequence number of our last frame to the peer on this path.
+    pub seq: u32,
+    /// When our recent frames to the peer on this path left.
+    pub sent: SentLog,
 }
 
 impl Link {
@@ -64,18 +72,35 @@ impl Link {
             cause: None,
             last_heard: None,
             last_fresh: None,
+            acked_until: None,
             rtt: None,
             window: ReplayWindow::default(),
             pending_window: ReplayWindow::default(),
             ack_at: now,
             challenged_at: None,
+            seq: 0,
+            sent: SentLog::default(),
         }
     }
 
-    /// When this link goes down unless a fresh frame arrives.
+    /// When this link goes down unless a fresh frame arrives: a deadtime
+    /// after the last fresh frame, and no later than
+    /// [`Link::acked_until`], so that a peer that stopped hearing us (its
+    /// acknowledgements are stuck on an old frame of ours) is down within
+    /// deadtime + interval of that frame, not up to twice the deadtime.
     pub fn expiry(&self, deadtime: Duration) -> Option<Time> {
-        self.up
-            .then(|| self.last_fresh.unwrap_or(self.since) + deadtime)
+        self.up.then(|| {
+            let silence = self.last_fresh.unwrap_or(self.since) + deadtime;
+            self.acked_until.map_or(silence, |until| until.min(silence))
+        })
+    }
+
+    /// Records that the peer acknowledged a frame of ours which proves it
+    /// hears us until `until` (the frame's send time + deadtime +
+    /// interval). Acknowledgements may arrive out of order: keeps the
+    /// latest.
+    pub fn acked(&mut self, until: Time) {
+        self.acked_until = Some(self.acked_until.map_or(until, |u| u.max(until)));
     }
 
     /// Records an accepted frame; `fresh` is the round trip if it
@@ -121,6 +146,9 @@ impl Link {
     pub fn forgive(&mut self, stall: Duration) {
         if let Some(fresh) = self.last_fresh.as_mut() {
             *fresh += stall;
+        }
+        if let Some(until) = self.acked_until.as_mut() {
+            *until += stall;
         }
     }
 }

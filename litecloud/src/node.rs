@@ -41,6 +41,9 @@ pub struct Params {
     pub paths: Vec<PathParams>,
 }
 
+/// Sequence number at which the engine asks for a new incarnation.
+pub const RENEW_AT: u32 = 1 << 31;
+
 /// Why a node went down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeCause {
@@ -98,6 +101,15 @@ pub enum Event {
     Stall {
         late: Duration,
     },
+    /// An authenticated frame with this node's own id arrived on `path`:
+    /// the line loops back, or another node runs under the same name.
+    OwnIdentity {
+        path: u8,
+    },
+    /// Sequence numbers to some peer are half used up: persist a new
+    /// incarnation and call [`Node::renew_incarnation`] (years away at
+    /// heartbeat rates, but a cluster may run that long).
+    RenewIncarnation,
     /// The set of live nodes changed.
     Membership {
         epoch: u64,
@@ -157,9 +169,9 @@ pub struct Peer {
 
 struct PathState {
     params: PathParams,
-    seq: u32,
-    sent: SentLog,
     next_send: Time,
+    /// A frame with our own id arrived here (reported once).
+    own_seen: bool,
     counters: Counters,
 }
 
@@ -222,9 +234,8 @@ impl Node {
             .iter()
             .map(|p| PathState {
                 params: p.clone(),
-                seq: 0,
-                sent: SentLog::default(),
                 next_send: now,
+                own_seen: false,
                 counters: Counters::default(),
             })
             .collect();
@@ -394,16 +405,28 @@ impl Node {
     }
 
     fn send(&mut self, now: Time, p: usize, dest: NodeId, class: Class, items: Vec<Item>) {
-        let (ack, ack_delay) = self
-            .peer(dest)
-            .and_then(|peer| peer.links[p].as_ref())
-            .map_or((0, 0), |l| {
-                let units =
-                    (now.saturating_sub(l.ack_at).as_micros() / 100).min(u128::from(u16::MAX));
-                (l.window.highest(), units as u16)
-            });
+        let Some(&pi) = self.index.get(&dest) else {
+            return;
+        };
         let path = &mut self.paths[p];
-        path.seq += 1;
+        let peer = &mut self.peers[pi];
+        let ack_incarnation = peer.incarnation.map_or(0, |i| i as u16);
+        let Some(link) = peer.links[p].as_mut() else {
+            return;
+        };
+        // Past u32::MAX the peer would refuse every frame: stay silent on
+        // this link until the daemon renews the incarnation (asked for at
+        // RENEW_AT, years earlier).
+        let Some(seq) = link.seq.checked_add(1) else {
+            return;
+        };
+        link.seq = seq;
+        let ack = if peer.incarnation.is_some() {
+            link.window.highest()
+        } else {
+            0
+        };
+        let held = now.saturating_sub(link.ack_at).as_micros() / 100;
         let frame = Frame {
             header: Header {
                 class,
@@ -413,15 +436,16 @@ impl Node {
                 path: p as u8,
                 boot: self.params.boot,
                 incarnation: self.params.incarnation,
-                seq: path.seq,
+                seq,
                 ack,
-                ack_delay,
+                ack_incarnation,
+                ack_delay: held.min(u128::from(u16::MAX)) as u16,
                 config_hash: self.params.config_hash,
             },
             items,
         };
         let bytes = frame.encode(&self.key);
-        path.sent.record(path.seq, now, path.params.deadtime());
+        link.sent.record(seq, now, path.params.deadtime());
         path.counters.frames_sent += 1;
         path.counters.bytes_sent += bytes.len() as u64;
         self.out.push_back(Output::Send(Transmit {
@@ -430,11 +454,29 @@ impl Node {
             class,
             bytes,
         }));
+        if seq == RENEW_AT {
+            self.emit(Event::RenewIncarnation);
+        }
+    }
+
+    /// Continues under a new (persisted, higher) incarnation, with fresh
+    /// sequence numbers; peers accept it after a nonce round trip, as for a
+    /// restart. The driver calls this when asked by
+    /// [`Event::RenewIncarnation`].
+    pub fn renew_incarnation(&mut self, incarnation: u32) {
+        self.params.incarnation = incarnation;
+        for link in self.peers.iter_mut().flat_map(|p| p.links.iter_mut().flatten()) {
+            link.seq = 0;
+            link.sent = SentLog::default();
+        }
     }
 
     fn accept(&mut self, now: Time, p: usize, frame: Frame) -> Result<(), Reject> {
         let h = frame.header;
         if h.sender == self.params.me {
+            if !std::mem::replace(&mut self.paths[p].own_seen, true) {
+                self.emit(Event::OwnIdentity { path: p as u8 });
+            }
             return Err(Reject::Own);
         }
         let pi = *self.index.get(&h.sender).ok_or(Reject::UnknownSender)?;
@@ -486,17 +528,29 @@ impl Node {
         let path = &mut self.paths[p];
         path.counters.frames_received += 1;
         let deadtime = path.params.deadtime();
-        let fresh = (h.ack != 0)
-            .then(|| path.sent.sent_at(h.ack))
-            .flatten()
-            .map(|sent| now.saturating_sub(sent))
-            .filter(|&age| age <= deadtime)
-            .map(|age| {
-                let held = Duration::from_micros(u64::from(h.ack_delay) * 100);
-                age.saturating_sub(held)
-            });
+        let interval = path.params.interval;
         let link = self.peers[pi].links[p].as_mut().expect("checked above");
-        link.ack_at = now;
+        if !verified {
+            // The response proves this frame fresh: nothing older from the
+            // newly accepted incarnation may be replayed on this path.
+            link.window.close_through(h.seq);
+        }
+        // Only an ack of this very incarnation's frames proves the peer
+        // hears us (a restarted node reuses sequence numbers).
+        let acked = (h.ack != 0 && h.ack_incarnation == self.params.incarnation as u16)
+            .then(|| link.sent.sent_at(h.ack))
+            .flatten()
+            .filter(|&sent| now.saturating_sub(sent) <= deadtime);
+        let fresh = acked.map(|sent| {
+            let held = Duration::from_micros(u64::from(h.ack_delay) * 100);
+            now.saturating_sub(sent).saturating_sub(held)
+        });
+        if h.seq == link.window.highest() {
+            link.ack_at = now;
+        }
+        if let Some(sent) = acked {
+            link.acked(sent + deadtime + interval);
+        }
         if link.heard(now, fresh) {
             self.emit(Event::LinkUp {
                 peer: h.sender,
@@ -771,6 +825,20 @@ mod tests {
             )),
             "{ev:?}"
         );
+    }
+
+    #[test]
+    fn own_frames_are_reported_once_per_path() {
+        let mut a = node(1, 2, 1);
+        a.handle_timeout(Time::ZERO);
+        let Some(Output::Send(t)) = a.poll() else {
+            panic!("a heartbeat first")
+        };
+        a.handle_datagram(MS, 0, &t.bytes);
+        a.handle_datagram(MS * 2, 0, &t.bytes);
+        let events: Vec<Output> = std::iter::from_fn(|| a.poll()).collect();
+        assert_eq!(events, vec![Output::Event(Event::OwnIdentity { path: 0 })]);
+        assert_eq!(a.counters(0).unwrap().rejected[&Reject::Own], 2);
     }
 
     #[test]

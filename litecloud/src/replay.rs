@@ -30,6 +30,17 @@ impl ReplayWindow {
         Ok(())
     }
 
+    /// Counts every number up to `seq` as seen: frames older than a proven
+    /// fresh one cannot be replayed into a newly accepted incarnation.
+    pub fn close_through(&mut self, seq: u32) {
+        if seq >= self.highest {
+            self.highest = seq;
+            self.seen = u64::MAX;
+        } else if self.highest - seq < 64 {
+            self.seen |= u64::MAX << (self.highest - seq);
+        }
+    }
+
     /// Highest sequence number accepted so far (0 = none).
     pub fn highest(&self) -> u32 {
         self.highest
@@ -51,6 +62,12 @@ mod tests {
         assert_eq!(w.accept(200), Ok(()));
         assert_eq!(w.accept(100), Err(Reject::Replay));
         assert_eq!(w.highest(), 200);
+        w.close_through(190);
+        assert_eq!(w.accept(180), Err(Reject::Replay));
+        assert_eq!(w.accept(199), Ok(()));
+        w.close_through(300);
+        assert_eq!(w.accept(299), Err(Reject::Replay));
+        assert_eq!(w.accept(301), Ok(()));
     }
 
     proptest! {

@@ -15,12 +15,16 @@
 //! | 11 | 4 | incarnation (persisted, monotonic per sender) |
 //! | 15 | 4 | sequence number (per sender and path, starts at 1) |
 //! | 19 | 4 | ack: the latest sequence number the sender accepted from `dest` on this path (0 = none) |
-//! | 23 | 2 | ack delay: how long the sender held that ack, in 100 us units (saturating) |
-//! | 25 | 4 | config hash of the sender |
-//! | 29 | n | items: `type u8, length u16, value` each |
-//! | 29+n | 12 | HMAC-SHA256 over everything before, truncated to 96 bits |
+//! | 23 | 2 | ack incarnation: low 16 bits of the incarnation of `dest` that sent it |
+//! | 25 | 2 | ack delay: how long the sender held that ack, in 100 us units (saturating) |
+//! | 27 | 4 | config hash of the sender |
+//! | 31 | n | items: `type u8, length u16, value` each |
+//! | 31+n | 12 | HMAC-SHA256 over everything before, truncated to 96 bits |
 //!
-//! A heartbeat is the bare header and MAC: 41 bytes.
+//! A heartbeat is the bare header and MAC: 43 bytes. Sequence numbers count
+//! per sender, path and destination; the ack incarnation keeps an ack of a
+//! restarted node's previous life (whose numbers restart at 1) from
+//! passing for proof that the peer hears the new one.
 //!
 //! Compatibility: a later minor revision adds item types; a decoder skips
 //! item types it does not know unless their type has the [`CRITICAL`] bit,
@@ -33,7 +37,7 @@ use sha2::Sha256;
 /// Major version this code speaks.
 pub const VERSION: u8 = 1;
 /// Fixed header length.
-pub const HEADER_LEN: usize = 29;
+pub const HEADER_LEN: usize = 31;
 /// Length of the truncated HMAC tag at the end of each frame.
 pub const MAC_LEN: usize = 12;
 /// Length of a heartbeat frame (header + MAC, no items).
@@ -80,6 +84,7 @@ pub struct Header {
     pub incarnation: u32,
     pub seq: u32,
     pub ack: u32,
+    pub ack_incarnation: u16,
     pub ack_delay: u16,
     pub config_hash: u32,
 }
@@ -264,6 +269,7 @@ impl Frame {
         out.extend_from_slice(&h.incarnation.to_be_bytes());
         out.extend_from_slice(&h.seq.to_be_bytes());
         out.extend_from_slice(&h.ack.to_be_bytes());
+        out.extend_from_slice(&h.ack_incarnation.to_be_bytes());
         out.extend_from_slice(&h.ack_delay.to_be_bytes());
         out.extend_from_slice(&h.config_hash.to_be_bytes());
         for item in &self.items {
@@ -312,8 +318,9 @@ impl Frame {
             incarnation: u32_at(11),
             seq: u32_at(15),
             ack: u32_at(19),
-            ack_delay: u16::from_be_bytes([body[23], body[24]]),
-            config_hash: u32_at(25),
+            ack_incarnation: u16::from_be_bytes([body[23], body[24]]),
+            ack_delay: u16::from_be_bytes([body[25], body[26]]),
+            config_hash: u32_at(27),
         };
         if header.sender == 0 || header.seq == 0 {
             return Err(Reject::Malformed);
@@ -378,17 +385,18 @@ mod tests {
             incarnation: 3,
             seq: 42,
             ack: 41,
+            ack_incarnation: 5,
             ack_delay: 12,
             config_hash: 0x0102_0304,
         }
     }
 
     #[test]
-    fn heartbeat_is_41_bytes_and_round_trips() {
+    fn heartbeat_is_43_bytes_and_round_trips() {
         let frame = Frame::new(header());
         let bytes = frame.encode(&key());
         assert_eq!(bytes.len(), HEARTBEAT_LEN);
-        assert_eq!(HEARTBEAT_LEN, 41);
+        assert_eq!(HEARTBEAT_LEN, 43);
         assert_eq!(Frame::decode(&bytes, &key(), 7), Ok(frame));
     }
 

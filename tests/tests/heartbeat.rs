@@ -196,6 +196,7 @@ fn bad_mac_frame(c: &TestCluster, path: &str, netid: u16, incarnation: u32) -> V
         incarnation,
         seq: 1_000_000,
         ack: 0,
+        ack_incarnation: 0,
         ack_delay: 0,
         config_hash: 0,
     };

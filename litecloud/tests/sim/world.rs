@@ -1,0 +1,499 @@
+//! The simulated world: a virtual clock, an event queue (a heap of
+//! (time, sequence, event)) and N nodes, each driven exactly like the real
+//! daemon drives its engine: after every `handle_*` call it drains `poll()`
+//! and re-arms its single timer at `poll_timeout()`. Crashes drop the
+//! engine (a restart builds a new one with the next incarnation); stalls
+//! hold every event for the node until it resumes.
+
+use super::check::{Cause, Checker, Snap};
+use super::config::{Action, Config};
+use super::net::{Fate, Net, Packet};
+use litecloud::Time;
+use litecloud::node::{Node, Output, Params};
+use litecloud::serial::{self, Deframer};
+use litecloud::wire::{ClusterKey, NodeId};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+pub const NETID: u16 = 42;
+pub const CONFIG_HASH: u32 = 0xc0ff_ee00;
+
+pub fn cluster_key() -> ClusterKey {
+    ClusterKey::new(b"simulated cluster key, 32 bytes!").unwrap()
+}
+
+pub enum Ev {
+    Start(usize),
+    Timer {
+        node: usize,
+        instance: u32,
+        generation: u64,
+    },
+    Deliver(Packet),
+    Act(Action),
+    Restart {
+        node: usize,
+        reboot: bool,
+    },
+    StallEnd(usize),
+    CutEnd(Vec<(u8, usize, usize)>),
+    Heal,
+    HealCheck,
+}
+
+struct Queued {
+    at: Time,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Reversed: the heap pops the earliest (time, sequence) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One node as the simulator sees it: its engine (None while crashed or
+/// before its first start) and its driver state.
+pub struct SimNode {
+    pub id: NodeId,
+    pub engine: Option<Node>,
+    /// Number of engines built so far (1 after the first start).
+    pub instance: u32,
+    pub incarnation: u32,
+    pub boot: u32,
+    pub started_at: Time,
+    timer_at: Option<Time>,
+    timer_gen: u64,
+    timer_queued: bool,
+    pub stalled_until: Option<Time>,
+    deferred: Vec<Ev>,
+    deframers: Vec<Deframer>,
+}
+
+impl SimNode {
+    pub fn live(&self) -> bool {
+        self.engine.is_some() && self.stalled_until.is_none()
+    }
+}
+
+pub struct World {
+    pub cfg: Config,
+    pub now: Time,
+    pub step: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    pub nodes: Vec<SimNode>,
+    pub net: Net,
+    rng: StdRng,
+    key: ClusterKey,
+    pub check: Checker,
+}
+
+/// The engine's stall tolerance: max(shortest interval, 50 ms).
+pub fn stall_threshold(cfg: &Config) -> Duration {
+    cfg.min_interval().max(Duration::from_millis(50))
+}
+
+impl World {
+    pub fn new(cfg: Config, test: &str) -> World {
+        let nodes = (0..cfg.nodes)
+            .map(|i| SimNode {
+                id: (i + 1) as NodeId,
+                engine: None,
+                instance: 0,
+                incarnation: 1,
+                boot: 0x1000 * (i as u32 + 1),
+                started_at: Time::ZERO,
+                timer_at: None,
+                timer_gen: 0,
+                timer_queued: false,
+                stalled_until: None,
+                deferred: Vec::new(),
+                deframers: cfg.paths.iter().map(|_| Deframer::default()).collect(),
+            })
+            .collect();
+        World {
+            net: Net::new(&cfg),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            check: Checker::new(&cfg, test),
+            cfg,
+            now: Time::ZERO,
+            step: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            key: cluster_key(),
+        }
+    }
+
+    fn push(&mut self, at: Time, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    /// Runs to the end (or the first violation) and returns the checker.
+    pub fn run(mut self) -> Checker {
+        for i in 0..self.cfg.nodes {
+            let jitter = self.cfg.start_jitter.as_micros() as u64;
+            let at = if jitter == 0 {
+                Time::ZERO
+            } else {
+                Duration::from_micros(self.rng.random_range(0..jitter))
+            };
+            self.push(at, Ev::Start(i));
+        }
+        for (at, action) in self.cfg.plan.clone() {
+            self.push(at, Ev::Act(action));
+        }
+        let heal_at = self.cfg.heal_at;
+        self.push(heal_at, Ev::Heal);
+        if heal_at + self.cfg.heal_bound() <= self.cfg.end_at {
+            self.push(heal_at + self.cfg.heal_bound(), Ev::HealCheck);
+        }
+        while let Some(q) = self.queue.pop() {
+            if q.at > self.cfg.end_at {
+                break;
+            }
+            self.now = q.at;
+            self.dispatch(q.ev);
+            if self.check.failed() {
+                return self.check;
+            }
+        }
+        self.now = self.cfg.end_at;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].live() {
+                self.step += 1;
+                self.check
+                    .sweep(&self.nodes, i, self.now, self.step, &self.net);
+            }
+        }
+        self.check
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::Start(i) => self.start(i, false),
+            Ev::Restart { node, reboot } => self.start(node, reboot),
+            Ev::Timer {
+                node,
+                instance,
+                generation,
+            } => {
+                let n = &mut self.nodes[node];
+                if n.engine.is_none() || n.instance != instance || n.timer_gen != generation {
+                    return;
+                }
+                if n.stalled_until.is_some() {
+                    n.deferred.push(Ev::Timer {
+                        node,
+                        instance,
+                        generation,
+                    });
+                    return;
+                }
+                n.timer_queued = false;
+                self.drive(node, Cause::Timer, |e, now| e.handle_timeout(now));
+            }
+            Ev::Deliver(p) => self.deliver(p),
+            Ev::Act(action) => self.act(action),
+            Ev::StallEnd(i) => self.resume(i),
+            Ev::CutEnd(keys) => {
+                for (p, a, b) in keys {
+                    self.net.cut(p, a, b, -1);
+                    self.check.fault(p, a, b, now);
+                    self.check
+                        .note(now, format!("cut {p}: {}->{} healed", a + 1, b + 1));
+                }
+            }
+            Ev::Heal => {
+                self.net.faulty = false;
+                assert!(!self.net.any_cut(), "plan left a cut past the heal");
+                self.check.note(now, "heal: faults off".into());
+            }
+            Ev::HealCheck => self.check.heal_check(&self.nodes, now, self.step),
+        }
+    }
+
+    fn start(&mut self, i: usize, reboot: bool) {
+        let now = self.now;
+        let cfg = &self.cfg;
+        let n = &mut self.nodes[i];
+        n.instance += 1;
+        if n.instance > 1 {
+            n.incarnation += 1;
+            if reboot {
+                n.boot = n.boot.wrapping_add(1);
+            }
+        }
+        let params = Params {
+            netid: NETID,
+            me: n.id,
+            boot: n.boot,
+            incarnation: n.incarnation,
+            config_hash: CONFIG_HASH,
+            paths: cfg.path_params(n.id),
+        };
+        let seed = cfg
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(u64::from(n.id) << 32 | u64::from(n.instance));
+        n.engine = Some(Node::new(params, self.key.clone(), seed, now));
+        n.started_at = now;
+        n.timer_queued = false;
+        n.timer_at = None;
+        for d in &mut n.deframers {
+            d.reset();
+        }
+        let (instance, incarnation, boot) = (n.instance, n.incarnation, n.boot);
+        self.check.started(i, now, instance, incarnation, boot);
+        self.drive(i, Cause::Start, |_, _| {});
+    }
+
+    /// One call into node `i`'s engine, then what a driver does after it.
+    fn drive(&mut self, i: usize, cause: Cause, f: impl FnOnce(&mut Node, Time)) {
+        let now = self.now;
+        self.step += 1;
+        let engine = self.nodes[i].engine.as_mut().expect("driving a live node");
+        f(engine, now);
+        let mut sends = Vec::new();
+        let mut events = Vec::new();
+        while let Some(out) = engine.poll() {
+            match out {
+                Output::Send(t) => sends.push(t),
+                Output::Event(e) => events.push(e),
+            }
+        }
+        let next = engine.poll_timeout();
+        if matches!(cause, Cause::Timer) {
+            self.check.armed_after_timer(i, next, now, self.step);
+        }
+        self.arm(i, next);
+        self.check
+            .step(&self.nodes, i, now, self.step, &cause, &events, &self.net);
+        for t in sends {
+            let dests: Vec<usize> = if t.dest == 0 {
+                let me = self.nodes[i].id;
+                self.cfg.paths[usize::from(t.path)]
+                    .members
+                    .iter()
+                    .filter(|&&m| m != me)
+                    .map(|&m| usize::from(m) - 1)
+                    .collect()
+            } else {
+                vec![usize::from(t.dest) - 1]
+            };
+            for to in dests {
+                if !self
+                    .check
+                    .sendable(&self.cfg, i, to, t.path, now, self.step)
+                {
+                    return;
+                }
+                let fates = self
+                    .net
+                    .send(&mut self.rng, now, i, to, t.path, t.bytes.clone());
+                for fate in fates {
+                    match fate {
+                        Fate::Deliver(at, p) => self.push(at, Ev::Deliver(p)),
+                        Fate::Fault { path, from, to } => self.check.fault(path, from, to, now),
+                    }
+                }
+            }
+        }
+    }
+
+    fn arm(&mut self, i: usize, at: Time) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        if n.timer_queued && n.timer_at == Some(at) {
+            return;
+        }
+        n.timer_gen += 1;
+        n.timer_at = Some(at);
+        n.timer_queued = at != Time::MAX;
+        if n.timer_queued {
+            let ev = Ev::Timer {
+                node: i,
+                instance: n.instance,
+                generation: n.timer_gen,
+            };
+            self.push(at.max(now), ev);
+        }
+    }
+
+    fn deliver(&mut self, p: Packet) {
+        let n = &mut self.nodes[p.to];
+        if n.engine.is_none() {
+            return; // lost with the crashed node
+        }
+        if n.stalled_until.is_some() {
+            n.deferred.push(Ev::Deliver(p));
+            return;
+        }
+        let path = p.path;
+        if self.cfg.paths[usize::from(path)].serial_baud.is_none() {
+            let before = Snap::of(n.engine.as_ref().unwrap(), path);
+            let bytes = p.bytes.clone();
+            self.drive(p.to, Cause::Deliver { packet: p, before }, |e, now| {
+                e.handle_datagram(now, path, &bytes)
+            });
+            return;
+        }
+        // Serial: through the line encoding, noise and the receiver's
+        // deframer, in a few arbitrary chunks.
+        let mut line = serial::encode(&p.bytes);
+        if let Some((i, x)) = p.noise {
+            let x = if line[i] ^ x == 0 { x ^ 1 } else { x };
+            line[i] ^= x;
+        }
+        let mut results = Vec::new();
+        let mut rest = &line[..];
+        while !rest.is_empty() {
+            let cut = self.rng.random_range(1..=rest.len());
+            results.extend(n.deframers[usize::from(path)].push(&rest[..cut]));
+            rest = &rest[cut..];
+        }
+        for r in results {
+            match r {
+                Ok(frame) if frame == p.bytes => {
+                    let before = Snap::of(self.nodes[p.to].engine.as_ref().unwrap(), path);
+                    let packet = p.clone();
+                    self.drive(p.to, Cause::Deliver { packet, before }, |e, now| {
+                        e.handle_datagram(now, path, &frame)
+                    });
+                }
+                Ok(frame) => self.drive(p.to, Cause::Noise, |e, now| {
+                    e.handle_datagram(now, path, &frame)
+                }),
+                Err(reason) => self.drive(p.to, Cause::Noise, |e, _| e.count_reject(path, reason)),
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Cut {
+                path,
+                from,
+                to,
+                len,
+            } => {
+                let (a, b) = (usize::from(from) - 1, usize::from(to) - 1);
+                let keys: Vec<(u8, usize, usize)> = (0..self.cfg.paths.len())
+                    .filter(|&p| path.is_none_or(|q| usize::from(q) == p))
+                    .filter(|&p| self.cfg.paths[p].has(from) && self.cfg.paths[p].has(to))
+                    .map(|p| (p as u8, a, b))
+                    .collect();
+                for &(p, a, b) in &keys {
+                    self.net.cut(p, a, b, 1);
+                    self.check.fault(p, a, b, now);
+                }
+                let which = path.map_or("all paths".to_string(), |p| format!("path {p}"));
+                self.check
+                    .note(now, format!("cut {which}: {from}->{to} for {len:?}"));
+                self.push(now + len, Ev::CutEnd(keys));
+            }
+            Action::Crash {
+                node,
+                leave,
+                restart,
+                reboot,
+            } => {
+                let i = usize::from(node) - 1;
+                if !self.nodes[i].live() {
+                    self.check
+                        .note(now, format!("crash of {node} skipped (down or stalled)"));
+                    return;
+                }
+                if leave {
+                    self.drive(i, Cause::Leave, |e, now| e.leave(now));
+                }
+                let n = &mut self.nodes[i];
+                n.engine = None;
+                n.deferred.clear();
+                n.timer_queued = false;
+                self.check.crashed(i, now, leave, restart);
+                if let Some(after) = restart {
+                    self.push(now + after, Ev::Restart { node: i, reboot });
+                }
+            }
+            Action::Replay {
+                path,
+                from,
+                to,
+                sent_before,
+                nth,
+            } => {
+                let (a, b) = (usize::from(from) - 1, usize::from(to) - 1);
+                match self.net.recorded(path, a, b, sent_before, nth) {
+                    Some(p) => {
+                        self.check.note(
+                            now,
+                            format!(
+                                "attacker replays to n{to} a datagram n{from} sent at {:?}",
+                                p.sent_at
+                            ),
+                        );
+                        self.push(now, Ev::Deliver(p));
+                    }
+                    None => self
+                        .check
+                        .note(now, "attacker has nothing to replay".into()),
+                }
+            }
+            Action::Stall { node, len } => {
+                let i = usize::from(node) - 1;
+                if !self.nodes[i].live() {
+                    self.check
+                        .note(now, format!("stall of {node} skipped (down or stalled)"));
+                    return;
+                }
+                self.nodes[i].stalled_until = Some(now + len);
+                self.check.stalled(i, now, len);
+                self.push(now + len, Ev::StallEnd(i));
+            }
+        }
+    }
+
+    fn resume(&mut self, i: usize) {
+        let now = self.now;
+        let threshold = stall_threshold(&self.cfg);
+        let n = &mut self.nodes[i];
+        n.stalled_until = None;
+        let late = n
+            .timer_at
+            .filter(|&t| n.timer_queued && now > t + threshold)
+            .map(|t| now - t);
+        let mut deferred = std::mem::take(&mut n.deferred);
+        // A real runtime wakes the timer and the sockets in no set order.
+        let timer_first = self.rng.random_bool(0.5);
+        deferred.sort_by_key(|ev| matches!(ev, Ev::Timer { .. }) != timer_first);
+        self.check.resumed(i, now, late);
+        for ev in deferred {
+            self.push(now, ev);
+        }
+    }
+}
