@@ -20,7 +20,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use litecloud::serial::{self, Deframer};
 use litecloud::wire::{
-    CRITICAL, ClusterKey, Frame, HEADER_LEN, Item, MAC_LEN, MAX_FRAME, Reject, VERSION,
+    CRITICAL, ClusterKey, Frame, HEADER_LEN, Item, KNOWN_ITEMS, MAC_LEN, MAX_FRAME, Reject, VERSION,
 };
 use sha2::Sha256;
 
@@ -86,7 +86,7 @@ fn round_trip(frame: &Frame, key: &ClusterKey, received: usize) {
         if let Item::Unknown { kind, .. } = item {
             assert!(kind & CRITICAL == 0, "kept a critical item {kind:#x}");
             assert!(
-                !(1..=3).contains(kind),
+                !KNOWN_ITEMS.contains(kind),
                 "kept a known item as unknown: {kind}"
             );
         }
@@ -99,6 +99,8 @@ fn round_trip(frame: &Frame, key: &ClusterKey, received: usize) {
             3 + match i {
                 Item::Challenge(_) | Item::Response(_) => 8,
                 Item::Leave => 0,
+                Item::Message { data, .. } => 4 + data.len(),
+                Item::MessageAck(_) => 4,
                 Item::Unknown { data, .. } => data.len(),
             }
         })

@@ -71,6 +71,12 @@ pub fn params(setup: &Setup) -> Params {
                 interval: net.interval,
                 maxmiss: net.maxmiss,
                 peers,
+                budget: match net.kind {
+                    // A quarter of a 9600-baud second: messages never hold
+                    // a serial line for long.
+                    NetworkKind::Serial { .. } => 240,
+                    NetworkKind::Udp { .. } => litecloud::channel::MAX_MESSAGE,
+                },
             }
         })
         .collect();
@@ -334,6 +340,9 @@ impl Daemon {
                 late.as_millis()
             ),
             Event::RenewIncarnation => {}
+            Event::Message { from, data } => {
+                tracing::debug!("message from {}: {} bytes (no consumer yet)", self.name(from), data.len())
+            }
             Event::OwnIdentity { path } => tracing::error!(
                 severity = "crit",
                 "frames signed with this node's own id ({}) arrive on {}: the line loops back to itself, or another \

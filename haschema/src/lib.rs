@@ -1,6 +1,10 @@
-//! Shared schemas used by the daemons, `hactl` and the tests: the cluster
-//! config file (TOML), the cluster key file and the local control protocol.
+//! Shared schemas used by the daemons, `hactl`, the agents and the tests:
+//! the cluster config file and the service files (TOML), the cluster key
+//! file, the local control protocol, the agent heartbeat protocol, and who
+//! may use the local sockets (SO_PEERCRED).
 
+pub mod access;
+pub mod agent;
 pub mod config;
 pub mod ctl;
 pub mod key;

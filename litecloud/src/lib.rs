@@ -5,10 +5,12 @@
 //! - [`wire`]: authenticated, versioned frames.
 //! - [`serial`]: framing of those frames on an RS-232 byte stream.
 //! - [`replay`]: the per-(sender, path) anti-replay window.
+//! - [`channel`]: reliable, ordered messages to one peer over every path.
 //! - [`link`]: two-way health of one link.
 //! - [`node`]: the heartbeat engine of one node (links, liveness,
 //!   membership, stall awareness).
 
+pub mod channel;
 pub mod link;
 pub mod node;
 pub mod replay;

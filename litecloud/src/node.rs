@@ -6,6 +6,7 @@
 //! the membership view with its epoch, and notices its own stalls.
 
 use crate::Time;
+use crate::channel::{Channel, SendError};
 use crate::link::{Link, LinkCause, SentLog};
 use crate::wire::{Class, ClusterKey, Frame, Header, Item, NodeId, Reject};
 use rand::rngs::StdRng;
@@ -20,6 +21,9 @@ pub struct PathParams {
     pub maxmiss: u32,
     /// The other nodes reachable on this path.
     pub peers: Vec<NodeId>,
+    /// Bytes of messages one frame may carry here (small on a slow
+    /// serial line, about a datagram on UDP).
+    pub budget: usize,
 }
 
 impl PathParams {
@@ -110,6 +114,11 @@ pub enum Event {
     /// incarnation and call [`Node::renew_incarnation`] (years away at
     /// heartbeat rates, but a cluster may run that long).
     RenewIncarnation,
+    /// A reliable message from a peer (see [`Node::send_message`]).
+    Message {
+        from: NodeId,
+        data: Vec<u8>,
+    },
     /// The set of live nodes changed.
     Membership {
         epoch: u64,
@@ -165,6 +174,7 @@ pub struct Peer {
     accepted: Option<Claim>,
     pending: Option<(Claim, u64)>,
     left: bool,
+    channel: Channel,
 }
 
 struct PathState {
@@ -220,6 +230,7 @@ impl Node {
                 accepted: None,
                 pending: None,
                 left: false,
+                channel: Channel::new(),
             })
             .collect();
         let index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -288,7 +299,9 @@ impl Node {
             // Keep the cadence unless we fell a whole interval behind.
             path.next_send = (path.next_send + interval).max(now + interval / 2);
             for dest in path.params.peers.clone() {
-                self.send(now, p, dest, Class::Heartbeat, Vec::new());
+                let items = self.channel_items(now, p, dest);
+                let class = if items.is_empty() { Class::Heartbeat } else { Class::Normal };
+                self.send(now, p, dest, class, items);
             }
         }
         for pi in 0..self.peers.len() {
@@ -331,6 +344,49 @@ impl Node {
         if let Some(state) = self.paths.get_mut(usize::from(path)) {
             *state.counters.rejected.entry(reason).or_default() += 1;
         }
+    }
+
+    /// Queues a message for `peer`, delivered once and in order
+    /// ([`Event::Message`] there) while both keep their incarnations. It
+    /// goes out at once on every path to the peer and again with each
+    /// heartbeat until acknowledged.
+    pub fn send_message(&mut self, now: Time, peer: NodeId, data: Vec<u8>) -> Result<(), SendError> {
+        let pi = *self.index.get(&peer).ok_or(SendError::NotConnected)?;
+        let p = &mut self.peers[pi];
+        if p.incarnation.is_none() || p.left {
+            return Err(SendError::NotConnected);
+        }
+        p.channel.queue(data, self.paths.len())?;
+        for path in 0..self.paths.len() {
+            if self.peers[pi].links[path].is_some() {
+                let items = self.channel_items(now, path, peer);
+                self.send(now, path, peer, Class::Normal, items);
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages not yet acknowledged by `peer`.
+    pub fn unacked(&self, peer: NodeId) -> usize {
+        self.peer(peer).map_or(0, |p| p.channel.unacked())
+    }
+
+    /// Message items due to `dest` on path `p`: owed ack, then messages not
+    /// sent there for an interval.
+    fn channel_items(&mut self, now: Time, p: usize, dest: NodeId) -> Vec<Item> {
+        let Some(&pi) = self.index.get(&dest) else {
+            return Vec::new();
+        };
+        let path = &self.paths[p].params;
+        let peer = &mut self.peers[pi];
+        if peer.incarnation.is_none() || peer.left {
+            return Vec::new();
+        }
+        let ack = peer.channel.take_ack().map(Item::MessageAck);
+        let due = peer.channel.due(p, now, path.interval, path.budget);
+        ack.into_iter()
+            .chain(due.into_iter().map(|(seq, data)| Item::Message { seq, data }))
+            .collect()
     }
 
     /// Announces a clean leave on every path (before shutting down).
@@ -465,9 +521,12 @@ impl Node {
     /// [`Event::RenewIncarnation`].
     pub fn renew_incarnation(&mut self, incarnation: u32) {
         self.params.incarnation = incarnation;
-        for link in self.peers.iter_mut().flat_map(|p| p.links.iter_mut().flatten()) {
-            link.seq = 0;
-            link.sent = SentLog::default();
+        for peer in &mut self.peers {
+            peer.channel = Channel::new();
+            for link in peer.links.iter_mut().flatten() {
+                link.seq = 0;
+                link.sent = SentLog::default();
+            }
         }
     }
 
@@ -557,6 +616,11 @@ impl Node {
                 path: p as u8,
             });
         }
+        // Messages and their acks belong to one pair of incarnations: only
+        // a sender that proved ours (it acks this incarnation) speaks for it.
+        if h.ack_incarnation == self.params.incarnation as u16 {
+            self.receive_messages(now, p, h.sender, pi, frame.items.iter());
+        }
         if frame.items.contains(&Item::Leave) {
             let peer = &mut self.peers[pi];
             peer.left = true;
@@ -575,6 +639,34 @@ impl Node {
             self.refresh_peer(pi, now, NodeCause::LinksDown);
         }
         Ok(())
+    }
+
+    /// Delivers the messages of an accepted frame and answers with an ack.
+    fn receive_messages<'a>(
+        &mut self,
+        now: Time,
+        p: usize,
+        from: NodeId,
+        pi: usize,
+        items: impl Iterator<Item = &'a Item>,
+    ) {
+        let mut owe = false;
+        for item in items {
+            match item {
+                Item::Message { seq, data } => {
+                    owe = true;
+                    for data in self.peers[pi].channel.received(*seq, data.clone()) {
+                        self.emit(Event::Message { from, data });
+                    }
+                }
+                Item::MessageAck(seq) => self.peers[pi].channel.acked(*seq),
+                _ => {}
+            }
+        }
+        if owe {
+            let items = self.channel_items(now, p, from);
+            self.send(now, p, from, Class::Normal, items);
+        }
     }
 
     /// Checks incarnation and sequence number; returns whether the frame
@@ -641,6 +733,7 @@ impl Node {
         peer.incarnation = Some(claim.incarnation);
         peer.boot = Some(claim.boot);
         peer.left = false;
+        peer.channel = Channel::new();
         for link in peer.links.iter_mut().flatten() {
             link.window = std::mem::take(&mut link.pending_window);
         }
@@ -702,6 +795,7 @@ mod tests {
                 interval: MS * 100,
                 maxmiss: 5,
                 peers: vec![peer],
+                budget: 1024,
             }],
         };
         let key = ClusterKey::new(&[7u8; 32]).unwrap();

@@ -98,6 +98,11 @@ pub enum Item {
     Response(u64),
     /// The sender is shutting down cleanly and leaves the cluster.
     Leave,
+    /// A reliable message (see [`crate::channel`]), numbered per pair of
+    /// incarnations.
+    Message { seq: u32, data: Vec<u8> },
+    /// Cumulative acknowledgement of the destination's messages.
+    MessageAck(u32),
     /// An item this version does not know (non-critical); kept for relaying.
     Unknown { kind: u8, data: Vec<u8> },
 }
@@ -105,6 +110,10 @@ pub enum Item {
 const ITEM_CHALLENGE: u8 = 1;
 const ITEM_RESPONSE: u8 = 2;
 const ITEM_LEAVE: u8 = 3;
+const ITEM_MESSAGE: u8 = 4;
+const ITEM_MESSAGE_ACK: u8 = 5;
+/// Item types this version understands (others are skipped or refused).
+pub const KNOWN_ITEMS: std::ops::RangeInclusive<u8> = ITEM_CHALLENGE..=ITEM_MESSAGE_ACK;
 
 /// A decoded, authenticated frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,6 +286,10 @@ impl Frame {
                 Item::Challenge(n) => push_item(&mut out, ITEM_CHALLENGE, &n.to_be_bytes()),
                 Item::Response(n) => push_item(&mut out, ITEM_RESPONSE, &n.to_be_bytes()),
                 Item::Leave => push_item(&mut out, ITEM_LEAVE, &[]),
+                Item::Message { seq, data } => {
+                    push_item(&mut out, ITEM_MESSAGE, &[&seq.to_be_bytes()[..], data].concat())
+                }
+                Item::MessageAck(seq) => push_item(&mut out, ITEM_MESSAGE_ACK, &seq.to_be_bytes()),
                 Item::Unknown { kind, data } => push_item(&mut out, *kind, data),
             }
         }
@@ -356,6 +369,15 @@ fn decode_items(mut rest: &[u8]) -> Result<Vec<Item>, Reject> {
             ITEM_RESPONSE => Item::Response(nonce()?),
             ITEM_LEAVE if data.is_empty() => Item::Leave,
             ITEM_LEAVE => return Err(Reject::Malformed),
+            ITEM_MESSAGE if data.len() >= 4 => Item::Message {
+                seq: u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
+                data: data[4..].to_vec(),
+            },
+            ITEM_MESSAGE_ACK => {
+                let raw: [u8; 4] = data.try_into().map_err(|_| Reject::Malformed)?;
+                Item::MessageAck(u32::from_be_bytes(raw))
+            }
+            ITEM_MESSAGE => return Err(Reject::Malformed),
             k if k & CRITICAL != 0 => return Err(Reject::Unsupported),
             k => Item::Unknown {
                 kind: k,

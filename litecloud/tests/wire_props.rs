@@ -8,7 +8,7 @@ mod checks;
 
 use litecloud::serial::{self, Deframer};
 use litecloud::wire::{
-    CRITICAL, Class, ClusterKey, Frame, HEADER_LEN, Header, Item, MAC_LEN, MAX_FRAME, Reject,
+    CRITICAL, Class, ClusterKey, Frame, HEADER_LEN, Header, Item, KNOWN_ITEMS, MAC_LEN, MAX_FRAME, Reject,
 };
 use proptest::prelude::*;
 
@@ -60,9 +60,9 @@ fn header() -> impl Strategy<Value = Header> {
         )
 }
 
-/// Item types a decoder keeps as unknown: not 1-3, no critical bit.
+/// Item types a decoder keeps as unknown: not known, no critical bit.
 fn unknown_kind() -> impl Strategy<Value = u8> {
-    prop_oneof![Just(0u8), 4u8..CRITICAL]
+    prop_oneof![Just(0u8), (*KNOWN_ITEMS.end() + 1)..CRITICAL]
 }
 
 fn item() -> impl Strategy<Value = Item> {
@@ -70,6 +70,9 @@ fn item() -> impl Strategy<Value = Item> {
         any::<u64>().prop_map(Item::Challenge),
         any::<u64>().prop_map(Item::Response),
         Just(Item::Leave),
+        (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..200))
+            .prop_map(|(seq, data)| Item::Message { seq, data }),
+        any::<u32>().prop_map(Item::MessageAck),
         (
             unknown_kind(),
             proptest::collection::vec(any::<u8>(), 0..200)
@@ -87,6 +90,8 @@ fn frame() -> impl Strategy<Value = Frame> {
             let size = 3 + match &i {
                 Item::Challenge(_) | Item::Response(_) => 8,
                 Item::Leave => 0,
+                Item::Message { data, .. } => 4 + data.len(),
+                Item::MessageAck(_) => 4,
                 Item::Unknown { data, .. } => data.len(),
             };
             if len + size <= MAX_FRAME {

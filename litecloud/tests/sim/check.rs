@@ -54,6 +54,8 @@ pub enum Cause {
     },
     /// Damaged serial bytes (counted, or a frame other than the one sent).
     Noise,
+    /// The driver asked the engine to send a message.
+    Mail,
 }
 
 /// Counters of one path before a delivery.
@@ -209,7 +211,7 @@ impl Checker {
         self.trace.push_back(line);
     }
 
-    fn fail(&mut self, now: Time, step: u64, what: &str, detail: String) {
+    pub fn fail(&mut self, now: Time, step: u64, what: &str, detail: String) {
         if self.violation.is_some() {
             return;
         }
@@ -707,6 +709,7 @@ impl Checker {
             )),
             Event::Stall { .. } => None,
             Event::OwnIdentity { path } => err(format!("n{me}: own frame on path {path}")),
+            Event::Message { .. } => None,
             Event::RenewIncarnation => err(format!(
                 "n{me}: RenewIncarnation after a few thousand frames (due at 2^31)"
             )),
@@ -849,5 +852,6 @@ fn cause_name(c: &Cause) -> &'static str {
         Cause::Leave => "leave",
         Cause::Deliver { .. } => "datagram",
         Cause::Noise => "serial noise",
+        Cause::Mail => "message sent",
     }
 }

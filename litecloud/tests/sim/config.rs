@@ -167,6 +167,7 @@ impl Config {
                 } else {
                     Vec::new()
                 },
+                budget: 512,
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 //! - [`net`]: the network model.
 //! - [`world`]: the event loop and the drivers.
 //! - [`check`]: ground truth and the invariants.
+//! - [`mail`]: reliable messages sent at random, checked exactly once and in order.
 //!
 //! Environment: `SIM_SEED=n` runs only seed n of a random test,
 //! `SIM_SEEDS=k` runs k seeds instead of the default count, `SIM_TRACE=1`
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod config;
+pub mod mail;
 pub mod net;
 pub mod world;
 

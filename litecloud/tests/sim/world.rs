@@ -7,6 +7,7 @@
 
 use super::check::{Cause, Checker, Snap};
 use super::config::{Action, Config};
+use super::mail::Mail;
 use super::net::{Fate, Net, Packet};
 use litecloud::Time;
 use litecloud::node::{Node, Output, Params};
@@ -19,6 +20,8 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 
 pub const NETID: u16 = 42;
+/// How often some node sends some peer a message, until the heal.
+const MAIL_EVERY: Duration = Duration::from_millis(37);
 pub const CONFIG_HASH: u32 = 0xc0ff_ee00;
 
 pub fn cluster_key() -> ClusterKey {
@@ -39,6 +42,8 @@ pub enum Ev {
         reboot: bool,
     },
     StallEnd(usize),
+    /// A random node sends a random peer a message.
+    Mail,
     CutEnd(Vec<(u8, usize, usize)>),
     Heal,
     HealCheck,
@@ -103,6 +108,7 @@ pub struct World {
     rng: StdRng,
     key: ClusterKey,
     pub check: Checker,
+    pub mail: Mail,
 }
 
 /// The engine's stall tolerance: max(shortest interval, 50 ms).
@@ -139,6 +145,7 @@ impl World {
             queue: BinaryHeap::new(),
             nodes,
             key: cluster_key(),
+            mail: Mail::default(),
         }
     }
 
@@ -166,6 +173,7 @@ impl World {
             self.push(at, Ev::Act(action));
         }
         let heal_at = self.cfg.heal_at;
+        self.push(MAIL_EVERY, Ev::Mail);
         self.push(heal_at, Ev::Heal);
         if heal_at + self.cfg.heal_bound() <= self.cfg.end_at {
             self.push(heal_at + self.cfg.heal_bound(), Ev::HealCheck);
@@ -232,7 +240,13 @@ impl World {
                 assert!(!self.net.any_cut(), "plan left a cut past the heal");
                 self.check.note(now, "heal: faults off".into());
             }
-            Ev::HealCheck => self.check.heal_check(&self.nodes, now, self.step),
+            Ev::HealCheck => {
+                self.check.heal_check(&self.nodes, now, self.step);
+                if let Some(v) = self.mail.heal_check(&self.nodes) {
+                    self.check.fail(now, self.step, "(h) messages after the heal", v);
+                }
+            }
+            Ev::Mail => self.mail(),
         }
     }
 
@@ -267,6 +281,7 @@ impl World {
             d.reset();
         }
         let (instance, incarnation, boot) = (n.instance, n.incarnation, n.boot);
+        self.mail.started(i);
         self.check.started(i, now, instance, incarnation, boot);
         self.drive(i, Cause::Start, |_, _| {});
     }
@@ -292,6 +307,9 @@ impl World {
         self.arm(i, next);
         self.check
             .step(&self.nodes, i, now, self.step, &cause, &events, &self.net);
+        if let Some(v) = self.mail.observe(i, &self.nodes, &events) {
+            self.check.fail(now, self.step, "(h) messages", v);
+        }
         for t in sends {
             let dests: Vec<usize> = if t.dest == 0 {
                 let me = self.nodes[i].id;
@@ -321,6 +339,31 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// A random live node sends a random peer a message of random size;
+    /// repeats until the heal.
+    fn mail(&mut self) {
+        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].live()).collect();
+        if live.len() >= 2 {
+            let i = live[self.rng.random_range(0..live.len())];
+            let mut to = self.rng.random_range(0..self.nodes.len() - 1);
+            if to >= i {
+                to += 1;
+            }
+            let pad = self.rng.random_range(0..300);
+            let data = self.mail.compose(i, self.nodes[i].instance, to, pad);
+            let peer = self.nodes[to].id;
+            let mut taken = false;
+            self.drive(i, Cause::Mail, |e, now| taken = e.send_message(now, peer, data).is_ok());
+            if taken {
+                self.mail.queued(i, to);
+            }
+        }
+        let next = self.now + MAIL_EVERY;
+        if next < self.cfg.heal_at {
+            self.push(next, Ev::Mail);
         }
     }
 
