@@ -1,6 +1,11 @@
-//! Detection time: SIGKILL the peer's hamond, then the time until the
-//! survivor logs NodeDown (taken from the log line's own timestamp).
+//! Detection time: SIGKILL the peer's daemon, then the time until the
+//! survivor reports it dead. Ours: beta's hamond killed, alpha's NodeDown
+//! line (taken from the log line's own timestamp). The peer, Debian's
+//! heartbeat, at the same timing on the same kind of nodes: every process
+//! of beta's heartbeat killed at once, alpha's "node beta: is dead" line
+//! (its log stamps whole seconds, so the log is polled every 10 ms).
 
+use crate::heartbeat::{self, HeartbeatPair, Timing};
 use crate::stats;
 use haschema::ctl::State;
 use hatests::{ClusterSpec, TestCluster};
@@ -25,22 +30,57 @@ const SETTINGS: [(&str, u64, u32, u32); 2] = [
     ),
 ];
 
-pub fn report(runs: usize) {
-    println!("## Detection time (SIGKILL of beta's hamond -> NodeDown logged by alpha)\n");
+pub fn report(runs: usize, peer: Option<&str>) {
+    println!("## Detection time (SIGKILL of beta's daemon -> alpha reports beta dead)\n");
+    println!(
+        "hamond: kill -> alpha's NodeDown (log timestamp). heartbeat: kill of all beta's \
+         heartbeat processes -> alpha's \"node beta: is dead\" (log polled every {} ms), \
+         at least {} s after beta's start (heartbeat announces its deadtime + 2 s for its \
+         first 5 s).\n",
+        heartbeat::POLL.as_millis(),
+        heartbeat::START_GRACE.as_secs()
+    );
     for (label, interval_ms, maxmiss, baud) in SETTINGS {
-        let spec = ClusterSpec {
-            udp_interval_ms: interval_ms,
-            udp_maxmiss: maxmiss,
-            serial_interval_ms: interval_ms,
-            serial_maxmiss: maxmiss,
-            serial_baud: baud,
-            ..ClusterSpec::default()
+        println!("- {label}");
+        let ours = hamond_samples(runs, interval_ms, maxmiss, baud);
+        println!("  - hamond: {}", stats::millis(&ours));
+        let Some(version) = peer else {
+            continue;
         };
-        let cluster = TestCluster::start("bench-detect", spec);
-        let samples: Vec<Duration> = (0..runs).map(|_| detect_once(&cluster)).collect();
-        println!("- {label}: {}", stats::millis(&samples));
+        // Heartbeat with the same three paths, then with its two ucast
+        // paths only: its serial heartbeats are several times longer than
+        // ours and can fill the line at these intervals.
+        for serial_baud in [Some(baud), None] {
+            let timing = Timing {
+                keepalive_ms: interval_ms,
+                deadtime_ms: interval_ms * u64::from(maxmiss),
+                serial_baud,
+            };
+            let label = format!("heartbeat {version} ({})", timing.describe());
+            match std::panic::catch_unwind(|| heartbeat_samples(runs, timing)) {
+                Ok(theirs) => println!(
+                    "  - {label}: {}; ratio hamond / heartbeat (medians): {}",
+                    stats::millis(&theirs),
+                    stats::ratio(stats::median_secs(&ours), stats::median_secs(&theirs))
+                ),
+                Err(_) => println!("  - {label}: failed (see the panic above)"),
+            }
+        }
     }
     println!();
+}
+
+fn hamond_samples(runs: usize, interval_ms: u64, maxmiss: u32, baud: u32) -> Vec<Duration> {
+    let spec = ClusterSpec {
+        udp_interval_ms: interval_ms,
+        udp_maxmiss: maxmiss,
+        serial_interval_ms: interval_ms,
+        serial_maxmiss: maxmiss,
+        serial_baud: baud,
+        ..ClusterSpec::default()
+    };
+    let cluster = TestCluster::start("bench-detect", spec);
+    (0..runs).map(|_| detect_once(&cluster)).collect()
 }
 
 fn detect_once(cluster: &TestCluster) -> Duration {
@@ -66,4 +106,26 @@ fn detect_once(cluster: &TestCluster) -> Duration {
         .unwrap_or_else(|e| panic!("log timestamp {stamp:?}: {e}"));
     cluster.start_node("beta");
     logged.duration_since(killed).unwrap_or_default()
+}
+
+fn heartbeat_samples(runs: usize, timing: Timing) -> Vec<Duration> {
+    let pair = HeartbeatPair::start("bench-hb-detect", timing);
+    (0..runs)
+        .map(|run| {
+            if run > 0 {
+                pair.restart("beta");
+            }
+            let offset = pair.log_len("alpha");
+            let killed = pair.crash("beta");
+            let seen = pair
+                .wait_log("alpha", offset, &heartbeat::dead_line("beta"), PATIENCE)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "heartbeat: alpha never declared beta dead\n{}",
+                        pair.all_tails(30)
+                    )
+                });
+            seen - killed
+        })
+        .collect()
 }

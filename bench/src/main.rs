@@ -1,8 +1,12 @@
 //! habench: measures the heartbeat core on real namespaced nodes and prints
-//! figures (min / median / max over repeated runs). Speed is measured here,
-//! never asserted in tests. Run it with `bench/run` (release build, root).
+//! figures (min / median / max over repeated runs), next to Debian's
+//! heartbeat (Linux-HA 3.0.6) at the same timing on the same kind of nodes
+//! when it is installed, with the ratio ours / theirs. Speed is measured
+//! here, never asserted in tests. Run it with `bench/run` (release build,
+//! root; it installs heartbeat if missing).
 
 mod detection;
+mod heartbeat;
 mod idle;
 mod stats;
 
@@ -28,6 +32,19 @@ fn main() {
     println!(
         "# hacluster heartbeat benchmarks (2 nodes in network namespaces, 1 serial + 2 UDP paths)\n"
     );
-    detection::report(args.runs);
-    idle::report(args.idle);
+    let peer = heartbeat::installed_version();
+    match &peer {
+        Some(version) => println!(
+            "Peer: Debian's heartbeat {version}, two daemons in the same kind of namespaced nodes \
+             (own network, UTS and mount namespaces), 2 ucast paths + serial through the same \
+             paced cable.\n"
+        ),
+        None => println!(
+            "Peer: Debian's heartbeat is not installed ({} missing): no peer figures. \
+             `bench/run` installs it.\n",
+            heartbeat::DAEMON
+        ),
+    }
+    detection::report(args.runs, peer.as_deref());
+    idle::report(args.idle, peer.as_deref());
 }

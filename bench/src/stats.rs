@@ -1,4 +1,4 @@
-//! Summaries of repeated measurements.
+//! Summaries of repeated measurements, and ratios against a peer.
 
 use std::time::Duration;
 
@@ -22,4 +22,23 @@ pub fn summary(values: &mut [f64], unit: &str) -> String {
         values[values.len() - 1],
         values.len()
     )
+}
+
+/// Median of the samples in seconds (the upper one of an even count; 0
+/// if there are none).
+pub fn median_secs(samples: &[Duration]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted
+        .get(sorted.len() / 2)
+        .map_or(0.0, Duration::as_secs_f64)
+}
+
+/// "ours / theirs" as a ratio with two decimals ("n/a" when `theirs` is 0).
+pub fn ratio(ours: f64, theirs: f64) -> String {
+    if theirs > 0.0 {
+        format!("{:.2}", ours / theirs)
+    } else {
+        "n/a".into()
+    }
 }
