@@ -17,6 +17,11 @@ fn age(ms: Option<u64>) -> String {
     )
 }
 
+/// "  (cause)" after a state, or nothing.
+fn because(cause: Option<&str>) -> String {
+    cause.map(|c| format!("  ({c})")).unwrap_or_default()
+}
+
 /// `hactl status` as a table.
 pub fn status(r: &StatusReport) -> String {
     let mut out = String::new();
@@ -40,11 +45,7 @@ pub fn status(r: &StatusReport) -> String {
             Some(false) => "DIFFERENT",
             None => "-",
         };
-        let cause = p
-            .cause
-            .as_deref()
-            .map(|c| format!("  ({c})"))
-            .unwrap_or_default();
+        let cause = because(p.cause.as_deref());
         let _ = writeln!(
             out,
             "{:<11} {:<6} {:<9} {:<12} {config}{cause}",
@@ -57,11 +58,7 @@ pub fn status(r: &StatusReport) -> String {
             let rtt = l
                 .rtt_us
                 .map_or_else(|| "-".into(), |us| format!("{:.2}ms", us as f64 / 1000.0));
-            let cause = l
-                .cause
-                .as_deref()
-                .map(|c| format!("  ({c})"))
-                .unwrap_or_default();
+            let cause = because(l.cause.as_deref());
             let _ = writeln!(
                 out,
                 "  via {:<10} {:<5} heard {:<12} rtt {rtt}{cause}",

@@ -341,7 +341,11 @@ impl Daemon {
             ),
             Event::RenewIncarnation => {}
             Event::Message { from, data } => {
-                tracing::debug!("message from {}: {} bytes (no consumer yet)", self.name(from), data.len())
+                tracing::debug!(
+                    "message from {}: {} bytes (no consumer yet)",
+                    self.name(from),
+                    data.len()
+                )
             }
             Event::OwnIdentity { path } => tracing::error!(
                 severity = "crit",

@@ -4,7 +4,7 @@
 //! the kernel. A port that vanishes, hangs up (EOF) or errors is closed,
 //! reported and reopened with backoff; the daemon never stops for it.
 
-use crate::transport::{Inbound, discard_for, reopen_delays};
+use crate::transport::{Inbound, reopen_delays, report_and_back_off};
 use litecloud::node::Transmit;
 use litecloud::serial::{self, Deframer, SendQueue};
 use std::path::PathBuf;
@@ -47,18 +47,7 @@ pub async fn run(
                 device.display()
             ),
         };
-        if inbound
-            .send(Inbound::Port {
-                path,
-                error: Some(error),
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let delay = delays.next().unwrap_or_default();
-        if !discard_for(&mut outbound, delay).await {
+        if !report_and_back_off(path, error, &mut delays, &inbound, &mut outbound).await {
             return;
         }
     }

@@ -33,9 +33,28 @@ pub fn reopen_delays() -> impl Iterator<Item = Duration> {
         .map(|d| d.min(MAX))
 }
 
+/// Reports that a port failed, then waits out the next reopen delay while
+/// dropping the frames meant for it; false if the daemon is gone.
+pub async fn report_and_back_off(
+    path: u8,
+    error: String,
+    delays: &mut impl Iterator<Item = Duration>,
+    inbound: &mpsc::Sender<Inbound>,
+    outbound: &mut mpsc::Receiver<Transmit>,
+) -> bool {
+    let report = Inbound::Port {
+        path,
+        error: Some(error),
+    };
+    if inbound.send(report).await.is_err() {
+        return false;
+    }
+    discard_for(outbound, delays.next().unwrap_or_default()).await
+}
+
 /// Drops frames for `delay` while a port is closed; false if the daemon is
 /// gone.
-pub async fn discard_for(outbound: &mut mpsc::Receiver<Transmit>, delay: Duration) -> bool {
+async fn discard_for(outbound: &mut mpsc::Receiver<Transmit>, delay: Duration) -> bool {
     let until = tokio::time::sleep(delay);
     tokio::pin!(until);
     loop {

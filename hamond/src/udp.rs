@@ -3,7 +3,7 @@
 //! address. A socket that cannot be bound (address not yet up) is retried
 //! with backoff and reported.
 
-use crate::transport::{Inbound, discard_for, reopen_delays};
+use crate::transport::{Inbound, reopen_delays, report_and_back_off};
 use litecloud::node::Transmit;
 use litecloud::wire::{MAX_FRAME, NodeId};
 use std::collections::BTreeMap;
@@ -27,18 +27,7 @@ pub async fn run(
                 let error = format!(
                     "cannot bind {local}: {e}; check that this address is configured on a NIC"
                 );
-                if inbound
-                    .send(Inbound::Port {
-                        path,
-                        error: Some(error),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let delay = delays.next().unwrap_or_default();
-                if !discard_for(&mut outbound, delay).await {
+                if !report_and_back_off(path, error, &mut delays, &inbound, &mut outbound).await {
                     return;
                 }
             }

@@ -766,7 +766,7 @@ impl<'a> From<&'a NetworkConfig> for CanonNet<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::toml_walk::testing::{assert_at, line_of};
+    use crate::toml_walk::testing::{assert_at, line_of, replace_line, replace_value};
 
     const SAMPLE: &str = include_str!("../../etc/cluster.toml");
 
@@ -1371,20 +1371,12 @@ domain = 2
 
             #[test]
             fn mutated_sample_never_panics(line in 0usize..110, junk in any::<String>()) {
-                let mut lines: Vec<String> = SAMPLE.lines().map(str::to_owned).collect();
-                let at = line % lines.len();
-                lines[at] = junk;
-                let _ = parse(&lines.join("\n"));
+                let _ = parse(&replace_line(SAMPLE, line, &junk));
             }
 
             #[test]
             fn mutated_values_never_panic(line in 0usize..110, junk in any::<String>()) {
-                let mut lines: Vec<String> = SAMPLE.lines().map(str::to_owned).collect();
-                let at = line % lines.len();
-                if let Some((key, _)) = lines[at].split_once(" = ") {
-                    lines[at] = format!("{key} = {junk:?}");
-                }
-                let text = lines.join("\n");
+                let text = replace_value(SAMPLE, line, &junk);
                 if let Err(e) = parse(&text) {
                     prop_assert!(e.line.is_some());
                 }

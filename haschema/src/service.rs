@@ -1617,7 +1617,7 @@ impl<'a> From<&'a ServiceConfig> for Canon<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::toml_walk::testing::{assert_at, line_of};
+    use crate::toml_walk::testing::{assert_at, line_of, replace_line, replace_value};
     use std::sync::LazyLock;
 
     const CLUSTER: &str = include_str!("../../etc/cluster.toml");
@@ -2876,20 +2876,12 @@ device.alpha = "/dev/sdb1"
 
             #[test]
             fn mutated_sample_never_panics(line in 0usize..200, junk in any::<String>()) {
-                let mut lines: Vec<String> = WWW.lines().map(str::to_owned).collect();
-                let at = line % lines.len();
-                lines[at] = junk;
-                let _ = parse(&lines.join("\n"));
+                let _ = parse(&replace_line(WWW, line, &junk));
             }
 
             #[test]
             fn mutated_values_have_a_position(line in 0usize..200, junk in any::<String>()) {
-                let mut lines: Vec<String> = WWW.lines().map(str::to_owned).collect();
-                let at = line % lines.len();
-                if let Some((key, _)) = lines[at].split_once(" = ") {
-                    lines[at] = format!("{key} = {junk:?}");
-                }
-                let text = lines.join("\n");
+                let text = replace_value(WWW, line, &junk);
                 if let Err(e) = parse(&text) {
                     prop_assert!(e.line.is_some() && e.column.is_some(), "{}", e);
                 }

@@ -489,4 +489,23 @@ pub(crate) mod testing {
         assert!(e.column.is_some(), "{e}");
         e.clone()
     }
+
+    /// `text` with line `line` (modulo the line count) replaced by `junk`.
+    pub fn replace_line(text: &str, line: usize, junk: &str) -> String {
+        let mut lines: Vec<&str> = text.lines().collect();
+        let at = line % lines.len();
+        lines[at] = junk;
+        lines.join("\n")
+    }
+
+    /// `text` with the value of line `line` (if it is `key = value`)
+    /// replaced by `junk` as a TOML string.
+    pub fn replace_value(text: &str, line: usize, junk: &str) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let at = line % lines.len();
+        if let Some((key, _)) = lines[at].split_once(" = ") {
+            lines[at] = format!("{key} = {junk:?}");
+        }
+        lines.join("\n")
+    }
 }
