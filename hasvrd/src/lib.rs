@@ -2,6 +2,8 @@
 //! protected services. The binary wires these together; integration tests
 //! drive them directly in network namespaces.
 
+pub mod agent;
 pub mod fip;
 pub mod script;
 pub mod track;
+pub mod volume;
