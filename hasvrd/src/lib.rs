@@ -4,6 +4,8 @@
 
 pub mod agent;
 pub mod fip;
+pub mod mountinfo;
+pub mod procfs;
 pub mod script;
 pub mod track;
 pub mod volume;

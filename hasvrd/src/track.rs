@@ -33,6 +33,7 @@
 //! Zombies are not processes any more: they are not listed and do not keep
 //! a tracker non-empty.
 
+use crate::{mountinfo, procfs};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -170,41 +171,13 @@ pub fn valid_service_name(name: &str) -> bool {
 /// `/proc/self/mountinfo`), if anywhere: `/sys/fs/cgroup` on a pure v2
 /// system, `/sys/fs/cgroup/unified` on a hybrid one.
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").ok()?)
+    cgroup2_in(&mountinfo::read().ok()?)
 }
 
-/// The first `cgroup2` mount point in a mountinfo text.
-fn parse_mountinfo(text: &str) -> Option<PathBuf> {
-    text.lines().find_map(|line| {
-        let (mount, fs) = line.split_once(" - ")?;
-        if fs.split(' ').next()? != "cgroup2" {
-            return None;
-        }
-        Some(PathBuf::from(unescape_octal(mount.split(' ').nth(4)?)))
-    })
-}
-
-/// Undoes mountinfo's `\ooo` escapes (space, tab, newline, backslash).
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The first `cgroup2` mount point in a mount table.
+fn cgroup2_in(table: &[mountinfo::Entry]) -> Option<PathBuf> {
+    let entry = table.iter().find(|e| e.fstype == "cgroup2")?;
+    Some(entry.mount_point.clone())
 }
 
 impl Tracker {
@@ -470,7 +443,7 @@ impl Tracker {
             if !(ours && in_group) {
                 continue;
             }
-            if st.zombie {
+            if st.is_zombie() {
                 if st.ppid == me && !running.contains(&pid) {
                     let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
                 }
@@ -554,51 +527,11 @@ fn remove_cgroup_tree(dir: &Path) -> io::Result<()> {
     fs::remove_dir(dir)
 }
 
-/// One line of `/proc/<pid>/stat`, the fields we need.
-#[derive(Debug, Clone, Copy)]
-struct ProcStat {
-    ppid: i32,
-    pgid: i32,
-    zombie: bool,
-}
-
-/// Every process's parent, process group and zombie state.
-fn proc_table() -> HashMap<i32, ProcStat> {
-    let mut table = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return table;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(st) = fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| parse_stat(&s))
-        {
-            table.insert(pid, st);
-        }
-    }
-    table
-}
-
-/// Parses `pid (comm) state ppid pgrp ...`; comm may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
-fn parse_stat(s: &str) -> Option<ProcStat> {
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut f = rest.split_ascii_whitespace();
-    let state = f.next()?;
-    let ppid = f.next()?.parse().ok()?;
-    let pgid = f.next()?.parse().ok()?;
-    Some(ProcStat {
-        ppid,
-        pgid,
-        zombie: matches!(state, "Z" | "X" | "x"),
-    })
+/// Every process's stat (parent, process group, zombie state) by pid.
+fn proc_table() -> HashMap<i32, procfs::Stat> {
+    procfs::pids()
+        .filter_map(|pid| Some((pid, procfs::stat(pid)?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -611,29 +544,24 @@ mod tests {
             32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
             41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(
-            parse_mountinfo(hybrid),
+            cgroup2_in(&mountinfo::parse(hybrid)),
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
         let unified = "35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - \
             cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
         assert_eq!(
-            parse_mountinfo(unified),
+            cgroup2_in(&mountinfo::parse(unified)),
             Some(PathBuf::from("/sys/fs/cgroup"))
         );
         let escaped = "1 2 0:3 / /mnt/my\\040cg rw - cgroup2 none rw\n";
-        assert_eq!(parse_mountinfo(escaped), Some(PathBuf::from("/mnt/my cg")));
         assert_eq!(
-            parse_mountinfo("1 2 0:3 / / rw - ext4 /dev/sda1 rw\n"),
+            cgroup2_in(&mountinfo::parse(escaped)),
+            Some(PathBuf::from("/mnt/my cg"))
+        );
+        assert_eq!(
+            cgroup2_in(&mountinfo::parse("1 2 0:3 / / rw - ext4 /dev/sda1 rw\n")),
             None
         );
-    }
-
-    #[test]
-    fn parses_stat_with_odd_comm() {
-        let st = parse_stat("1234 (a) b (c)) Z 1 1234 1234 0 -1 4194560").unwrap();
-        assert_eq!((st.ppid, st.pgid, st.zombie), (1, 1234, true));
-        let st = parse_stat("77 (sleep) S 70 70 70 0").unwrap();
-        assert_eq!((st.ppid, st.pgid, st.zombie), (70, 70, false));
     }
 
     #[test]

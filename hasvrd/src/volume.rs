@@ -40,15 +40,15 @@
 //! what the operator should do.
 
 pub mod fsck;
-pub mod mountinfo;
 pub mod options;
 pub mod users;
 
+pub use crate::mountinfo::{DevNo, Mounted};
 pub use fsck::FsckReport;
-pub use mountinfo::{DevNo, Mounted};
 pub use options::MountOptions;
 pub use users::{ReleaseReport, User, Users};
 
+use crate::mountinfo;
 use crate::script::ScriptError;
 use crate::track::Tracker;
 use haschema::service::Volume;

@@ -126,7 +126,7 @@ impl Disk {
 
 /// True while anything is mounted at or below `dir`.
 fn mounted_under(dir: &Path) -> Vec<PathBuf> {
-    let table = volume::mountinfo::read().expect("mountinfo");
+    let table = hasvrd::mountinfo::read().expect("mountinfo");
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut below: Vec<PathBuf> = table
         .into_iter()
@@ -681,9 +681,9 @@ async fn bad_devices_and_options_are_refused_with_advice() {
     opts.options = "ro,noatime,nodev,nosuid,noexec,errors=remount-ro,nofail".into();
     let report = mount(&disk, &opts, ALPHA).await.unwrap();
     assert!(report.mounted.read_only);
-    let table = volume::mountinfo::read().unwrap();
+    let table = hasvrd::mountinfo::read().unwrap();
     let real = std::fs::canonicalize(&opts.mount_point).unwrap();
-    let entry = volume::mountinfo::top_at(&table, &real).unwrap();
+    let entry = hasvrd::mountinfo::top_at(&table, &real).unwrap();
     for o in ["ro", "noatime", "nodev", "nosuid", "noexec"] {
         assert!(
             entry.mount_options.split(',').any(|x| x == o),

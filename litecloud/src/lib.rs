@@ -9,12 +9,14 @@
 //! - [`link`]: two-way health of one link.
 //! - [`node`]: the heartbeat engine of one node (links, liveness,
 //!   membership, stall awareness).
+//! - [`view`]: agreement on one membership view, over the channel.
 
 pub mod channel;
 pub mod link;
 pub mod node;
 pub mod replay;
 pub mod serial;
+pub mod view;
 pub mod wire;
 
 /// A point in time: the time since an arbitrary origin on the driver's

@@ -8,8 +8,9 @@
 //! meantime is never signalled (plain kill(2) after the same check where
 //! pidfds are missing, before Linux 5.3).
 
-use super::mountinfo::DevNo;
 use super::{Error, blocking};
+use crate::mountinfo::DevNo;
+use crate::procfs;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::Signal;
@@ -85,20 +86,6 @@ impl fmt::Display for Users {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` we need: state and start time.
-fn parse_stat(s: &str) -> Option<(char, u64)> {
-    // comm may hold spaces and parentheses: count fields from the last ')'.
-    let mut f = s[s.rfind(')')? + 1..].split_ascii_whitespace();
-    let state = f.next()?.chars().next()?;
-    // starttime is field 22; state is field 3.
-    let start_time = f.nth(22 - 3 - 1)?.parse().ok()?;
-    Some((state, start_time))
-}
-
-fn stat_of(pid: i32) -> Option<(char, u64)> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
 /// The device of what a `/proc` link points at (following it).
 fn dev_of(link: &Path) -> Option<DevNo> {
     fs::metadata(link).ok().map(|m| DevNo::from_raw(m.dev()))
@@ -138,38 +125,26 @@ fn use_of(proc_dir: &Path, dev: DevNo) -> Option<String> {
 /// hasvrd itself included (marked), in pid order.
 pub fn scan(dev: DevNo) -> Vec<User> {
     let me = std::process::id() as i32;
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut users = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in procfs::pids() {
         // A zombie holds nothing; a process that vanished is no user.
-        let Some((state, start_time)) = stat_of(pid) else {
+        let Some(stat) = procfs::stat(pid).filter(|s| !s.is_zombie()) else {
             continue;
         };
-        if matches!(state, 'Z' | 'X' | 'x') {
-            continue;
-        }
-        let Some(how) = use_of(&entry.path(), dev) else {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        let Some(how) = use_of(&dir, dev) else {
             continue;
         };
-        let name = fs::read_to_string(entry.path().join("comm"))
+        let name = fs::read_to_string(dir.join("comm"))
             .map(|s| s.trim_end().to_owned())
             .unwrap_or_else(|_| "?".into());
         users.push(User {
             pid,
             name,
-            state,
+            state: stat.state,
             how,
             is_self: pid == me,
-            start_time,
+            start_time: stat.start_time,
         });
     }
     users.sort_by_key(|u| u.pid);
@@ -221,8 +196,8 @@ pub fn signal(user: &User, signal: Signal) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(Errno::ENOSYS as i32) => None,
         Err(e) => return Err(e),
     };
-    match stat_of(user.pid) {
-        Some((state, start)) if start == user.start_time && !matches!(state, 'Z' | 'X') => {}
+    match procfs::stat(user.pid) {
+        Some(st) if st.start_time == user.start_time && !st.is_zombie() => {}
         _ => return Ok(false),
     }
     let sent = match &pidfd {
@@ -342,14 +317,6 @@ pub async fn release(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_after_an_odd_comm() {
-        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
-                    987654 1000 10";
-        assert_eq!(parse_stat(line), Some(('S', 987654)));
-        assert_eq!(parse_stat("1 (x) Z 0"), None);
-    }
 
     #[test]
     fn finds_this_process_by_its_cwd_and_marks_it() {

@@ -8,6 +8,9 @@ use super::world::SimNode;
 use litecloud::node::Event;
 use std::collections::HashMap;
 
+/// First byte of the test's messages (other protocols share the channel).
+const TAG: u8 = 0xee;
+
 /// What one pair's checks need, keyed by sender, receiver and instances.
 #[derive(Default)]
 pub struct Mail {
@@ -33,11 +36,12 @@ impl Mail {
     pub fn compose(&self, i: usize, instance: u32, to: usize, pad: usize) -> Vec<u8> {
         let generation = self.generation.get(&(i, to)).copied().unwrap_or(0);
         let counter = self.queued.get(&(i, to)).copied().unwrap_or(0) + 1;
-        let mut data = Vec::with_capacity(12 + pad);
+        let mut data = Vec::with_capacity(13 + pad);
+        data.push(TAG);
         data.extend(instance.to_be_bytes());
         data.extend(generation.to_be_bytes());
         data.extend(counter.to_be_bytes());
-        data.resize(12 + pad, 0xa5);
+        data.resize(13 + pad, 0xa5);
         data
     }
 
@@ -56,13 +60,13 @@ impl Mail {
                     *self.generation.entry((i, to)).or_default() += 1;
                     self.queued.insert((i, to), 0);
                 }
-                Event::Message { from, data } => {
+                Event::Message { from, data } if data.first() == Some(&TAG) => {
                     let from = usize::from(*from) - 1;
                     let word = |k: usize| u32::from_be_bytes(data[k..k + 4].try_into().unwrap());
-                    if data.len() < 12 {
+                    if data.len() < 13 {
                         return Some(format!("n{} got a {}-byte message", i + 1, data.len()));
                     }
-                    let (instance, generation, counter) = (word(0), word(4), word(8));
+                    let (instance, generation, counter) = (word(1), word(5), word(9));
                     let key = (from, instance, generation, i, nodes[i].instance);
                     let last = self.delivered.entry(key).or_default();
                     if counter != *last + 1 {

@@ -8,6 +8,7 @@
 //! - [`world`]: the event loop and the drivers.
 //! - [`check`]: ground truth and the invariants.
 //! - [`mail`]: reliable messages sent at random, checked exactly once and in order.
+//! - [`views`]: membership agreement, checked on every install and after the heal.
 //!
 //! Environment: `SIM_SEED=n` runs only seed n of a random test,
 //! `SIM_SEEDS=k` runs k seeds instead of the default count, `SIM_TRACE=1`
@@ -17,6 +18,7 @@ pub mod check;
 pub mod config;
 pub mod mail;
 pub mod net;
+pub mod views;
 pub mod world;
 
 pub use check::Checker;

@@ -9,9 +9,11 @@ use super::check::{Cause, Checker, Snap};
 use super::config::{Action, Config};
 use super::mail::Mail;
 use super::net::{Fate, Net, Packet};
+use super::views::Views;
 use litecloud::Time;
-use litecloud::node::{Node, Output, Params};
+use litecloud::node::{Event, Node, Output, Params};
 use litecloud::serial::{self, Deframer};
+use litecloud::view::{self, Agreement, NodeSet};
 use litecloud::wire::{ClusterKey, NodeId};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -44,6 +46,8 @@ pub enum Ev {
     StallEnd(usize),
     /// A random node sends a random peer a message.
     Mail,
+    /// After the heal: one agreed view of the live nodes.
+    ViewCheck,
     CutEnd(Vec<(u8, usize, usize)>),
     Heal,
     HealCheck,
@@ -89,6 +93,10 @@ pub struct SimNode {
     pub stalled_until: Option<Time>,
     deferred: Vec<Ev>,
     deframers: Vec<Deframer>,
+    /// The node's view agreement (None while crashed).
+    pub agreement: Option<Agreement>,
+    /// The epoch it promised, kept across restarts like a file on disk.
+    pub disk_epoch: u64,
 }
 
 impl SimNode {
@@ -109,6 +117,7 @@ pub struct World {
     key: ClusterKey,
     pub check: Checker,
     pub mail: Mail,
+    pub views: Views,
 }
 
 /// The engine's stall tolerance: max(shortest interval, 50 ms).
@@ -132,6 +141,8 @@ impl World {
                 stalled_until: None,
                 deferred: Vec::new(),
                 deframers: cfg.paths.iter().map(|_| Deframer::default()).collect(),
+                agreement: None,
+                disk_epoch: 0,
             })
             .collect();
         World {
@@ -146,6 +157,7 @@ impl World {
             nodes,
             key: cluster_key(),
             mail: Mail::default(),
+            views: Views::default(),
         }
     }
 
@@ -177,6 +189,11 @@ impl World {
         self.push(heal_at, Ev::Heal);
         if heal_at + self.cfg.heal_bound() <= self.cfg.end_at {
             self.push(heal_at + self.cfg.heal_bound(), Ev::HealCheck);
+        }
+        // Views are agreed a few round trips after membership converges.
+        let view_check = heal_at + self.cfg.heal_bound() + self.cfg.max_interval() * 4;
+        if view_check <= self.cfg.end_at {
+            self.push(view_check, Ev::ViewCheck);
         }
         while let Some(q) = self.queue.pop() {
             if q.at > self.cfg.end_at {
@@ -243,10 +260,17 @@ impl World {
             Ev::HealCheck => {
                 self.check.heal_check(&self.nodes, now, self.step);
                 if let Some(v) = self.mail.heal_check(&self.nodes) {
-                    self.check.fail(now, self.step, "(h) messages after the heal", v);
+                    self.check
+                        .fail(now, self.step, "(h) messages after the heal", v);
                 }
             }
             Ev::Mail => self.mail(),
+            Ev::ViewCheck => {
+                if let Some(v) = self.views.heal_check(&self.nodes) {
+                    self.check
+                        .fail(now, self.step, "(i) one view after the heal", v);
+                }
+            }
         }
     }
 
@@ -274,6 +298,7 @@ impl World {
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(u64::from(n.id) << 32 | u64::from(n.instance));
         n.engine = Some(Node::new(params, self.key.clone(), seed, now));
+        n.agreement = Some(Agreement::new(n.id, n.disk_epoch));
         n.started_at = now;
         n.timer_queued = false;
         n.timer_at = None;
@@ -294,12 +319,50 @@ impl World {
         f(engine, now);
         let mut sends = Vec::new();
         let mut events = Vec::new();
-        while let Some(out) = engine.poll() {
-            match out {
-                Output::Send(t) => sends.push(t),
-                Output::Event(e) => events.push(e),
+        let mut installs = Vec::new();
+        loop {
+            let n = &mut self.nodes[i];
+            let engine = n.engine.as_mut().expect("driving a live node");
+            let mut fresh = Vec::new();
+            while let Some(out) = engine.poll() {
+                match out {
+                    Output::Send(t) => sends.push(t),
+                    Output::Event(e) => fresh.push(e),
+                }
+            }
+            let agreement = n.agreement.as_mut().expect("a live node agrees");
+            for e in &fresh {
+                match e {
+                    Event::Membership { members, .. } => {
+                        agreement.live_changed(NodeSet::of(members.iter().copied()))
+                    }
+                    Event::IncarnationAccepted { peer, .. } => agreement.peer_reset(*peer),
+                    Event::Message { from, data } if data.first() == Some(&view::PROTOCOL) => {
+                        agreement
+                            .handle_message(*from, data)
+                            .expect("well-formed view message");
+                    }
+                    _ => {}
+                }
+            }
+            let mut messages = Vec::new();
+            while let Some(action) = agreement.poll() {
+                match action {
+                    view::Action::Send { to, data } => messages.push((to, data)),
+                    view::Action::Persist { epoch } => n.disk_epoch = epoch,
+                    view::Action::Installed(v) => installs.push(v),
+                }
+            }
+            events.extend(fresh);
+            if messages.is_empty() {
+                break;
+            }
+            for (to, data) in messages {
+                // Not connected: the view is proposed again when it is.
+                let _ = engine.send_message(now, to, data);
             }
         }
+        let engine = self.nodes[i].engine.as_mut().expect("driving a live node");
         let next = engine.poll_timeout();
         if matches!(cause, Cause::Timer) {
             self.check.armed_after_timer(i, next, now, self.step);
@@ -309,6 +372,12 @@ impl World {
             .step(&self.nodes, i, now, self.step, &cause, &events, &self.net);
         if let Some(v) = self.mail.observe(i, &self.nodes, &events) {
             self.check.fail(now, self.step, "(h) messages", v);
+        }
+        let id = self.nodes[i].id;
+        for view in installs {
+            if let Some(v) = self.views.installed(i, id, view) {
+                self.check.fail(now, self.step, "(i) agreed views", v);
+            }
         }
         for t in sends {
             let dests: Vec<usize> = if t.dest == 0 {
@@ -345,7 +414,9 @@ impl World {
     /// A random live node sends a random peer a message of random size;
     /// repeats until the heal.
     fn mail(&mut self) {
-        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].live()).collect();
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].live())
+            .collect();
         if live.len() >= 2 {
             let i = live[self.rng.random_range(0..live.len())];
             let mut to = self.rng.random_range(0..self.nodes.len() - 1);
@@ -356,7 +427,9 @@ impl World {
             let data = self.mail.compose(i, self.nodes[i].instance, to, pad);
             let peer = self.nodes[to].id;
             let mut taken = false;
-            self.drive(i, Cause::Mail, |e, now| taken = e.send_message(now, peer, data).is_ok());
+            self.drive(i, Cause::Mail, |e, now| {
+                taken = e.send_message(now, peer, data).is_ok()
+            });
             if taken {
                 self.mail.queued(i, to);
             }
@@ -476,6 +549,7 @@ impl World {
                 }
                 let n = &mut self.nodes[i];
                 n.engine = None;
+                n.agreement = None;
                 n.deferred.clear();
                 n.timer_queued = false;
                 self.check.crashed(i, now, leave, restart);
