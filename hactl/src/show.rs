@@ -30,6 +30,21 @@ pub fn status(r: &StatusReport) -> String {
         "cluster {} (netid {})  node {} (domain {})  incarnation {}  epoch {}  config {}",
         r.cluster, r.netid, r.node, r.domain, r.incarnation, r.epoch, r.config_hash
     );
+    match &r.view {
+        Some(v) => {
+            let quorum = if v.quorum { "quorum" } else { "no quorum" };
+            let _ = writeln!(
+                out,
+                "view {}.{} agreed: {} ({quorum})",
+                v.epoch,
+                v.coordinator,
+                v.members.join(", ")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "view: none agreed yet");
+        }
+    }
     if r.stalls > 0 {
         let _ = writeln!(
             out,

@@ -7,10 +7,13 @@ use crate::ctl::CtlCall;
 use crate::transport::Inbound;
 use crate::{clock, serial, udp};
 use haschema::config::{ClusterConfig, NetworkKind};
-use haschema::ctl::{LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport};
+use haschema::ctl::{
+    LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
+};
 use litecloud::Time;
 use litecloud::link::LinkCause;
 use litecloud::node::{Event, Node, NodeCause, Output, Params, PathParams, Transmit};
+use litecloud::view::{self, Agreement, NodeSet};
 use litecloud::wire::{ClusterKey, NodeId};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,6 +42,8 @@ struct Port {
 struct Daemon {
     setup: Setup,
     node: Node,
+    /// Agreement on one membership view with the peers.
+    agreement: Agreement,
     ports: Vec<Port>,
     started: Time,
 }
@@ -98,9 +103,12 @@ pub async fn run(setup: Setup, ctl: mpsc::Receiver<CtlCall>) -> std::io::Result<
     let node = Node::new(params(&setup), setup.key.clone(), seed, now);
     let ports = start_drivers(&setup, &inbound_tx);
     drop(inbound_tx);
+    let promised = crate::identity::promised_epoch(&setup.state_dir)?;
+    let agreement = Agreement::new(setup.me, promised);
     let mut daemon = Daemon {
         setup,
         node,
+        agreement,
         ports,
         started: now,
     };
@@ -220,22 +228,90 @@ impl Daemon {
         }
     }
 
+    /// Hands the engine's frames to the drivers and its events to the log
+    /// and the view agreement, whose messages go back through the engine,
+    /// until both are quiet.
     fn drain(&mut self) {
-        while let Some(output) = self.node.poll() {
-            match output {
-                Output::Send(t) => {
-                    if let Some(tx) = self
-                        .ports
-                        .get(usize::from(t.path))
-                        .and_then(|p| p.tx.as_ref())
-                    {
-                        // A full queue means the port is closed or slow:
-                        // dropping a frame there is what a lossy line does.
-                        let _ = tx.try_send(t);
+        loop {
+            let mut busy = false;
+            while let Some(output) = self.node.poll() {
+                busy = true;
+                match output {
+                    Output::Send(t) => {
+                        if let Some(tx) = self
+                            .ports
+                            .get(usize::from(t.path))
+                            .and_then(|p| p.tx.as_ref())
+                        {
+                            // A full queue means the port is closed or slow:
+                            // dropping a frame there is what a lossy line does.
+                            let _ = tx.try_send(t);
+                        }
+                    }
+                    Output::Event(Event::RenewIncarnation) => self.renew_incarnation(),
+                    Output::Event(event) => {
+                        self.agree(&event);
+                        self.log_event(event);
                     }
                 }
-                Output::Event(Event::RenewIncarnation) => self.renew_incarnation(),
-                Output::Event(event) => self.log_event(event),
+            }
+            while let Some(action) = self.agreement.poll() {
+                busy = true;
+                self.act(action);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    /// Feeds the view agreement what the engine saw.
+    fn agree(&mut self, event: &Event) {
+        match event {
+            Event::Membership { members, .. } => self
+                .agreement
+                .live_changed(NodeSet::of(members.iter().copied())),
+            Event::IncarnationAccepted { peer, .. } => self.agreement.peer_reset(*peer),
+            Event::Message { from, data } if data.first() == Some(&view::PROTOCOL) => {
+                if self.agreement.handle_message(*from, data).is_err() {
+                    tracing::warn!("malformed view message from {}: ignored", self.name(*from));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn act(&mut self, action: view::Action) {
+        match action {
+            view::Action::Send { to, data } => {
+                if let Err(e) = self.node.send_message(clock::now(), to, data) {
+                    // It is proposed again once the peer is connected.
+                    tracing::debug!("view message to {} not sent: {e}", self.name(to));
+                }
+            }
+            view::Action::Persist { epoch } => {
+                if let Err(e) = crate::identity::store_epoch(&self.setup.state_dir, epoch) {
+                    tracing::error!(
+                        severity = "crit",
+                        "cannot persist membership epoch {epoch} in {}: {e}; fix the disk, then restart hamond",
+                        self.setup.state_dir.display()
+                    );
+                }
+            }
+            view::Action::Installed(v) => {
+                let names: Vec<String> = v.members.iter().map(|m| self.name(m)).collect();
+                let configured = self.setup.config.nodes.len();
+                tracing::info!(
+                    "view {}.{} agreed: {}{}",
+                    v.id.epoch,
+                    self.name(v.id.coordinator),
+                    names.join(", "),
+                    if v.has_quorum(configured) {
+                        ""
+                    } else {
+                        " (no quorum)"
+                    }
+                );
             }
         }
     }
@@ -434,6 +510,12 @@ impl Daemon {
             boot: format!("{:08x}", self.setup.boot),
             config_hash: format!("{:08x}", cfg.hash),
             epoch: self.node.epoch(),
+            view: self.agreement.view().map(|v| ViewStatus {
+                epoch: v.id.epoch,
+                coordinator: self.name(v.id.coordinator),
+                members: v.members.iter().map(|m| self.name(m)).collect(),
+                quorum: v.has_quorum(cfg.nodes.len()),
+            }),
             uptime_ms: ms(self.started),
             stalls,
             last_stall_ms: last_stall.map(|d| d.as_millis() as u64),

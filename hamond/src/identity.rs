@@ -1,12 +1,14 @@
 //! Who this daemon is on the wire: the OS boot id (new at every boot) and
 //! the daemon incarnation (persisted and fsynced, one higher at every start,
-//! so a restart is never mistaken for the old process).
+//! so a restart is never mistaken for the old process); and the membership
+//! epoch it promised, kept the same way so that it never goes back.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
 const INCARNATION_FILE: &str = "incarnation";
+const EPOCH_FILE: &str = "epoch";
 
 /// First 32 bits of the kernel's boot id.
 pub fn boot_id() -> io::Result<u32> {
@@ -20,12 +22,37 @@ pub fn boot_id() -> io::Result<u32> {
 }
 
 /// Reads the last incarnation from `state_dir`, stores the next one
-/// durably (temp file, fsync, rename, fsync of the directory) and returns it.
+/// durably and returns it.
 pub fn next_incarnation(state_dir: &Path) -> io::Result<u32> {
-    fs::create_dir_all(state_dir)?;
-    let path = state_dir.join(INCARNATION_FILE);
-    let last = match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u32>().map_err(|e| {
+    let last = load(state_dir, INCARNATION_FILE)?;
+    let next = u32::try_from(last + 1).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: incarnation exhausted",
+                state_dir.join(INCARNATION_FILE).display()
+            ),
+        )
+    })?;
+    store(state_dir, INCARNATION_FILE, u64::from(next))?;
+    Ok(next)
+}
+
+/// The highest membership epoch this node promised (0 if none yet).
+pub fn promised_epoch(state_dir: &Path) -> io::Result<u64> {
+    load(state_dir, EPOCH_FILE)
+}
+
+/// Stores the promised epoch durably, before any message relies on it.
+pub fn store_epoch(state_dir: &Path, epoch: u64) -> io::Result<()> {
+    store(state_dir, EPOCH_FILE, epoch)
+}
+
+/// A number kept in `state_dir/name` (0 when the file does not exist).
+fn load(state_dir: &Path, name: &str) -> io::Result<u64> {
+    let path = state_dir.join(name);
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -33,23 +60,22 @@ pub fn next_incarnation(state_dir: &Path) -> io::Result<u32> {
                     path.display()
                 ),
             )
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
-    };
-    let next = last.checked_add(1).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: incarnation exhausted", path.display()),
-        )
-    })?;
-    let tmp = state_dir.join(format!("{INCARNATION_FILE}.tmp"));
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `state_dir/name` durably: temp file, fsync, rename, fsync of the
+/// directory.
+fn store(state_dir: &Path, name: &str, value: u64) -> io::Result<()> {
+    fs::create_dir_all(state_dir)?;
+    let tmp = state_dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;
-    writeln!(file, "{next}")?;
+    writeln!(file, "{value}")?;
     file.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    File::open(state_dir)?.sync_all()?;
-    Ok(next)
+    fs::rename(&tmp, state_dir.join(name))?;
+    File::open(state_dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -64,6 +90,9 @@ mod tests {
         assert_eq!(next_incarnation(&dir).unwrap(), 2);
         fs::write(dir.join(INCARNATION_FILE), "garbage").unwrap();
         assert!(next_incarnation(&dir).is_err());
+        assert_eq!(promised_epoch(&dir).unwrap(), 0);
+        store_epoch(&dir, 41).unwrap();
+        assert_eq!(promised_epoch(&dir).unwrap(), 41);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -45,8 +45,10 @@ pub struct StatusReport {
     pub boot: String,
     /// Config hash, as 8 hex digits.
     pub config_hash: String,
-    /// Membership epoch: bumped at each change of the set of live nodes.
+    /// Local membership epoch: bumped at each change of the live set.
     pub epoch: u64,
+    /// The membership view agreed with the peers, once one is installed.
+    pub view: Option<ViewStatus>,
     pub uptime_ms: u64,
     /// Times this daemon found itself not scheduled for a while.
     pub stalls: u64,
@@ -56,6 +58,17 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     /// This node's end of each private network, with its counters.
     pub paths: Vec<PathStatus>,
+}
+
+/// A membership view agreed by its members.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewStatus {
+    /// Agreed epoch; with the coordinator it names the view.
+    pub epoch: u64,
+    pub coordinator: String,
+    pub members: Vec<String>,
+    /// A strict majority of the configured nodes.
+    pub quorum: bool,
 }
 
 /// One peer as this node sees it.

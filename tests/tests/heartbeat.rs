@@ -81,6 +81,52 @@ fn every_path_comes_up_with_counters_moving() {
     }
 }
 
+/// Both nodes installed the same agreed view, of exactly `members`.
+fn one_view_of(s: &Snapshot, members: &[&str]) -> bool {
+    let views: Vec<_> = SIDES
+        .iter()
+        .map(|(node, _)| s.get(node).and_then(|r| r.view.clone()))
+        .collect();
+    views.iter().all(|v| *v == views[0])
+        && views[0]
+            .as_ref()
+            .is_some_and(|v| v.members == members && v.quorum == (members.len() == 2))
+}
+
+#[test]
+fn both_nodes_agree_on_one_view_and_again_after_a_partition() {
+    let Some(c) = cluster_up("views") else {
+        return;
+    };
+    let before = c.wait_until("one view of both", WAIT, |s| {
+        one_view_of(s, &["alpha", "beta"])
+    });
+    let epoch = before
+        .get("alpha")
+        .and_then(|r| r.view.as_ref())
+        .map(|v| v.epoch);
+    c.cut_all();
+    c.wait_until("each side alone in its view", WAIT, |s| {
+        SIDES.iter().all(|&(node, _)| {
+            s.get(node)
+                .and_then(|r| r.view.as_ref())
+                .is_some_and(|v| v.members == [node] && !v.quorum)
+        })
+    });
+    c.restore_all();
+    let after = c.wait_until("one view of both again", WAIT, |s| {
+        one_view_of(s, &["alpha", "beta"])
+    });
+    let again = after
+        .get("alpha")
+        .and_then(|r| r.view.as_ref())
+        .map(|v| v.epoch);
+    assert!(
+        again > epoch,
+        "the new view has a higher epoch: {epoch:?} then {again:?}"
+    );
+}
+
 #[test]
 fn one_path_cut_is_down_on_both_sides_and_the_peer_stays_up() {
     let Some(c) = cluster_up("one_path_cut") else {
