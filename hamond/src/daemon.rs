@@ -272,10 +272,11 @@ impl Daemon {
                 .agreement
                 .live_changed(NodeSet::of(members.iter().copied())),
             Event::IncarnationAccepted { peer, .. } => self.agreement.peer_reset(*peer),
-            Event::Message { from, data } if data.first() == Some(&view::PROTOCOL) => {
-                if self.agreement.handle_message(*from, data).is_err() {
-                    tracing::warn!("malformed view message from {}: ignored", self.name(*from));
-                }
+            Event::Message { from, data }
+                if data.first() == Some(&view::PROTOCOL)
+                    && self.agreement.handle_message(*from, data).is_err() =>
+            {
+                tracing::warn!("malformed view message from {}: ignored", self.name(*from));
             }
             _ => {}
         }
@@ -439,7 +440,7 @@ impl Daemon {
 
     fn answer(&self, request: Request) -> Response {
         match request {
-            Request::Status => Response::Status(self.status(clock::now())),
+            Request::Status => Response::Status(Box::new(self.status(clock::now()))),
         }
     }
 

@@ -8,6 +8,7 @@ mod ctl;
 mod daemon;
 mod identity;
 mod logging;
+mod metrics;
 mod serial;
 mod transport;
 mod udp;
@@ -104,6 +105,10 @@ fn start(args: Args) -> Result<(), String> {
             )
         })?;
         let (calls_tx, calls) = tokio::sync::mpsc::channel(16);
+        if let Some(m) = &config.metrics {
+            // Scrapes ask the daemon loop over the control socket's channel.
+            tokio::spawn(metrics::serve(m.listen, calls_tx.clone()));
+        }
         tokio::spawn(ctl::serve(listener, gid, calls_tx));
         let setup = daemon::Setup {
             config,

@@ -1,6 +1,7 @@
 //! The cluster config file (TOML, usually `/etc/hacluster/cluster.toml`): the
 //! cluster's name, netid and key file, its nodes, and the private networks
-//! (RS-232 cables, UDP paths) the nodes watch each other over.
+//! (RS-232 cables, UDP paths) the nodes watch each other over, and the
+//! fencing devices (`[[fence]]`, optional) that can power a node off.
 //!
 //! [`ClusterConfig::load`] reads and checks the whole file; nothing of it is
 //! used unless every rule holds. Every error names the file, the line and
@@ -49,6 +50,21 @@ pub const MAX_MAXMISS: u32 = 100;
 pub const DEFAULT_BAUD: u32 = 19200;
 /// The serial line speeds allowed.
 pub const BAUD_RATES: [u32; 5] = [9600, 19200, 38400, 57600, 115200];
+/// Most fencing devices in one cluster.
+pub const MAX_FENCES: usize = 32;
+/// Fence agent run time when the file gives none.
+pub const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shortest fence agent `timeout`.
+pub const MIN_FENCE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest fence agent `timeout`.
+pub const MAX_FENCE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest fence `delay`.
+pub const MAX_FENCE_DELAY: Duration = Duration::from_secs(300);
+/// Most arguments in a fence `agent` (the program included).
+pub const MAX_AGENT_ARGS: usize = 64;
+/// Fence agent options the fencing layer sets itself: never in `options`.
+pub const RESERVED_FENCE_OPTIONS: [&str; 6] =
+    ["action", "plug", "port", "nodename", "password", "passwd"];
 
 /// The whole cluster config, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +86,11 @@ pub struct ClusterConfig {
     /// The private networks, in file order; the index is the path index on
     /// the wire; 1 to 32.
     pub networks: Vec<NetworkConfig>,
+    /// The optional `[metrics]` section: where hamond serves Prometheus
+    /// metrics. None: no metrics endpoint.
+    pub metrics: Option<MetricsConfig>,
+    /// The fencing devices (`[[fence]]`), in file order; 0 to 32.
+    pub fences: Vec<FenceConfig>,
     /// First 4 bytes (big-endian) of SHA-256 over a canonical form of the
     /// content (everything above but `file`; `key_file` as written). Equal
     /// content gives an equal hash whatever the comments, layout or key order.
@@ -117,6 +138,38 @@ pub enum NetworkKind {
     },
 }
 
+/// One fencing device (`[[fence]]`): an external fence agent in the
+/// fence-agents convention (`key=value` lines on its stdin).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceConfig {
+    /// Unique, 1 to 32 characters from `A-Za-z0-9_.-`.
+    pub name: String,
+    /// The agent program (an absolute path) and its arguments, 1 to 64.
+    pub agent: Vec<String>,
+    /// The nodes this device can fence: declared nodes, at least one.
+    pub nodes: Vec<String>,
+    /// Passed to the agent as `key=value` lines (sorted by key). Keys from
+    /// `A-Za-z0-9_`, never one of [`RESERVED_FENCE_OPTIONS`]; values
+    /// without line breaks. `password_file` is taken out into
+    /// [`FenceConfig::password_file`].
+    pub options: BTreeMap<String, String>,
+    /// `options.password_file` (an absolute path): read at fence time and
+    /// passed as `password=`.
+    pub password_file: Option<PathBuf>,
+    /// Longest run of one agent invocation, 1s to 10min (default 60s).
+    pub timeout: Duration,
+    /// Wait before fencing the node that hosts the most service priority
+    /// (safety rule 4), 0s to 5min (default 0s).
+    pub delay: Duration,
+}
+
+/// The `[metrics]` section: hamond's Prometheus endpoint (`GET /metrics`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The address:port the HTTP endpoint binds (port 1 to 65535).
+    pub listen: SocketAddr,
+}
+
 impl ClusterConfig {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
@@ -149,6 +202,13 @@ impl ClusterConfig {
     /// The node with domain id `domain`.
     pub fn node_by_domain(&self, domain: u8) -> Option<&NodeConfig> {
         self.nodes.iter().find(|n| n.domain == domain)
+    }
+
+    /// The fencing devices that can fence node `name`, in file order.
+    pub fn fences_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a FenceConfig> {
+        self.fences
+            .iter()
+            .filter(move |f| f.nodes.iter().any(|n| n == name))
     }
 
     /// The network called `name`, with its path index.
@@ -233,6 +293,8 @@ const NODE_KEYS: &[&str] = &["name", "domain"];
 const NETWORK_KEYS: &[&str] = &[
     "name", "kind", "priority", "interval", "maxmiss", "baud", "device", "address",
 ];
+const METRICS_KEYS: &[&str] = &["listen"];
+const FENCE_KEYS: &[&str] = &["name", "agent", "nodes", "options", "timeout", "delay"];
 
 /// The cluster config's rules, over the shared [`Walker`].
 struct Parser<'a> {
@@ -243,7 +305,8 @@ impl Parser<'_> {
     fn config(&self) -> Result<ClusterConfig, ConfigError> {
         let doc = self.w.document()?;
         let root = Section::root(&doc);
-        self.w.only(&root, &["cluster", "node", "network"])?;
+        self.w
+            .only(&root, &["cluster", "node", "network", "metrics", "fence"])?;
 
         let cluster = self.w.required(&root, "cluster", "the [cluster] section")?;
         let cluster = self
@@ -301,6 +364,8 @@ impl Parser<'_> {
         let nodes = self.nodes(&root)?;
         let networks = self.networks(&root, &nodes)?;
         self.pairs(&root, &nodes, &networks)?;
+        let metrics = self.metrics(&root)?;
+        let fences = self.fences(&root, &nodes)?;
 
         let hash = canonical_hash(&Canon {
             name: &name,
@@ -310,6 +375,8 @@ impl Parser<'_> {
             ping: ping.iter().map(ToString::to_string).collect(),
             nodes: nodes.iter().map(|n| (n.name.as_str(), n.domain)).collect(),
             networks: networks.iter().map(CanonNet::from).collect(),
+            metrics_listen: metrics.as_ref().map(|m| m.listen.to_string()),
+            fences: fences.iter().map(CanonFence::from).collect(),
         });
         Ok(ClusterConfig {
             file: self.w.file.to_path_buf(),
@@ -320,6 +387,8 @@ impl Parser<'_> {
             ping,
             nodes,
             networks,
+            metrics,
+            fences,
             hash,
         })
     }
@@ -698,6 +767,278 @@ impl Parser<'_> {
             ["\"100ms\"", "\"1s\""],
         )
     }
+
+    /// The optional `[metrics]` section.
+    fn metrics(&self, root: &Section<'_, '_>) -> Result<Option<MetricsConfig>, ConfigError> {
+        let Some(v) = root.get("metrics") else {
+            return Ok(None);
+        };
+        let example = "e.g. listen = \"127.0.0.1:9464\"";
+        let sec = self.w.section(
+            v,
+            "metrics".into(),
+            &format!("a [metrics] section with `listen`, {example}"),
+        )?;
+        self.w.only(&sec, METRICS_KEYS)?;
+        let field = sec.field("listen");
+        let listen_v = self.w.required(
+            &sec,
+            "listen",
+            &format!("the address:port to serve metrics on, {example}"),
+        )?;
+        let text = self
+            .w
+            .string(listen_v, &field, "an address:port, e.g. \"127.0.0.1:9464\"")?;
+        let Ok(listen) = text.parse::<SocketAddr>() else {
+            return Err(self.w.err(
+                &listen_v.span(),
+                &field,
+                format!(
+                    "`{}` is not an address:port; write an IP address and a port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\" (host names are not allowed)",
+                    clip(text)
+                ),
+            ));
+        };
+        if listen.port() == 0 || listen.ip().is_multicast() {
+            return Err(self.w.err(
+                &listen_v.span(),
+                &field,
+                format!(
+                    "{listen} cannot be listened on; write a local address (or 0.0.0.0 / [::] for every address) and a port from 1 to 65535, {example}"
+                ),
+            ));
+        }
+        Ok(Some(MetricsConfig { listen }))
+    }
+
+    /// The optional `[[fence]]` tables.
+    fn fences(
+        &self,
+        root: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+    ) -> Result<Vec<FenceConfig>, ConfigError> {
+        let mut fences: Vec<FenceConfig> = Vec::new();
+        for sec in self.w.optional_tables(root, "fence", MAX_FENCES)? {
+            self.w.only(&sec, FENCE_KEYS)?;
+            let name_v = self.w.required(&sec, "name", "the fencing device's name")?;
+            let name = self.w.name(name_v, &sec.field("name"))?;
+            if let Some(j) = fences.iter().position(|f| f.name == name) {
+                return Err(self.w.err(
+                    &name_v.span(),
+                    &sec.field("name"),
+                    format!("fence name `{name}` is already used by fence[{j}]; fence names must be unique"),
+                ));
+            }
+            let agent = self.fence_agent(&sec)?;
+            let fenced = self.fence_nodes(&sec, nodes)?;
+            let (options, password_file) = match sec.get("options") {
+                None => (BTreeMap::new(), None),
+                Some(v) => self.fence_options(v, &sec.field("options"))?,
+            };
+            let timeout = match sec.get("timeout") {
+                None => DEFAULT_FENCE_TIMEOUT,
+                Some(v) => self.w.duration(
+                    v,
+                    &sec.field("timeout"),
+                    MIN_FENCE_TIMEOUT..=MAX_FENCE_TIMEOUT,
+                    ["\"60s\"", "\"2min\""],
+                )?,
+            };
+            let delay = match sec.get("delay") {
+                None => Duration::ZERO,
+                Some(v) => self.w.duration(
+                    v,
+                    &sec.field("delay"),
+                    Duration::ZERO..=MAX_FENCE_DELAY,
+                    ["\"15s\"", "\"0s\""],
+                )?,
+            };
+            fences.push(FenceConfig {
+                name,
+                agent,
+                nodes: fenced,
+                options,
+                password_file,
+                timeout,
+                delay,
+            });
+        }
+        Ok(fences)
+    }
+
+    /// `agent`: the program (absolute path) and its arguments.
+    fn fence_agent(&self, sec: &Section<'_, '_>) -> Result<Vec<String>, ConfigError> {
+        let field = sec.field("agent");
+        let example = "e.g. agent = [\"/usr/sbin/fence_ipmilan\"]";
+        let v = self
+            .w
+            .required(sec, "agent", &format!("the fence agent program, {example}"))?;
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.w.err(
+                &v.span(),
+                &field,
+                format!(
+                    "expected a list: the program and its arguments, {example}; found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        if items.is_empty() || items.len() > MAX_AGENT_ARGS {
+            return Err(self.w.err(
+                &v.span(),
+                &field,
+                format!(
+                    "{} items; write the program and its arguments (1 to {MAX_AGENT_ARGS} items), {example}",
+                    items.len()
+                ),
+            ));
+        }
+        let mut argv = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            let arg = self.w.string(item, &field, "a string")?;
+            if arg.contains('\0') {
+                return Err(self.w.err(
+                    &item.span(),
+                    &field,
+                    "an argument cannot contain a NUL character",
+                ));
+            }
+            if i == 0 && !arg.starts_with('/') {
+                return Err(self.w.err(
+                    &item.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an absolute path; the agent is run directly (never looked up in PATH), {example}",
+                        clip(arg)
+                    ),
+                ));
+            }
+            argv.push(arg.to_owned());
+        }
+        Ok(argv)
+    }
+
+    /// `nodes`: the declared nodes this device can fence.
+    fn fence_nodes(
+        &self,
+        sec: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+    ) -> Result<Vec<String>, ConfigError> {
+        let field = sec.field("nodes");
+        let example = "e.g. nodes = [\"alpha\"]";
+        let v = self.w.required(
+            sec,
+            "nodes",
+            &format!("the nodes this device can fence, {example}"),
+        )?;
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.w.err(
+                &v.span(),
+                &field,
+                format!(
+                    "expected a list of node names, {example}; found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        if items.is_empty() {
+            return Err(self.w.err(
+                &v.span(),
+                &field,
+                format!("a fencing device fences at least one node, {example}"),
+            ));
+        }
+        let mut fenced: Vec<String> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            let node = self.w.string(item, &field, "a node name, e.g. \"alpha\"")?;
+            self.w.declared(&item.span(), node, &field, nodes)?;
+            if fenced.iter().any(|n| n == node) {
+                return Err(self
+                    .w
+                    .err(&item.span(), &field, format!("{node} is listed twice")));
+            }
+            fenced.push(node.to_owned());
+        }
+        Ok(fenced)
+    }
+
+    /// `options`: string keys and values for the agent's stdin, and the
+    /// password file taken out of them.
+    fn fence_options(
+        &self,
+        v: &Value<'_>,
+        path: &str,
+    ) -> Result<(BTreeMap<String, String>, Option<PathBuf>), ConfigError> {
+        let example = "e.g. options = { ip = \"10.0.0.9\", username = \"admin\", password_file = \"/etc/hacluster/ipmi.pw\" }";
+        let table = self.w.section(
+            v,
+            path.to_owned(),
+            &format!("a table of option = \"value\", {example}"),
+        )?;
+        let mut options = BTreeMap::new();
+        let mut password_file = None;
+        for (key, v) in table.entries() {
+            let key_text: &str = key.get_ref();
+            let field = table.field(key_text);
+            let valid_key = !key_text.is_empty()
+                && key_text.len() <= 64
+                && key_text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid_key {
+                return Err(self.w.err(
+                    &key.span(),
+                    &field,
+                    format!(
+                        "`{}` is not a fence agent option name; use 1 to 64 characters from A-Z a-z 0-9 _",
+                        clip(key_text)
+                    ),
+                ));
+            }
+            if RESERVED_FENCE_OPTIONS.contains(&key_text) {
+                let why = if matches!(key_text, "password" | "passwd") {
+                    "a password is never written in the cluster config; put it in a file (mode 0600) and name it in `password_file`"
+                } else {
+                    "hamond sets it for each call (the action, and the node as plug/port)"
+                };
+                return Err(self.w.err(
+                    &key.span(),
+                    &field,
+                    format!("`{key_text}` cannot be set here: {why}"),
+                ));
+            }
+            let text = self.w.string(
+                v,
+                &field,
+                "a string (quote numbers and flags, e.g. lanplus = \"1\")",
+            )?;
+            if text.contains(['\n', '\r', '\0']) {
+                return Err(self.w.err(
+                    &v.span(),
+                    &field,
+                    "a fence option value cannot contain a line break or NUL (each option is one line on the agent's stdin)",
+                ));
+            }
+            if key_text == "password_file" {
+                if !text.starts_with('/') {
+                    return Err(self.w.err(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "`{}` is not an absolute path; write e.g. \"/etc/hacluster/ipmi.pw\"",
+                            clip(text)
+                        ),
+                    ));
+                }
+                password_file = Some(PathBuf::from(text));
+            } else {
+                options.insert(key_text.to_owned(), text.to_owned());
+            }
+        }
+        Ok((options, password_file))
+    }
 }
 
 /// `d` rounded up to whole milliseconds.
@@ -719,6 +1060,41 @@ struct Canon<'a> {
     ping: Vec<String>,
     nodes: Vec<(&'a str, u8)>,
     networks: Vec<CanonNet<'a>>,
+    /// Left out when there is no `[metrics]` section, so the hash of a
+    /// config without one is what it was before the section existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<String>,
+    /// Left out when there is no `[[fence]]`, for the same reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fences: Vec<CanonFence<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonFence<'a> {
+    name: &'a str,
+    agent: &'a [String],
+    nodes: &'a [String],
+    options: &'a BTreeMap<String, String>,
+    password_file: Option<String>,
+    timeout_ns: u128,
+    delay_ns: u128,
+}
+
+impl<'a> From<&'a FenceConfig> for CanonFence<'a> {
+    fn from(f: &'a FenceConfig) -> Self {
+        CanonFence {
+            name: &f.name,
+            agent: &f.agent,
+            nodes: &f.nodes,
+            options: &f.options,
+            password_file: f
+                .password_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            timeout_ns: f.timeout.as_nanos(),
+            delay_ns: f.delay.as_nanos(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -1352,6 +1728,324 @@ domain = 2
         };
         assert_ne!(serial("/dev/ttyS0", 19200), serial("/dev/ttyS1", 19200));
         assert_ne!(serial("/dev/ttyS0", 19200), serial("/dev/ttyS0", 38400));
+    }
+
+    #[test]
+    fn metrics_section() {
+        assert_eq!(parse(BASE).unwrap().metrics, None);
+        for (listen, want) in [
+            ("127.0.0.1:9464", "127.0.0.1:9464"),
+            ("[::1]:9464", "[::1]:9464"),
+            ("0.0.0.0:1", "0.0.0.0:1"),
+        ] {
+            let t = format!("{BASE}\n[metrics]\nlisten = \"{listen}\"\n");
+            let c = parse(&t).unwrap();
+            assert_eq!(
+                c.metrics.map(|m| m.listen.to_string()).as_deref(),
+                Some(want)
+            );
+        }
+        // The section may come anywhere, e.g. before the nodes.
+        let t = BASE.replacen(
+            "[[node]]",
+            "[metrics]\nlisten = \"127.0.0.1:9464\"\n\n[[node]]",
+            1,
+        );
+        assert!(parse(&t).unwrap().metrics.is_some());
+    }
+
+    #[test]
+    fn metrics_errors() {
+        let with = |body: &str| format!("{BASE}\n[metrics]\n{body}\n");
+        let t = with("listen = \"127.0.0.1:9464\"\nport = 9464");
+        let e = check(&t, "port = 9464", "metrics.port");
+        assert!(e.message.contains("allowed here: listen"), "{e}");
+        let t = with("");
+        let e = check(&t, "[metrics]", "metrics.listen");
+        assert!(e.message.contains("missing required key `listen`"), "{e}");
+        let t = with("listen = 9464");
+        let e = check(&t, "listen", "metrics.listen");
+        assert!(e.message.contains("expected an address:port"), "{e}");
+        for bad in ["localhost:9464", "127.0.0.1", ""] {
+            let t = with(&format!("listen = \"{bad}\""));
+            let e = check(&t, "listen", "metrics.listen");
+            assert!(e.message.contains("is not an address:port"), "{bad}: {e}");
+            assert!(e.message.contains("\"127.0.0.1:9464\""), "{bad}: {e}");
+        }
+        for bad in ["127.0.0.1:0", "224.0.0.1:9464", "[ff02::1]:9464"] {
+            let t = with(&format!("listen = \"{bad}\""));
+            let e = check(&t, "listen", "metrics.listen");
+            assert!(e.message.contains("port from 1 to 65535"), "{bad}: {e}");
+        }
+        let t = format!("metrics = \"127.0.0.1:9464\"\n{BASE}");
+        let e = check(&t, "metrics =", "metrics");
+        assert!(e.message.contains("a [metrics] section"), "{e}");
+        let t = format!("{BASE}\n[[metrics]]\nlisten = \"127.0.0.1:9464\"\n");
+        check(&t, "[[metrics]]", "metrics");
+        let t = format!("{BASE}\n[metric]\nlisten = \"127.0.0.1:9464\"\n");
+        let e = check(&t, "[metric]", "metric");
+        assert!(e.message.contains("metrics"), "{e}");
+        let t = with("listen = \"nope\"");
+        assert_eq!(
+            err(&t).to_string(),
+            format!(
+                "/etc/hacluster/cluster.toml:{}:10: metrics.listen: `nope` is not an address:port; \
+                 write an IP address and a port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\" (host names are not allowed)",
+                line_of(&t, "nope")
+            )
+        );
+    }
+
+    #[test]
+    fn metrics_in_hash() {
+        let base = parse(BASE).unwrap().hash;
+        let on = |listen: &str| {
+            parse(&format!("{BASE}\n[metrics]\nlisten = \"{listen}\"\n"))
+                .unwrap()
+                .hash
+        };
+        assert_ne!(on("127.0.0.1:9464"), base);
+        assert_ne!(on("127.0.0.1:9464"), on("127.0.0.1:9465"));
+        assert_eq!(on("127.0.0.1:9464"), on("127.0.0.1:09464"));
+    }
+
+    #[test]
+    fn sample_metrics_section_parses_when_uncommented() {
+        let lines: Vec<&str> = SAMPLE.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "# [metrics]")
+            .expect("the sample documents [metrics]");
+        let mut text: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        text[at] = "[metrics]".into();
+        let listen = text[at..]
+            .iter()
+            .position(|l| l.starts_with("# listen = "))
+            .map(|i| i + at)
+            .expect("the sample shows `listen`");
+        text[listen] = text[listen].trim_start_matches("# ").to_owned();
+        let c = parse(&text.join("\n")).unwrap();
+        assert_eq!(
+            c.metrics.map(|m| m.listen),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(parse(SAMPLE).unwrap().metrics, None);
+    }
+
+    /// `BASE` with one `[[fence]]` table made of `body`.
+    fn with_fence(body: &str) -> String {
+        format!("{BASE}\n[[fence]]\n{body}\n")
+    }
+
+    const IPMI: &str = r#"name = "ipmi-beta"
+agent = ["/usr/sbin/fence_ipmilan"]
+nodes = ["beta"]
+options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster/ipmi.pw", lanplus = "1" }"#;
+
+    #[test]
+    fn fence_section() {
+        assert!(parse(BASE).unwrap().fences.is_empty());
+        let c = parse(&with_fence(IPMI)).unwrap();
+        let f = &c.fences[0];
+        assert_eq!(f.name, "ipmi-beta");
+        assert_eq!(f.agent, ["/usr/sbin/fence_ipmilan"]);
+        assert_eq!(f.nodes, ["beta"]);
+        let options: Vec<(&str, &str)> = f
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            options,
+            [("ip", "10.0.0.9"), ("lanplus", "1"), ("username", "admin")]
+        );
+        assert_eq!(
+            f.password_file.as_deref(),
+            Some(Path::new("/etc/hacluster/ipmi.pw"))
+        );
+        assert_eq!(f.timeout, DEFAULT_FENCE_TIMEOUT);
+        assert_eq!(f.delay, Duration::ZERO);
+        assert_eq!(c.fences_for("beta").count(), 1);
+        assert_eq!(c.fences_for("alpha").count(), 0);
+
+        let t = format!(
+            "{}\n\n[[fence]]\nname = \"pdu\"\nagent = [\"/usr/sbin/fence_apc\", \"--verbose\"]\nnodes = [\"alpha\", \"beta\"]\ntimeout = \"2min\"\ndelay = \"15s\"\n",
+            with_fence(IPMI)
+        );
+        let c = parse(&t).unwrap();
+        let pdu = &c.fences[1];
+        assert_eq!(pdu.agent, ["/usr/sbin/fence_apc", "--verbose"]);
+        assert!(pdu.options.is_empty() && pdu.password_file.is_none());
+        assert_eq!(pdu.timeout, Duration::from_secs(120));
+        assert_eq!(pdu.delay, Duration::from_secs(15));
+        let order: Vec<&str> = c.fences_for("beta").map(|f| f.name.as_str()).collect();
+        assert_eq!(order, ["ipmi-beta", "pdu"]);
+    }
+
+    #[test]
+    fn fence_errors() {
+        let t = with_fence(&format!("{IPMI}\ncolour = \"red\""));
+        let e = check(&t, "colour", "fence[0].colour");
+        assert!(
+            e.message
+                .contains("allowed here: name, agent, nodes, options, timeout, delay"),
+            "{e}"
+        );
+        let t = with_fence("agent = [\"/bin/true\"]\nnodes = [\"beta\"]");
+        let e = check_at(&t, line_of(&t, "[[fence]]"), "fence[0].name");
+        assert!(e.message.contains("missing required key `name`"), "{e}");
+        let t = format!("{}\n[[fence]]\n{IPMI}\n", with_fence(IPMI));
+        let e = check_at(&t, line_of(&t, "[[fence]]") + 7, "fence[1].name");
+        assert!(e.message.contains("already used by fence[0]"), "{e}");
+
+        let fence = |agent: &str, nodes: &str, extra: &str| {
+            with_fence(&format!(
+                "name = \"f\"\nagent = {agent}\nnodes = {nodes}\n{extra}"
+            ))
+        };
+        let ok_agent = "[\"/bin/true\"]";
+        let ok_nodes = "[\"beta\"]";
+        for (agent, field, says) in [
+            (
+                "\"/usr/sbin/fence_ipmilan\"",
+                "fence[0].agent",
+                "expected a list",
+            ),
+            ("[]", "fence[0].agent", "1 to 64 items"),
+            (
+                "[\"fence_ipmilan\"]",
+                "fence[0].agent[0]",
+                "not an absolute path",
+            ),
+            (
+                "[\"/bin/true\", 3]",
+                "fence[0].agent[1]",
+                "expected a string",
+            ),
+        ] {
+            let e = check(&fence(agent, ok_nodes, ""), "agent =", field);
+            assert!(e.message.contains(says), "{agent}: {e}");
+        }
+
+        let e = check(
+            &fence(ok_agent, "[\"gamma\"]", ""),
+            "nodes =",
+            "fence[0].nodes[0]",
+        );
+        assert!(e.message.contains("declared nodes: alpha, beta"), "{e}");
+        let e = check(&fence(ok_agent, "[]", ""), "nodes =", "fence[0].nodes");
+        assert!(e.message.contains("at least one node"), "{e}");
+        let e = check(
+            &fence(ok_agent, "\"beta\"", ""),
+            "nodes =",
+            "fence[0].nodes",
+        );
+        assert!(e.message.contains("expected a list of node names"), "{e}");
+        let e = check(
+            &fence(ok_agent, "[\"beta\", \"beta\"]", ""),
+            "nodes =",
+            "fence[0].nodes[1]",
+        );
+        assert!(e.message.contains("listed twice"), "{e}");
+        let t = with_fence("name = \"f\"\nagent = [\"/bin/true\"]");
+        check_at(&t, line_of(&t, "[[fence]]"), "fence[0].nodes");
+
+        for (options, field, says) in [
+            (
+                "{ password = \"secret\" }",
+                "fence[0].options.password",
+                "password_file",
+            ),
+            (
+                "{ passwd = \"secret\" }",
+                "fence[0].options.passwd",
+                "password_file",
+            ),
+            (
+                "{ action = \"off\" }",
+                "fence[0].options.action",
+                "sets it for each call",
+            ),
+            (
+                "{ plug = \"3\" }",
+                "fence[0].options.plug",
+                "sets it for each call",
+            ),
+            (
+                "{ port = \"3\" }",
+                "fence[0].options.port",
+                "sets it for each call",
+            ),
+            (
+                "{ lanplus = 1 }",
+                "fence[0].options.lanplus",
+                "lanplus = \"1\"",
+            ),
+            (
+                "{ \"a b\" = \"1\" }",
+                "fence[0].options.a b",
+                "A-Z a-z 0-9 _",
+            ),
+            (
+                "{ ip = \"1\\nport=3\" }",
+                "fence[0].options.ip",
+                "line break",
+            ),
+            (
+                "{ password_file = \"ipmi.pw\" }",
+                "fence[0].options.password_file",
+                "absolute path",
+            ),
+            ("\"ip=1\"", "fence[0].options", "a table of option"),
+        ] {
+            let e = check(
+                &fence(ok_agent, ok_nodes, &format!("options = {options}")),
+                "options =",
+                field,
+            );
+            assert!(e.message.contains(says), "{options}: {e}");
+        }
+
+        for (key, value, says) in [
+            ("timeout", "60", "a bare number has no unit"),
+            ("timeout", "\"0s\"", "allowed 1s to 10m"),
+            ("timeout", "\"11min\"", "allowed 1s to 10m"),
+            ("delay", "\"6min\"", "allowed 0s to 5m"),
+            ("delay", "\"soon\"", "is not a time"),
+        ] {
+            let t = fence(ok_agent, ok_nodes, &format!("{key} = {value}"));
+            let e = check(&t, &format!("{key} ="), &format!("fence[0].{key}"));
+            assert!(e.message.contains(says), "{key} = {value}: {e}");
+        }
+        let t = BASE.replacen("[cluster]", "fence = \"ipmi\"\n[cluster]", 1);
+        let e = check(&t, "fence = \"ipmi\"", "fence");
+        assert!(e.message.contains("[[fence]]"), "{e}");
+        let t = with_fence("name = \"f\"\nagent = [\"fence_x\"]\nnodes = [\"beta\"]");
+        assert_eq!(
+            err(&t).to_string(),
+            format!(
+                "/etc/hacluster/cluster.toml:{}:10: fence[0].agent[0]: `fence_x` is not an absolute path; \
+                 the agent is run directly (never looked up in PATH), e.g. agent = [\"/usr/sbin/fence_ipmilan\"]",
+                line_of(&t, "fence_x")
+            )
+        );
+    }
+
+    #[test]
+    fn fence_in_hash() {
+        let base = parse(BASE).unwrap().hash;
+        let with = parse(&with_fence(IPMI)).unwrap().hash;
+        assert_ne!(base, with);
+        let relaid = with_fence(
+            &IPMI
+                .replace(", lanplus = \"1\"", "")
+                .replace("options = {", "options = { lanplus = \"1\","),
+        );
+        assert_eq!(parse(&relaid).unwrap().hash, with);
+        let other = with_fence(&IPMI.replace("10.0.0.9", "10.0.0.10"));
+        assert_ne!(parse(&other).unwrap().hash, with);
+        let delayed = with_fence(&format!("{IPMI}\ndelay = \"5s\""));
+        assert_ne!(parse(&delayed).unwrap().hash, with);
     }
 
     mod prop {

@@ -20,7 +20,7 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
-    Status(StatusReport),
+    Status(Box<StatusReport>),
     Error { message: String },
 }
 

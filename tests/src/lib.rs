@@ -7,6 +7,8 @@
 //! * [`cable`]: the serial cable ([`Cable`]): pacing, cuts, line noise.
 //! * [`rawudp`]: capture, forge and replay UDP datagrams.
 //! * [`cluster`]: [`TestCluster`], which puts it all together.
+//! * [`power`]: a power switch for namespaced nodes ([`PowerSwitch`]) and
+//!   its fence agent.
 //! * [`report`]: lookups on `hactl status` reports.
 //! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
 //!   another user ([`RunAs`]), for access-control tests.
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod command;
 pub mod netns;
 pub mod nft;
+pub mod power;
 pub mod rawudp;
 pub mod report;
 pub mod root;
@@ -29,5 +32,6 @@ pub use account::{RunAs, TempGroup};
 pub use cable::{Cable, Direction, End};
 pub use cluster::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster};
 pub use netns::{Netns, Veth};
+pub use power::PowerSwitch;
 pub use report::{ReportExt, Snapshot};
 pub use root::require_root;
