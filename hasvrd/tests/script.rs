@@ -67,28 +67,6 @@ fn service(tag: &str) -> String {
     )
 }
 
-/// Writes an executable bash script `name` into `dir`; returns its path.
-///
-/// The script file is written by a child process (`install`, copying a draft
-/// written here), never through a descriptor of this process: the tests run
-/// in parallel threads, and another thread forking a script at that moment
-/// would inherit such a descriptor until its child reaches execve. While
-/// that copy is open for writing the kernel refuses to execute the file
-/// (ETXTBSY, "Text file busy"), which failed other tests' runs at random.
-fn write_script(dir: &Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    let draft = dir.join(format!(".{name}.draft"));
-    std::fs::write(&draft, format!("#!/bin/bash\n{body}\n")).unwrap();
-    let status = std::process::Command::new("install")
-        .args(["-m", "0755"])
-        .arg(&draft)
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "install {}: {status}", path.display());
-    path.to_str().unwrap().to_owned()
-}
-
 /// A pid is alive while /proc has it and it is not a zombie.
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -176,7 +154,7 @@ async fn argv_with_spaces_and_metacharacters_is_passed_literally() {
     let dir = scratch.join("dir with space");
     std::fs::create_dir(&dir).unwrap();
     let out = scratch.join("args.out");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         &dir,
         "args.sh",
         r#"for a in "$@"; do printf '%s\0' "$a"; done > "$OUT"
@@ -304,7 +282,7 @@ async fn output_lines_reach_the_log_prefixed_and_bounded() {
     }
     log_buffer();
     let scratch = ScratchDir::new("script_log");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "talk.sh",
         r#"echo "hello from stdout"
@@ -363,7 +341,7 @@ async fn timeout_kills_a_script_that_ignores_sigterm_and_its_children() {
     }
     log_buffer();
     let scratch = ScratchDir::new("script_timeout");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "stubborn.sh",
         r#"trap '' TERM
@@ -418,7 +396,7 @@ async fn a_script_that_honours_sigterm_ends_before_the_grace() {
         return;
     }
     let scratch = ScratchDir::new("script_term");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "polite.sh",
         "trap 'exit 0' TERM\nsleep 1000 & wait",
@@ -440,7 +418,7 @@ async fn dropping_run_kills_the_script_group() {
         return;
     }
     let scratch = ScratchDir::new("script_drop");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "long.sh",
         "echo $$ > \"$DIR/script.pid\"\nsleep 1000",
@@ -467,7 +445,7 @@ async fn exit_codes_give_ocf_and_lsb_verdicts() {
         return;
     }
     let scratch = ScratchDir::new("script_verdict");
-    let program = write_script(scratch.path(), "status.sh", "exit \"$1\"");
+    let program = hatests::scratch::write_script(scratch.path(), "status.sh", "exit \"$1\"");
     let (t, _cleanup) = tracker("verdict");
     use StatusVerdict::{NotRunning, Running};
     let failed = |name: &'static str| move |v: &StatusVerdict| matches!(v, StatusVerdict::Failed(r) if r.contains(name));
@@ -512,7 +490,7 @@ async fn exit_codes_give_ocf_and_lsb_verdicts() {
         assert!(lsb(&l), "LSB {code}: {l:?}");
     }
 
-    let killer = write_script(scratch.path(), "suicide.sh", "kill -KILL $$");
+    let killer = hatests::scratch::write_script(scratch.path(), "suicide.sh", "kill -KILL $$");
     let outcome: Outcome = script::run(spec(vec![killer], &t, "status")).await.unwrap();
     assert_eq!(
         outcome.termination,
@@ -528,7 +506,7 @@ async fn exit_codes_give_ocf_and_lsb_verdicts() {
         );
     }
 
-    let sleeper = write_script(scratch.path(), "hang.sh", "sleep 1000");
+    let sleeper = hatests::scratch::write_script(scratch.path(), "hang.sh", "sleep 1000");
     let mut s = spec(vec![sleeper], &t, "status");
     s.timeout = Duration::from_millis(200);
     let outcome = script::run(s).await.unwrap();
@@ -576,7 +554,7 @@ async fn a_double_forking_daemon_stays_tracked_and_kill_all_ends_it() {
     let scratch = ScratchDir::new("script_daemon");
     // The classic daemon: fork, setsid, fork again, the middle one exits; the
     // daemon keeps the script's stdout open and is in another session.
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "start.sh",
         r#"grep '^0::' /proc/$$/cgroup > "$DIR/script.cgroup"
@@ -642,7 +620,7 @@ echo "daemon started""#,
     assert!(!dir.exists(), "{} still there", dir.display());
     // Idempotent, and the next script re-creates the cgroup.
     t.remove().expect("second remove");
-    let again = write_script(scratch.path(), "status.sh", "exit 3");
+    let again = hatests::scratch::write_script(scratch.path(), "status.sh", "exit 3");
     let outcome = script::run(spec(vec![again], &t, "status")).await.unwrap();
     assert_eq!(script::lsb_status(&outcome), StatusVerdict::NotRunning);
     assert!(dir.is_dir());
@@ -660,7 +638,7 @@ async fn kill_all_reaches_nested_cgroups_and_remove_takes_them() {
     };
     let dir = t.cgroup_dir().unwrap().to_path_buf();
     let scratch = ScratchDir::new("script_nested");
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "nest.sh",
         r#"mkdir -p "$CG/inner/deeper"

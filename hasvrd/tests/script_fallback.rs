@@ -22,28 +22,6 @@ fn service(tag: &str) -> String {
     )
 }
 
-/// Writes an executable bash script `name` into `dir`; returns its path.
-///
-/// The script file is written by a child process (`install`, copying a draft
-/// written here), never through a descriptor of this process: the tests run
-/// in parallel threads, and another thread forking a script at that moment
-/// would inherit such a descriptor until its child reaches execve. While
-/// that copy is open for writing the kernel refuses to execute the file
-/// (ETXTBSY, "Text file busy"), which failed other tests' runs at random.
-fn write_script(dir: &Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    let draft = dir.join(format!(".{name}.draft"));
-    std::fs::write(&draft, format!("#!/bin/bash\n{body}\n")).unwrap();
-    let status = std::process::Command::new("install")
-        .args(["-m", "0755"])
-        .arg(&draft)
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "install {}: {status}", path.display());
-    path.to_str().unwrap().to_owned()
-}
-
 /// Present in /proc at all (a zombie counts: it was not reaped).
 fn exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -99,7 +77,7 @@ async fn double_fork_in_the_group_is_tracked_and_setsid_escapes() {
     let t = Tracker::process_group(&service("pg")).unwrap();
     assert_eq!(t.mode(), &Mode::ProcessGroup);
     assert!(t.is_empty().unwrap());
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "start.sh",
         r#"( ( echo $BASHPID > "$DIR/grouped.pid"; exec sleep 1000 ) & )
@@ -150,7 +128,7 @@ async fn timeout_kills_the_group_in_fallback_mode() {
     }
     let scratch = ScratchDir::new("script_fallback_timeout");
     let t = Tracker::process_group(&service("to")).unwrap();
-    let program = write_script(
+    let program = hatests::scratch::write_script(
         scratch.path(),
         "stubborn.sh",
         r#"trap '' TERM

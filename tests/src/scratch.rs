@@ -51,3 +51,25 @@ impl Drop for ScratchDir {
         }
     }
 }
+
+/// Writes an executable bash script `name` into `dir`; returns its path.
+///
+/// The script file is written by a child process (`install`, copying a draft
+/// written here), never through a descriptor of this process: the tests run
+/// in parallel threads, and another thread forking a script at that moment
+/// would inherit such a descriptor until its child reaches execve. While
+/// that copy is open for writing the kernel refuses to execute the file
+/// (ETXTBSY, "Text file busy"), which failed other tests' runs at random.
+pub fn write_script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    let draft = dir.join(format!(".{name}.draft"));
+    std::fs::write(&draft, format!("#!/bin/bash\n{body}\n")).unwrap();
+    let status = std::process::Command::new("install")
+        .args(["-m", "0755"])
+        .arg(&draft)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install {}: {status}", path.display());
+    path.to_str().unwrap().to_owned()
+}
