@@ -10,9 +10,12 @@
 //! - [`node`]: the heartbeat engine of one node (links, liveness,
 //!   membership, stall awareness).
 //! - [`view`]: agreement on one membership view, over the channel.
+//! - [`lock`]: locks with one holder cluster-wide (service ownership),
+//!   mastered by the view's coordinator; orphans wait for fencing.
 
 pub mod channel;
 pub mod link;
+pub mod lock;
 pub mod node;
 pub mod replay;
 pub mod serial;

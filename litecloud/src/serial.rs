@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_SDLC);
 const DELIMITER: u8 = 0;
 
-/// Bytes on the line for a frame of `frame_len` bytes: CRC, COBS overhead,
+/// Bytes on the line for a frame of `frame_len` bytes, at most: CRC, COBS
+/// overhead (one byte per 254, exact for frames shorter than that),
 /// delimiter.
 pub fn line_len(frame_len: usize) -> usize {
     let payload = frame_len + 2;

@@ -54,8 +54,9 @@ pub enum Cause {
     },
     /// Damaged serial bytes (counted, or a frame other than the one sent).
     Noise,
-    /// The driver asked the engine to send a message.
-    Mail,
+    /// The driver called the engine or a protocol above it (a message, a
+    /// lock request, a fence confirmation).
+    Client,
 }
 
 /// Counters of one path before a delivery.
@@ -125,6 +126,10 @@ pub struct Stats {
     pub stalls: u64,
     pub incarnations: u64,
     pub crashes: u64,
+    /// Locks granted (confirmed to their holder).
+    pub lock_grants: u64,
+    /// Nodes powered off by the fencer.
+    pub fences: u64,
 }
 
 pub struct Checker {
@@ -397,7 +402,11 @@ impl Checker {
             self.delivery(engine, i, now, step, packet, *before, events);
         }
         // (h) stalls
-        let reports_stall = !matches!(cause, Cause::Start | Cause::Leave | Cause::Noise);
+        // Only timers and datagrams run the engine's stall check.
+        let reports_stall = !matches!(
+            cause,
+            Cause::Start | Cause::Leave | Cause::Noise | Cause::Client
+        );
         let stall = events.iter().find_map(|e| match e {
             Event::Stall { late } => Some(*late),
             _ => None,
@@ -852,6 +861,6 @@ fn cause_name(c: &Cause) -> &'static str {
         Cause::Leave => "leave",
         Cause::Deliver { .. } => "datagram",
         Cause::Noise => "serial noise",
-        Cause::Mail => "message sent",
+        Cause::Client => "client call",
     }
 }

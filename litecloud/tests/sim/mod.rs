@@ -9,6 +9,7 @@
 //! - [`check`]: ground truth and the invariants.
 //! - [`mail`]: reliable messages sent at random, checked exactly once and in order.
 //! - [`views`]: membership agreement, checked on every install and after the heal.
+//! - [`locks`]: the lock service with a fencer, checked never twice on every step.
 //!
 //! Environment: `SIM_SEED=n` runs only seed n of a random test,
 //! `SIM_SEEDS=k` runs k seeds instead of the default count, `SIM_TRACE=1`
@@ -16,6 +17,7 @@
 
 pub mod check;
 pub mod config;
+pub mod locks;
 pub mod mail;
 pub mod net;
 pub mod views;
@@ -73,6 +75,8 @@ pub fn run_seeds(test: &str, first: u64, count: u64, make: impl Fn(u64) -> Confi
         stats.stalls += s.stalls;
         stats.incarnations += s.incarnations;
         stats.crashes += s.crashes;
+        stats.lock_grants += s.lock_grants;
+        stats.fences += s.fences;
         if let Some(v) = c.violation() {
             let mut lines = v.lines();
             let what = lines.next().unwrap_or("");

@@ -218,7 +218,7 @@ impl Net {
         if let Some(baud) = serial_baud {
             // FIFO line: each frame waits for the previous one, then takes
             // its airtime; noise damages exactly this frame.
-            let line = serial::line_len(packet.bytes.len());
+            let line = serial::encode(&packet.bytes).len();
             let free = self.line_free.entry((path, from, to)).or_insert(now);
             let at = (*free).max(now) + serial::airtime(line, baud);
             *free = at;

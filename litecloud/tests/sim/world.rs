@@ -7,10 +7,12 @@
 
 use super::check::{Cause, Checker, Snap};
 use super::config::{Action, Config};
+use super::locks::{self, LOCKS};
 use super::mail::Mail;
 use super::net::{Fate, Net, Packet};
 use super::views::Views;
 use litecloud::Time;
+use litecloud::lock::{self, LockTable};
 use litecloud::node::{Event, Node, Output, Params};
 use litecloud::serial::{self, Deframer};
 use litecloud::view::{self, Agreement, NodeSet};
@@ -24,6 +26,10 @@ use std::time::Duration;
 pub const NETID: u16 = 42;
 /// How often some node sends some peer a message, until the heal.
 const MAIL_EVERY: Duration = Duration::from_millis(37);
+/// How often some node requests or releases a lock, until the heal.
+const LOCK_EVERY: Duration = Duration::from_millis(53);
+/// How often lost nodes are fenced.
+const FENCE_EVERY: Duration = Duration::from_millis(700);
 pub const CONFIG_HASH: u32 = 0xc0ff_ee00;
 
 pub fn cluster_key() -> ClusterKey {
@@ -48,6 +54,12 @@ pub enum Ev {
     Mail,
     /// After the heal: one agreed view of the live nodes.
     ViewCheck,
+    /// A random live node requests or releases a random lock.
+    LockOp,
+    /// Live nodes' lost peers are powered off and the fence confirmed.
+    FenceSweep,
+    /// Node `j` is off: every live node learns it from its fence device.
+    Fenced(usize),
     CutEnd(Vec<(u8, usize, usize)>),
     Heal,
     HealCheck,
@@ -97,6 +109,10 @@ pub struct SimNode {
     pub agreement: Option<Agreement>,
     /// The epoch it promised, kept across restarts like a file on disk.
     pub disk_epoch: u64,
+    /// Its side of the lock service (None while crashed).
+    pub locks: Option<LockTable>,
+    /// Its lock replica, kept across restarts like a file on disk.
+    pub disk_locks: Vec<u8>,
 }
 
 impl SimNode {
@@ -143,6 +159,8 @@ impl World {
                 deframers: cfg.paths.iter().map(|_| Deframer::default()).collect(),
                 agreement: None,
                 disk_epoch: 0,
+                locks: None,
+                disk_locks: Vec::new(),
             })
             .collect();
         World {
@@ -186,6 +204,8 @@ impl World {
         }
         let heal_at = self.cfg.heal_at;
         self.push(MAIL_EVERY, Ev::Mail);
+        self.push(LOCK_EVERY, Ev::LockOp);
+        self.push(FENCE_EVERY, Ev::FenceSweep);
         self.push(heal_at, Ev::Heal);
         if heal_at + self.cfg.heal_bound() <= self.cfg.end_at {
             self.push(heal_at + self.cfg.heal_bound(), Ev::HealCheck);
@@ -265,6 +285,20 @@ impl World {
                 }
             }
             Ev::Mail => self.mail(),
+            Ev::LockOp => self.lock_op(),
+            Ev::FenceSweep => self.fence_sweep(),
+            Ev::Fenced(j) => {
+                let node = self.nodes[j].id;
+                for i in 0..self.nodes.len() {
+                    if !self.nodes[i].live() {
+                        continue;
+                    }
+                    if let Some(l) = self.nodes[i].locks.as_mut() {
+                        l.node_fenced(node);
+                    }
+                    self.drive(i, Cause::Client, |_, _| {});
+                }
+            }
             Ev::ViewCheck => {
                 if let Some(v) = self.views.heal_check(&self.nodes) {
                     self.check
@@ -299,6 +333,12 @@ impl World {
             .wrapping_add(u64::from(n.id) << 32 | u64::from(n.instance));
         n.engine = Some(Node::new(params, self.key.clone(), seed, now));
         n.agreement = Some(Agreement::new(n.id, n.disk_epoch));
+        let all = NodeSet::of((1..=cfg.nodes).map(|k| k as u8));
+        n.locks = Some(if n.disk_locks.is_empty() {
+            LockTable::new(n.id, all)
+        } else {
+            LockTable::restore(n.id, all, &n.disk_locks).expect("the replica it wrote")
+        });
         n.started_at = now;
         n.timer_queued = false;
         n.timer_at = None;
@@ -320,6 +360,7 @@ impl World {
         let mut sends = Vec::new();
         let mut events = Vec::new();
         let mut installs = Vec::new();
+        let mut notes = Vec::new();
         loop {
             let n = &mut self.nodes[i];
             let engine = n.engine.as_mut().expect("driving a live node");
@@ -331,6 +372,7 @@ impl World {
                 }
             }
             let agreement = n.agreement.as_mut().expect("a live node agrees");
+            let locks = n.locks.as_mut().expect("a live node locks");
             for e in &fresh {
                 match e {
                     Event::Membership { members, .. } => {
@@ -342,6 +384,11 @@ impl World {
                             .handle_message(*from, data)
                             .expect("well-formed view message");
                     }
+                    Event::Message { from, data } if data.first() == Some(&lock::PROTOCOL) => {
+                        locks
+                            .handle_message(*from, data)
+                            .expect("well-formed lock message");
+                    }
                     _ => {}
                 }
             }
@@ -350,7 +397,22 @@ impl World {
                 match action {
                     view::Action::Send { to, data } => messages.push((to, data)),
                     view::Action::Persist { epoch } => n.disk_epoch = epoch,
-                    view::Action::Installed(v) => installs.push(v),
+                    view::Action::Installed(v) => {
+                        notes.push(format!("n{} installs {:?} {:?}", n.id, v.id, v.members));
+                        installs.push(v);
+                        locks.view_installed(v);
+                    }
+                }
+            }
+            while let Some(action) = locks.poll() {
+                match action {
+                    lock::Action::Send { to, data } => messages.push((to, data)),
+                    lock::Action::Granted(l) => {
+                        self.check.stats.lock_grants += 1;
+                        notes.push(format!("n{} granted lock {l}", n.id));
+                    }
+                    lock::Action::Lost(l) => notes.push(format!("n{} lost lock {l}", n.id)),
+                    lock::Action::Persist(data) => n.disk_locks = data,
                 }
             }
             events.extend(fresh);
@@ -372,6 +434,12 @@ impl World {
             .step(&self.nodes, i, now, self.step, &cause, &events, &self.net);
         if let Some(v) = self.mail.observe(i, &self.nodes, &events) {
             self.check.fail(now, self.step, "(h) messages", v);
+        }
+        for line in notes {
+            self.check.note(now, line);
+        }
+        if let Some(v) = locks::check(&self.nodes) {
+            self.check.fail(now, self.step, "(j) never twice", v);
         }
         let id = self.nodes[i].id;
         for view in installs {
@@ -427,7 +495,7 @@ impl World {
             let data = self.mail.compose(i, self.nodes[i].instance, to, pad);
             let peer = self.nodes[to].id;
             let mut taken = false;
-            self.drive(i, Cause::Mail, |e, now| {
+            self.drive(i, Cause::Client, |e, now| {
                 taken = e.send_message(now, peer, data).is_ok()
             });
             if taken {
@@ -437,6 +505,80 @@ impl World {
         let next = self.now + MAIL_EVERY;
         if next < self.cfg.heal_at {
             self.push(next, Ev::Mail);
+        }
+    }
+
+    /// A random live node takes or gives back a random lock; until the heal.
+    fn lock_op(&mut self) {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].live())
+            .collect();
+        if !live.is_empty() {
+            let i = live[self.rng.random_range(0..live.len())];
+            let lock = LOCKS[self.rng.random_range(0..LOCKS.len())];
+            let priority = self.rng.random_range(0..4u8);
+            let release = self.rng.random_bool(0.5);
+            if let Some(l) = self.nodes[i].locks.as_mut() {
+                if release {
+                    l.release(lock);
+                } else {
+                    l.request(lock, priority);
+                }
+            }
+            self.drive(i, Cause::Client, |_, _| {});
+        }
+        let next = self.now + LOCK_EVERY;
+        if next < self.cfg.heal_at {
+            self.push(next, Ev::LockOp);
+        }
+    }
+
+    /// Each node some live node sees down is powered off (if it is not
+    /// already) and restarted later; then every live node is told.
+    fn fence_sweep(&mut self) {
+        let lost: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| {
+                let id = self.nodes[j].id;
+                self.nodes.iter().any(|n| {
+                    n.live()
+                        && n.engine
+                            .as_ref()
+                            .is_some_and(|e| e.peer(id).is_some_and(|p| !p.up))
+                })
+            })
+            .collect();
+        // Powered-off nodes restart before the heal, like the fault plan's.
+        let room = self
+            .cfg
+            .heal_at
+            .saturating_sub(self.now + Duration::from_millis(100));
+        for j in lost {
+            // A stalled node is left to its stall (its resume is queued).
+            if self.nodes[j].live()
+                && room > Duration::from_millis(500)
+                && self.rng.random_bool(0.3)
+            {
+                self.check.stats.fences += 1;
+                let ms = self
+                    .rng
+                    .random_range(500..3000)
+                    .min(room.as_millis() as u64);
+                let restart = Some(Duration::from_millis(ms));
+                let node = self.nodes[j].id;
+                self.act(Action::Crash {
+                    node,
+                    leave: false,
+                    restart,
+                    reboot: true,
+                });
+            }
+            if self.nodes[j].engine.is_none() {
+                self.push(self.now, Ev::Fenced(j));
+            }
+        }
+        let next = self.now + FENCE_EVERY;
+        if next < self.cfg.heal_at {
+            self.push(next, Ev::FenceSweep);
         }
     }
 
@@ -550,6 +692,7 @@ impl World {
                 let n = &mut self.nodes[i];
                 n.engine = None;
                 n.agreement = None;
+                n.locks = None;
                 n.deferred.clear();
                 n.timer_queued = false;
                 self.check.crashed(i, now, leave, restart);
