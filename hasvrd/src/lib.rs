@@ -7,5 +7,6 @@ pub mod fip;
 pub mod mountinfo;
 pub mod procfs;
 pub mod script;
+pub mod service;
 pub mod track;
 pub mod volume;

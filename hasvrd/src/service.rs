@@ -1,0 +1,1230 @@
+//! The per-service, per-node state machine: the single gate every start of a
+//! protected service goes through on this node.
+//!
+//! It is pure, like litecloud's engines: no I/O, no clocks. The driver
+//! passes time in ([`Service::handle`] takes `now`), takes the resulting
+//! [`Output`]s from [`Service::poll`], carries them out with the libraries
+//! that touch the node (`crate::volume`, `crate::fip`, `crate::script`,
+//! `crate::agent`, `crate::track`) and the ownership lock (litecloud's lock
+//! table, through hamond), feeds the results back as [`Input`]s, and calls
+//! `handle(now, Input::Timer)` at [`Service::next_deadline`].
+//!
+//! # Rules
+//!
+//! * **The gate.** Nothing starts unless ownership was granted
+//!   ([`Input::OwnershipGranted`]) and not lost since. `onstart`, BringIn,
+//!   TakeOver and FailOver only *request* ownership
+//!   ([`Output::RequestOwnership`]); the lock table decides.
+//! * **Order.** Start is volumes, then floating IPs, then the application
+//!   ([`Step::ORDER`]), one step at a time; stop is the exact reverse. A
+//!   failed start step stops what may be up, in reverse, *including the step
+//!   that failed* (some of several volumes may be mounted, a start script
+//!   killed on its timeout may have left the application running): stops
+//!   are idempotent, a missed one is not.
+//! * **Stopped means proven** (safety rule 7). A stop counts only when every
+//!   step reported [`Input::Stopped`] *and* a status probe asked for after
+//!   the last of them answered [`Status::NotRunning`]; only then is
+//!   ownership released. A failed stop (or a probe that still finds the
+//!   application) keeps the lock, so the service starts nowhere else, and
+//!   puts the service in ERRORACT: with `force_reboot` the node stops petting
+//!   the watchdog ([`Output::StopPettingWatchdog`], never a `reboot` that can
+//!   hang); with a fencing device an emergency alert and
+//!   [`Output::AskPeerToTakeOver`] (the peer's takeover of a lock held by a
+//!   live node goes through fencing it); otherwise an emergency alert, and
+//!   the service stays in error until [`Op::Cleanup`].
+//! * **Failures** (Skybility's white paper). An application failure (an
+//!   agent report, or `check_tko` failed status probes in a row) restarts the
+//!   application locally, up to `restart_times` times; after that the service
+//!   fails over only if a peer is up and can host it; otherwise it keeps
+//!   recovering locally and raises an emergency alert. A public-network (or
+//!   storage) failure is not restarted: with an able peer the service fails
+//!   over, without one it stays and raises an emergency. A failed start
+//!   counts as a failure too (retried after `check_interval`). Failures are
+//!   counted from each grant of ownership and reset by Cleanup; they never
+//!   expire by themselves (as Pacemaker's default).
+//! * **Switchback.** Off: a returning node never takes a service back by
+//!   itself (it queues a request and waits). On: the holder stops (proven)
+//!   and releases when a node it prefers (earlier in `active`, `standby`) is
+//!   up and can host; that node's queued request carries a higher priority.
+//! * **Not ours, not running.** A status probe that finds the application
+//!   running while this node does not own the service stops every step at
+//!   once (application, IPs, volumes), then proves it. So does losing
+//!   ownership while something is up here.
+//! * **STALLED** (safety rule 1). When the holder is lost uncleanly
+//!   ([`Input::OwnerLostUncleanly`]) this node does not start the service,
+//!   even if granted, until [`Input::Fenced`] or [`Input::FenceConfirmed`]
+//!   names that holder (or it shows up again as holder); an emergency alert
+//!   is raised.
+//!
+//! # States
+//!
+//! [`State`] is derived from the facts on every input, never stored, and
+//! every change is reported as [`Output::StateChanged`]. The names are
+//! SureHA's (manual, 3.3.2 "Service Status") plus STALLED:
+//!
+//! | state | manual's definition | here |
+//! |---|---|---|
+//! | ACTIVE | active here, standby on the peer | this node holds the lock or has steps up (starting, running, stopping) and an able peer exists, and it did not take the service over from another node |
+//! | ACTIVEACT | active here, the peer has a fault | as ACTIVE, but no other node of the service is up and able to host it (unknown counts as unable) |
+//! | ACTIVESTB | active now, standby before | as ACTIVE, but another node held the service between this node's previous grant and this one (a take-over or fail-over brought it here) |
+//! | STANDBY | standby here, active on the peer | in the cluster, nothing up here, not held here; queued for the lock when eligible |
+//! | OUTACT | brought out, was active here | brought out while holding it or with steps up: it keeps running, unwatched |
+//! | OUTSTB | brought out, was standby here | brought out, nothing up here |
+//! | ERRORACT | failed, was active here | a stop failed (or was not proven) while this node held the lock |
+//! | ERRORSTB | failed, was standby here | a stop failed while this node did not hold the lock (a copy found running here) |
+//! | STALLED | (not in the manual) | the holder was lost uncleanly and is not fenced; nothing is up here |
+//!
+//! Interpretations, where the manual is silent:
+//!
+//! * The manual's states are two-node words; with more nodes "the peer" is
+//!   any other node of the service ([`Input::PeerState`] names it).
+//! * When ACTIVEACT and ACTIVESTB both apply, ACTIVEACT wins: the missing
+//!   protection is what the operator must see.
+//! * STANDBY also covers "running nowhere yet, queued here".
+//! * The manual's *BroughtOut* "takes the service out of the cluster without
+//!   switching it": [`Op::BringOut`] stops watching and moving it, but stops
+//!   nothing; the holder keeps the lock (so it cannot start twice), other
+//!   nodes withdraw their queued requests. BringIn resumes (the holder probes
+//!   at once).
+//! * `onstart` (Skyge) decides whether a node's machine starts brought in;
+//!   with `onstart = false` it starts OUTSTB and waits for BringIn.
+//! * ERROR is reserved for failed (or unproven) stops, the one failure that
+//!   must block the service everywhere. Failed starts are failures counted
+//!   against `restart_times`.
+//!
+//! # Driver contract
+//!
+//! * Each [`Output::Start`] / [`Output::Stop`] is answered by exactly one
+//!   result for that step; only one step runs at a time. The step runs under
+//!   the service's timeouts (`start_timeout`, `stop_timeout` for the
+//!   application, `resource_release_timeout` for IPs and volumes, see
+//!   [`Settings::step_timeout`]; `crate::script` enforces them), an expiry
+//!   being reported as a failure. Results that do not match the outstanding
+//!   step are ignored.
+//! * Each [`Output::Probe`] is answered by one [`Input::StatusProbe`], in
+//!   order. The machine probes once at creation (a copy found running
+//!   without ownership is stopped) and every `check_interval` while running.
+//!   The driver may also report unasked probe results while no probe is
+//!   outstanding (a result that arrives while one is, answers it).
+//! * [`Output::ReleaseOwnership`] gives up the lock, or withdraws a queued
+//!   request when the lock was not granted yet.
+//! * Operator commands go to the node they act on: TakeOver to the node that
+//!   should take the service, FailOver to the holder; BringIn, BringOut,
+//!   SwitchbackOn/Off and Cleanup to every node. [`Output::AskPeerToTakeOver`]
+//!   reaches the named node as a TakeOver; a TakeOver on one node reaches the
+//!   holder as a FailOver.
+//! * [`Service::failed_here`] is true after the service failed over away from
+//!   this node because of its failures; the driver should advertise this
+//!   node as unable to host it (so a switchback does not bounce it back)
+//!   until Cleanup.
+//! * Ownership facts are fed before probe results at startup, so a restarted
+//!   hasvrd that still holds the lock is not taken for a stray copy.
+
+#[cfg(test)]
+mod tests;
+
+use haschema::service::ServiceConfig;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// Monotonic time since an arbitrary origin (the driver's
+/// `CLOCK_BOOTTIME`), as in litecloud.
+pub type Time = Duration;
+
+/// Priority of a request made by an operator's TakeOver: above every node's
+/// own priority.
+pub const PRIORITY_TAKEOVER: u32 = 1000;
+/// Priority of the service's `active` node; the `n`th standby asks with
+/// `PRIORITY_ACTIVE - 1 - n`.
+pub const PRIORITY_ACTIVE: u32 = 100;
+/// Priority of a node the service failed over away from (last resort).
+pub const PRIORITY_FAILED: u32 = 1;
+
+/// One part of the service, in start order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Mount the volumes.
+    Volumes,
+    /// Add the floating IPs.
+    Ips,
+    /// Run the start script (and start the agent).
+    Application,
+}
+
+impl Step {
+    /// Start order; stop order is the reverse.
+    pub const ORDER: [Step; 3] = [Step::Volumes, Step::Ips, Step::Application];
+
+    /// Position in [`Step::ORDER`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `volumes`, `ips` or `application`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Volumes => "volumes",
+            Step::Ips => "ips",
+            Step::Application => "application",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status probe's verdict (OCF/LSB status mapped by `crate::script`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The application runs.
+    Running,
+    /// It does not run (cleanly stopped).
+    NotRunning,
+    /// It is failed, or the probe itself failed: neither running well nor
+    /// proven stopped.
+    Failed,
+}
+
+/// What an agent (or the carrier watch) reported broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The application itself: restarted locally first.
+    Application(String),
+    /// The public network the floating IPs live on (no NIC with carrier
+    /// left): a restart does not help.
+    PublicNetwork(String),
+    /// The service's storage cannot be reached from this node.
+    Storage(String),
+}
+
+/// An operator's command (the manual's toolbar and Services menu).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    BringIn,
+    BringOut,
+    TakeOver,
+    FailOver,
+    SwitchbackOn,
+    SwitchbackOff,
+    Cleanup,
+}
+
+/// Alert levels: SureHA's INFO, WARNING, ERROR, plus Skybility's emergency
+/// (the `emerg` syslog level, wired to the user's alarm hook).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+    Emergency,
+}
+
+/// What the driver tells the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The lock table granted this node the service.
+    OwnershipGranted,
+    /// This node no longer holds it (lease lost, evicted).
+    OwnershipLost,
+    /// Who holds it now, as the lock table says.
+    OwnerIs(Option<String>),
+    /// The holder left the membership without releasing it (crash,
+    /// partition): its lock is orphaned until it is fenced.
+    OwnerLostUncleanly(String),
+    Started(Step),
+    StartFailed(Step, String),
+    Stopped(Step),
+    StopFailed(Step, String),
+    StatusProbe(Status),
+    AgentFailed(Cause),
+    /// Facts about another node of the service: `up` (member of the view),
+    /// `can_host` (its HA runs, it is eligible and its NIC for the floating
+    /// IPs has carrier).
+    PeerState {
+        node: String,
+        up: bool,
+        can_host: bool,
+    },
+    /// An operator's (or agent API's) command; `by` names who asked.
+    Command {
+        op: Op,
+        by: String,
+    },
+    /// The fence device confirmed that node powered off.
+    Fenced(String),
+    /// The operator swore that node is off (`hactl fence confirm`).
+    FenceConfirmed(String),
+    /// [`Service::next_deadline`] passed.
+    Timer,
+}
+
+/// What the machine asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Start(Step),
+    Stop(Step),
+    /// Run the status probe.
+    Probe,
+    /// Queue for the lock (or raise this node's queued priority).
+    RequestOwnership {
+        priority: u32,
+    },
+    /// Give up the lock, or withdraw the queued request.
+    ReleaseOwnership,
+    /// Ask that node (the most preferred able one, if known) to take the
+    /// service over.
+    AskPeerToTakeOver {
+        node: Option<String>,
+    },
+    Alert {
+        level: Level,
+        text: String,
+    },
+    /// A stop failed with `force_reboot`: let the watchdog reset the node.
+    StopPettingWatchdog,
+    StateChanged {
+        from: State,
+        to: State,
+        cause: String,
+    },
+}
+
+/// The service's state on this node, as the SureHA manual names it (plus
+/// STALLED); see the module doc for the mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Active,
+    ActiveAct,
+    ActiveStb,
+    Standby,
+    OutAct,
+    OutStb,
+    ErrorAct,
+    ErrorStb,
+    Stalled,
+}
+
+impl State {
+    /// Every state.
+    pub const ALL: [State; 9] = [
+        State::Active,
+        State::ActiveAct,
+        State::ActiveStb,
+        State::Standby,
+        State::OutAct,
+        State::OutStb,
+        State::ErrorAct,
+        State::ErrorStb,
+        State::Stalled,
+    ];
+
+    /// The name as displayed: `ACTIVE`, `ACTIVEACT`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Active => "ACTIVE",
+            State::ActiveAct => "ACTIVEACT",
+            State::ActiveStb => "ACTIVESTB",
+            State::Standby => "STANDBY",
+            State::OutAct => "OUTACT",
+            State::OutStb => "OUTSTB",
+            State::ErrorAct => "ERRORACT",
+            State::ErrorStb => "ERRORSTB",
+            State::Stalled => "STALLED",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the machine needs from the service config and the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub name: String,
+    /// The active node, then the standbys, in order of preference.
+    pub nodes: Vec<String>,
+    pub check_interval: Duration,
+    pub check_tko: u32,
+    pub restart_times: u32,
+    pub switchback: bool,
+    pub onstart: bool,
+    pub force_reboot: bool,
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub resource_release_timeout: Duration,
+    /// Whether a fencing device covers the nodes (cluster config).
+    pub fencing: bool,
+}
+
+impl Settings {
+    /// From a checked service file; `fencing` says whether the cluster has a
+    /// fencing device for its nodes.
+    pub fn from_config(cfg: &ServiceConfig, fencing: bool) -> Settings {
+        Settings {
+            name: cfg.name.clone(),
+            nodes: cfg.nodes().into_iter().map(str::to_owned).collect(),
+            check_interval: cfg.check_interval,
+            check_tko: cfg.check_tko.max(1),
+            restart_times: cfg.restart_times,
+            switchback: cfg.switchback,
+            onstart: cfg.onstart,
+            force_reboot: cfg.force_reboot,
+            start_timeout: cfg.start_timeout,
+            stop_timeout: cfg.stop_timeout,
+            resource_release_timeout: cfg.resource_release_timeout,
+            fencing,
+        }
+    }
+
+    /// The timeout the driver runs a step under.
+    pub fn step_timeout(&self, step: Step, starting: bool) -> Duration {
+        match (starting, step) {
+            (true, _) => self.start_timeout,
+            (false, Step::Application) => self.stop_timeout,
+            (false, _) => self.resource_release_timeout,
+        }
+    }
+}
+
+/// The operation the driver is carrying out for the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Start(usize),
+    Stop(usize),
+    /// The status probe that proves a stop.
+    Proof,
+}
+
+/// Why the service is in error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The lock was held here when it happened (ERRORACT, else ERRORSTB).
+    pub was_active: bool,
+    pub step: Step,
+    pub reason: String,
+}
+
+/// One service's machine on one node.
+#[derive(Debug)]
+pub struct Service {
+    s: Settings,
+    me: String,
+    my_index: Option<usize>,
+    out: VecDeque<Output>,
+    reported: State,
+
+    // Ownership.
+    owned: bool,
+    requested: Option<u32>,
+    other_held_since_grant: bool,
+    took_over: bool,
+    stalled: Option<String>,
+    fenced: BTreeSet<String>,
+    peers: BTreeMap<String, (bool, bool)>,
+
+    // Resources on this node.
+    /// Steps that may be up: `Step::ORDER[..up]` (a started or failed-to-
+    /// start step counts until it reported stopped).
+    up: usize,
+    pending: Pending,
+    /// Nothing was started since the last proof (or ever).
+    proven: bool,
+    /// Stop down to this many steps (0: all, then prove) before running
+    /// again.
+    cycle: Option<usize>,
+    probes_in_flight: u32,
+    next_probe: Option<Time>,
+    tko: u32,
+
+    // Policy.
+    managed: bool,
+    want_here: bool,
+    hold_back_until: Option<Time>,
+    retry_at: Option<Time>,
+    switchback: bool,
+    failures: u32,
+    failed_here: bool,
+    error: Option<Fault>,
+    watchdog_stopped: bool,
+}
+
+impl Service {
+    /// The machine for `cfg` on node `me`, at time `now`.
+    pub fn new(cfg: &ServiceConfig, me: &str, fencing: bool, now: Time) -> Service {
+        Service::with_settings(Settings::from_config(cfg, fencing), me, now)
+    }
+
+    /// The machine from explicit settings. It first probes (a copy running
+    /// here without ownership is stopped), and with `onstart` requests
+    /// ownership.
+    pub fn with_settings(s: Settings, me: &str, now: Time) -> Service {
+        let my_index = s.nodes.iter().position(|n| n == me);
+        let mut svc = Service {
+            me: me.to_owned(),
+            my_index,
+            out: VecDeque::new(),
+            reported: State::OutStb,
+            owned: false,
+            requested: None,
+            other_held_since_grant: false,
+            took_over: false,
+            stalled: None,
+            fenced: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            up: 0,
+            pending: Pending::None,
+            proven: true,
+            cycle: None,
+            probes_in_flight: 0,
+            next_probe: None,
+            tko: 0,
+            managed: s.onstart,
+            want_here: true,
+            hold_back_until: None,
+            retry_at: None,
+            switchback: s.switchback,
+            failures: 0,
+            failed_here: false,
+            error: None,
+            watchdog_stopped: false,
+            s,
+        };
+        svc.reported = svc.compute_state();
+        svc.probe();
+        svc.drive(now);
+        svc
+    }
+
+    /// Feeds one input at time `now`.
+    pub fn handle(&mut self, now: Time, input: Input) {
+        let cause = describe(&input);
+        self.expire(now);
+        match input {
+            Input::OwnershipGranted => self.on_granted(),
+            Input::OwnershipLost => self.lose_ownership("the lock table took the lock back"),
+            Input::OwnerIs(owner) => self.on_owner_is(owner),
+            Input::OwnerLostUncleanly(node) => self.on_owner_lost(node),
+            Input::Started(step) => {
+                if self.pending == Pending::Start(step.index()) {
+                    self.pending = Pending::None;
+                    if step == Step::Application {
+                        self.next_probe = Some(now + self.s.check_interval);
+                        self.tko = 0;
+                    }
+                }
+            }
+            Input::StartFailed(step, reason) => {
+                if self.pending == Pending::Start(step.index()) {
+                    self.pending = Pending::None;
+                    self.on_start_failed(now, step, &reason);
+                }
+            }
+            Input::Stopped(step) => {
+                if self.pending == Pending::Stop(step.index()) {
+                    self.pending = Pending::None;
+                    self.up = step.index();
+                }
+            }
+            Input::StopFailed(step, reason) => {
+                if self.pending == Pending::Stop(step.index()) {
+                    self.pending = Pending::None;
+                    self.stop_failed(step, &reason);
+                }
+            }
+            Input::StatusProbe(status) => self.on_status(status),
+            Input::AgentFailed(cause) => self.on_agent_failed(cause),
+            Input::PeerState { node, up, can_host } => {
+                if node != self.me && self.s.nodes.contains(&node) {
+                    self.peers.insert(node, (up, can_host));
+                }
+            }
+            Input::Command { op, by } => self.on_command(now, op, &by),
+            Input::Fenced(node) | Input::FenceConfirmed(node) => self.on_fenced(node),
+            Input::Timer => {}
+        }
+        self.drive(now);
+        // Probes go out after the input: a result in this input never
+        // answers a probe asked for in the same call.
+        self.schedule_probe(now);
+        self.report(cause);
+    }
+
+    /// The next output, if any.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to feed [`Input::Timer`] next, if ever.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let probe = self
+            .next_probe
+            .filter(|_| self.monitoring() && self.probes_in_flight == 0);
+        [probe, self.retry_at, self.hold_back_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The state as the manual names it.
+    pub fn state(&self) -> State {
+        self.reported
+    }
+
+    /// Whether this node holds the lock.
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    /// The steps that may be up here, in start order.
+    pub fn steps_up(&self) -> &'static [Step] {
+        &Step::ORDER[..self.up]
+    }
+
+    /// Whether the service is brought in (watched and moved).
+    pub fn managed(&self) -> bool {
+        self.managed
+    }
+
+    /// Failures counted since the last grant or Cleanup.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The service failed over away from here because of its failures; the
+    /// driver advertises this node as unable to host it until Cleanup.
+    pub fn failed_here(&self) -> bool {
+        self.failed_here
+    }
+
+    /// Why the service is in error, if it is.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.error.as_ref()
+    }
+
+    /// The holder lost uncleanly and not fenced yet, if any.
+    pub fn stalled_on(&self) -> Option<&str> {
+        self.stalled.as_deref()
+    }
+
+    /// Whether switchback is on (config, then SwitchbackOn/Off).
+    pub fn switchback(&self) -> bool {
+        self.switchback
+    }
+
+    /// The settings the machine runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.s
+    }
+
+    // ---- facts -----------------------------------------------------------
+
+    fn compute_state(&self) -> State {
+        if let Some(f) = &self.error {
+            return if f.was_active {
+                State::ErrorAct
+            } else {
+                State::ErrorStb
+            };
+        }
+        // Something here may run until a probe proved otherwise.
+        let up_here = self.up > 0 || !self.proven;
+        if self.stalled.is_some() && !up_here {
+            return State::Stalled;
+        }
+        let here = self.owned || up_here;
+        if !self.managed {
+            return if here { State::OutAct } else { State::OutStb };
+        }
+        if !here {
+            State::Standby
+        } else if self.best_peer().is_none() {
+            State::ActiveAct
+        } else if self.took_over {
+            State::ActiveStb
+        } else {
+            State::Active
+        }
+    }
+
+    /// The most preferred other node that is up and can host.
+    fn best_peer(&self) -> Option<&str> {
+        self.s
+            .nodes
+            .iter()
+            .find(|n| **n != self.me && self.peers.get(*n).is_some_and(|&(u, c)| u && c))
+            .map(String::as_str)
+    }
+
+    /// A node preferred to this one is up and can host.
+    fn preferred_peer_able(&self) -> bool {
+        let Some(mine) = self.my_index else {
+            return false;
+        };
+        self.s.nodes[..mine]
+            .iter()
+            .any(|n| self.peers.get(n).is_some_and(|&(u, c)| u && c))
+    }
+
+    fn priority(&self) -> u32 {
+        match self.my_index {
+            _ if self.failed_here => PRIORITY_FAILED,
+            Some(i) => PRIORITY_ACTIVE
+                .saturating_sub(i as u32)
+                .max(PRIORITY_FAILED + 1),
+            None => PRIORITY_FAILED,
+        }
+    }
+
+    /// Running, held, brought in, nothing in progress: watched by probes.
+    fn monitoring(&self) -> bool {
+        self.owned
+            && self.managed
+            && self.want_here
+            && self.up == Step::ORDER.len()
+            && self.pending == Pending::None
+            && self.cycle.is_none()
+            && self.error.is_none()
+    }
+
+    // ---- outputs ---------------------------------------------------------
+
+    fn emit(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+
+    fn alert(&mut self, level: Level, text: String) {
+        let text = format!("service {}: {text}", self.s.name);
+        self.emit(Output::Alert { level, text });
+    }
+
+    fn probe(&mut self) {
+        self.probes_in_flight += 1;
+        self.emit(Output::Probe);
+    }
+
+    fn report(&mut self, cause: String) {
+        let now = self.compute_state();
+        if now != self.reported {
+            let from = self.reported;
+            self.reported = now;
+            self.emit(Output::StateChanged {
+                from,
+                to: now,
+                cause,
+            });
+        }
+    }
+
+    // ---- the one place that acts -------------------------------------------
+
+    /// Takes the next step towards what the facts call for, when nothing is
+    /// in progress.
+    fn drive(&mut self, now: Time) {
+        if self.pending == Pending::None && self.error.is_none() {
+            self.drive_steps(now);
+        }
+        self.drive_requests();
+    }
+
+    fn drive_steps(&mut self, now: Time) {
+        if let Some(floor) = self.cycle {
+            if self.up > floor {
+                return self.issue_stop();
+            }
+            if floor == 0 && !self.proven {
+                return self.issue_proof();
+            }
+            self.cycle = None;
+        }
+        if !self.owned || !self.want_here {
+            // Not ours (or leaving): everything down, proven; then release.
+            if self.up > 0 {
+                return self.issue_stop();
+            }
+            if !self.proven {
+                return self.issue_proof();
+            }
+            if self.owned {
+                self.release(now);
+            }
+            return;
+        }
+        if self.stalled.is_some() || !self.managed {
+            return;
+        }
+        if self.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        self.retry_at = None;
+        if self.up < Step::ORDER.len() {
+            return self.issue_start();
+        }
+        if self.switchback && self.monitoring() && self.preferred_peer_able() {
+            self.alert(
+                Level::Info,
+                "switchback: a preferred node is up and able; stopping here to hand it over".into(),
+            );
+            self.want_here = false;
+            self.issue_stop();
+        }
+    }
+
+    fn drive_requests(&mut self) {
+        if self.owned {
+            return;
+        }
+        let want =
+            self.managed && self.want_here && self.my_index.is_some() && self.error.is_none();
+        if want && self.requested.is_none() {
+            let priority = self.priority();
+            self.requested = Some(priority);
+            self.emit(Output::RequestOwnership { priority });
+        } else if !want
+            && self.requested.is_some()
+            && self.up == 0
+            && self.proven
+            && self.pending == Pending::None
+        {
+            self.requested = None;
+            self.emit(Output::ReleaseOwnership);
+        }
+    }
+
+    fn issue_start(&mut self) {
+        if !self.owned || self.stalled.is_some() {
+            return; // the gate, checked again where the start is issued
+        }
+        let k = self.up;
+        self.up += 1;
+        self.proven = false;
+        self.pending = Pending::Start(k);
+        self.emit(Output::Start(Step::ORDER[k]));
+    }
+
+    fn issue_stop(&mut self) {
+        let k = self.up - 1;
+        self.pending = Pending::Stop(k);
+        self.emit(Output::Stop(Step::ORDER[k]));
+    }
+
+    fn issue_proof(&mut self) {
+        self.pending = Pending::Proof;
+        self.probe();
+    }
+
+    fn release(&mut self, now: Time) {
+        self.owned = false;
+        self.requested = None;
+        self.emit(Output::ReleaseOwnership);
+        let node = self.best_peer().map(str::to_owned);
+        self.emit(Output::AskPeerToTakeOver { node });
+        // Do not queue again until another node holds it, or it stayed free
+        // for a start timeout (the peer never came).
+        self.hold_back_until = Some(now + self.s.start_timeout);
+    }
+
+    fn expire(&mut self, now: Time) {
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+        }
+        if self.hold_back_until.is_some_and(|t| now >= t) {
+            self.hold_back_until = None;
+            if !self.owned {
+                self.want_here = true;
+            }
+        }
+    }
+
+    fn schedule_probe(&mut self, now: Time) {
+        if self.monitoring() && self.probes_in_flight == 0 {
+            match self.next_probe {
+                Some(t) if now >= t => {
+                    self.next_probe = Some(now + self.s.check_interval);
+                    self.probe();
+                }
+                Some(_) => {}
+                None => self.next_probe = Some(now + self.s.check_interval),
+            }
+        }
+    }
+
+    // ---- ownership -------------------------------------------------------
+
+    fn on_granted(&mut self) {
+        if self.owned {
+            return;
+        }
+        self.owned = true;
+        self.requested = None;
+        self.failures = 0;
+        self.took_over = self.other_held_since_grant;
+        self.other_held_since_grant = false;
+        self.hold_back_until = None;
+    }
+
+    fn lose_ownership(&mut self, why: &str) {
+        if !self.owned {
+            return;
+        }
+        self.owned = false;
+        self.requested = None;
+        if self.up > 0 || !self.proven {
+            self.cycle = Some(0);
+            self.alert(
+                Level::Emergency,
+                format!("{why} while the service is up here: stopping it at once"),
+            );
+        }
+    }
+
+    fn on_owner_is(&mut self, owner: Option<String>) {
+        match owner {
+            Some(node) if node == self.me => {}
+            Some(node) => {
+                self.lose_ownership(&format!("the lock table says {node} holds it"));
+                self.other_held_since_grant = true;
+                if self.stalled.as_deref() == Some(node.as_str()) {
+                    self.stalled = None;
+                }
+                self.fenced.remove(&node);
+                if !self.want_here {
+                    self.want_here = true;
+                    self.hold_back_until = None;
+                }
+            }
+            None => self.lose_ownership("the lock table says nobody holds it"),
+        }
+    }
+
+    fn on_owner_lost(&mut self, node: String) {
+        if node == self.me || self.owned {
+            return;
+        }
+        self.other_held_since_grant = true;
+        if self.fenced.remove(&node) {
+            return;
+        }
+        if self.stalled.as_deref() != Some(node.as_str()) {
+            self.alert(
+                Level::Emergency,
+                format!(
+                    "STALLED: holder {node} was lost uncleanly and is not fenced; not taken over \
+                     until it is fenced or `hactl fence confirm {node}`"
+                ),
+            );
+            self.stalled = Some(node);
+        }
+    }
+
+    fn on_fenced(&mut self, node: String) {
+        if self.stalled.as_deref() == Some(node.as_str()) {
+            self.stalled = None;
+            self.alert(
+                Level::Info,
+                format!("{node} is fenced: the takeover is unlocked"),
+            );
+        } else if node != self.me {
+            self.fenced.insert(node);
+        }
+    }
+
+    // ---- results and failures ------------------------------------------------
+
+    fn on_status(&mut self, status: Status) {
+        let answered = self.probes_in_flight > 0;
+        self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        if self.pending == Pending::Proof {
+            if answered && self.probes_in_flight == 0 {
+                self.pending = Pending::None;
+                if status == Status::NotRunning {
+                    self.proven = true;
+                } else {
+                    let what = if status == Status::Running {
+                        "still running"
+                    } else {
+                        "failed"
+                    };
+                    self.stop_failed(
+                        Step::Application,
+                        &format!("the status probe after the stop says {what}"),
+                    );
+                }
+            }
+            return;
+        }
+        if status == Status::Running
+            && !self.owned
+            && self.up == 0
+            && self.pending == Pending::None
+            && self.error.is_none()
+        {
+            self.alert(
+                Level::Emergency,
+                "found running on a node that does not own it: stopping it at once".into(),
+            );
+            self.up = Step::ORDER.len();
+            self.proven = false;
+            self.cycle = Some(0);
+            return;
+        }
+        if !self.monitoring() {
+            return;
+        }
+        if status == Status::Running {
+            self.tko = 0;
+            return;
+        }
+        self.tko += 1;
+        if self.tko >= self.s.check_tko {
+            self.tko = 0;
+            let reason = format!(
+                "{} status probe(s) in a row said {}",
+                self.s.check_tko,
+                if status == Status::Failed {
+                    "failed"
+                } else {
+                    "not running"
+                }
+            );
+            self.app_failed(&reason);
+        }
+    }
+
+    fn on_agent_failed(&mut self, cause: Cause) {
+        match cause {
+            Cause::Application(reason) => {
+                if self.monitoring() {
+                    self.app_failed(&format!("agent: {reason}"));
+                }
+            }
+            Cause::PublicNetwork(reason) | Cause::Storage(reason) => {
+                if !(self.owned && self.want_here && self.managed && self.up > 0)
+                    || self.error.is_some()
+                {
+                    return;
+                }
+                if let Some(peer) = self.best_peer().map(str::to_owned) {
+                    self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
+                    self.move_away();
+                } else {
+                    self.alert(
+                        Level::Emergency,
+                        format!("{reason}, and no peer is up and able to host: staying here"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The application failed while running here.
+    fn app_failed(&mut self, reason: &str) {
+        self.failures += 1;
+        let n = self.failures;
+        if n <= self.s.restart_times {
+            self.alert(
+                Level::Warning,
+                format!(
+                    "application failed ({reason}); restarting it here ({n} of {})",
+                    self.s.restart_times
+                ),
+            );
+            self.cycle = Some(Step::ORDER.len() - 1);
+        } else if let Some(peer) = self.best_peer().map(str::to_owned) {
+            self.alert(
+                Level::Error,
+                format!(
+                    "application failed ({reason}), local restarts used up: failing over to {peer}"
+                ),
+            );
+            self.failed_here = true;
+            self.move_away();
+        } else {
+            self.alert(
+                Level::Emergency,
+                format!(
+                    "application failed ({reason}), local restarts used up and no peer is up and \
+                     able to host: recovering it here"
+                ),
+            );
+            self.cycle = Some(Step::ORDER.len() - 1);
+        }
+    }
+
+    fn on_start_failed(&mut self, now: Time, step: Step, reason: &str) {
+        // Whatever happens next, what may be up goes down first (proven).
+        self.cycle = Some(0);
+        if !(self.owned && self.want_here && self.managed) {
+            return;
+        }
+        self.failures += 1;
+        let n = self.failures;
+        if n <= self.s.restart_times {
+            self.alert(
+                Level::Warning,
+                format!(
+                    "start of {step} failed ({reason}); retrying here ({n} of {})",
+                    self.s.restart_times
+                ),
+            );
+            self.retry_at = Some(now + self.s.check_interval);
+        } else if let Some(peer) = self.best_peer().map(str::to_owned) {
+            self.alert(
+                Level::Error,
+                format!(
+                    "start of {step} failed ({reason}), retries used up: failing over to {peer}"
+                ),
+            );
+            self.failed_here = true;
+            self.move_away();
+        } else {
+            self.alert(
+                Level::Emergency,
+                format!(
+                    "start of {step} failed ({reason}), retries used up and no peer is up and \
+                     able to host: retrying here"
+                ),
+            );
+            self.retry_at = Some(now + self.s.check_interval);
+        }
+    }
+
+    fn move_away(&mut self) {
+        self.want_here = false;
+        self.cycle = None;
+        self.retry_at = None;
+    }
+
+    fn stop_failed(&mut self, step: Step, reason: &str) {
+        let was_active = self.owned;
+        self.cycle = None;
+        self.retry_at = None;
+        self.error = Some(Fault {
+            was_active,
+            step,
+            reason: reason.to_owned(),
+        });
+        let mut text = format!("stop of {step} failed ({reason}): the service is in error");
+        if was_active {
+            text.push_str("; this node keeps the lock, so it starts nowhere else");
+        } else {
+            text.push_str("; it may run here without the lock");
+        }
+        if self.s.force_reboot {
+            text.push_str("; force_reboot: the watchdog will reset this node");
+        } else if was_active && self.s.fencing {
+            text.push_str("; a peer must fence this node before it starts the service");
+        } else {
+            text.push_str("; it stays so until Cleanup");
+        }
+        self.alert(Level::Emergency, text);
+        if self.s.force_reboot && !self.watchdog_stopped {
+            self.watchdog_stopped = true;
+            self.emit(Output::StopPettingWatchdog);
+        }
+        if was_active && self.s.fencing && !self.s.force_reboot {
+            let node = self.best_peer().map(str::to_owned);
+            self.emit(Output::AskPeerToTakeOver { node });
+        }
+    }
+
+    // ---- commands --------------------------------------------------------
+
+    fn on_command(&mut self, now: Time, op: Op, by: &str) {
+        let refuse = |svc: &mut Service, why: &str| {
+            svc.alert(Level::Warning, format!("{op:?} by {by} refused: {why}"));
+        };
+        match op {
+            Op::BringIn => {
+                if !self.managed {
+                    self.managed = true;
+                    self.tko = 0;
+                    self.next_probe = Some(now);
+                    self.alert(Level::Info, format!("brought in by {by}"));
+                }
+            }
+            Op::BringOut => {
+                if self.managed {
+                    self.managed = false;
+                    self.alert(
+                        Level::Info,
+                        format!("brought out by {by}: no longer watched or moved"),
+                    );
+                }
+            }
+            Op::TakeOver => {
+                if self.error.is_some() {
+                    refuse(self, "the service is in error; Cleanup first");
+                } else if !self.managed {
+                    refuse(self, "the service is brought out; BringIn first");
+                } else if self.my_index.is_none() {
+                    refuse(self, "this node is not one of the service's nodes");
+                } else if self.owned {
+                    self.want_here = true;
+                    self.alert(Level::Info, format!("TakeOver by {by}: already held here"));
+                } else {
+                    self.want_here = true;
+                    self.hold_back_until = None;
+                    if self.requested != Some(PRIORITY_TAKEOVER) {
+                        self.requested = Some(PRIORITY_TAKEOVER);
+                        self.emit(Output::RequestOwnership {
+                            priority: PRIORITY_TAKEOVER,
+                        });
+                    }
+                    self.alert(Level::Info, format!("TakeOver by {by}: requested the lock"));
+                }
+            }
+            Op::FailOver => {
+                if self.error.is_some() {
+                    refuse(self, "the service is in error; Cleanup first");
+                } else if !self.owned {
+                    refuse(self, "the service is not held here");
+                } else if !self.managed {
+                    refuse(self, "the service is brought out; BringIn first");
+                } else if let Some(peer) = self.best_peer().map(str::to_owned) {
+                    self.alert(
+                        Level::Info,
+                        format!("FailOver by {by}: stopping here for {peer}"),
+                    );
+                    self.move_away();
+                } else {
+                    refuse(self, "no peer is up and able to host it");
+                }
+            }
+            Op::SwitchbackOn => self.switchback = true,
+            Op::SwitchbackOff => self.switchback = false,
+            Op::Cleanup => {
+                self.failures = 0;
+                self.failed_here = false;
+                self.retry_at = None;
+                if self.error.take().is_some() {
+                    if self.up > 0 || !self.proven {
+                        self.cycle = Some(0);
+                    }
+                    self.alert(
+                        Level::Info,
+                        format!("Cleanup by {by}: error cleared, stopping and proving again"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A short description of an input, for [`Output::StateChanged`].
+fn describe(input: &Input) -> String {
+    match input {
+        Input::Command { op, by } => format!("{op:?} by {by}"),
+        Input::StartFailed(step, r) => format!("start of {step} failed: {r}"),
+        Input::StopFailed(step, r) => format!("stop of {step} failed: {r}"),
+        Input::AgentFailed(c) => format!("agent: {c:?}"),
+        other => format!("{other:?}"),
+    }
+}
