@@ -1,6 +1,8 @@
 //! hactl: the administrator's command line. It talks to the local hamond
 //! over its control socket (root or the control group only).
 
+mod passwd;
+mod remote;
 mod show;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,10 @@ struct Args {
     /// hamond's control socket.
     #[arg(long, global = true, default_value = haschema::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Ask a node's admin endpoint (HOST:PORT, TLS, admin password from
+    /// HA_ADMIN_PASSWORD or a prompt) instead of the local socket.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    remote: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +47,19 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Set or change the admin password of the remote admin endpoint
+    /// (root; prompts twice without echo).
+    Passwd {
+        /// Read the password from one line of stdin (for scripts).
+        #[arg(long)]
+        stdin: bool,
+        /// The password file (default: `[admin] password_file` of --config).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The cluster config.
+        #[arg(long, default_value = "/etc/hacluster/cluster.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,7 +78,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { json } => match call(&args.socket, &Request::Status) {
+        Command::Passwd {
+            stdin,
+            file,
+            config,
+        } => match passwd::password_file(file, &config).and_then(|f| {
+            passwd::run(&f, stdin)?;
+            Ok(f)
+        }) {
+            Ok(f) => {
+                println!("admin password set in {}", f.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hactl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Status { json } => match args.remote.as_deref().map_or_else(
+            || call(&args.socket, &Request::Status),
+            |server| remote::call(server, &Request::Status),
+        ) {
             Ok(Response::Status(report)) => {
                 if json {
                     println!(

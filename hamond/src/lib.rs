@@ -3,4 +3,6 @@
 //! daemon does not call yet; the daemon binary (`main.rs`) will reach it as
 //! `hamond::fence`.
 
+pub mod admin;
 pub mod fence;
+pub mod watchdog;

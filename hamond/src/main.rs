@@ -43,6 +43,12 @@ struct Args {
     no_syslog: bool,
 }
 
+impl From<hamond::admin::Call> for ctl::CtlCall {
+    fn from((request, reply): hamond::admin::Call) -> Self {
+        ctl::CtlCall { request, reply }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     logging::init("hamond", args.log_level, !args.no_syslog);
@@ -108,6 +114,18 @@ fn start(args: Args) -> Result<(), String> {
         if let Some(m) = &config.metrics {
             // Scrapes ask the daemon loop over the control socket's channel.
             tokio::spawn(metrics::serve(m.listen, calls_tx.clone()));
+        }
+        if let Some(a) = &config.admin {
+            let setup = hamond::admin::Setup {
+                listen: a.listen,
+                password_file: a.password_file.clone(),
+                state_dir: args.state_dir.clone(),
+            };
+            // Logged-in requests go to the daemon loop like the socket's.
+            tokio::spawn(hamond::admin::serve::<ctl::CtlCall>(
+                setup,
+                calls_tx.clone(),
+            ));
         }
         tokio::spawn(ctl::serve(listener, gid, calls_tx));
         let setup = daemon::Setup {

@@ -1,7 +1,8 @@
 //! The cluster config file (TOML, usually `/etc/hacluster/cluster.toml`): the
 //! cluster's name, netid and key file, its nodes, and the private networks
-//! (RS-232 cables, UDP paths) the nodes watch each other over, and the
-//! fencing devices (`[[fence]]`, optional) that can power a node off.
+//! (RS-232 cables, UDP paths) the nodes watch each other over, the
+//! fencing devices (`[[fence]]`, optional) that can power a node off, and
+//! the node's watchdog (`[watchdog]`, optional, off by default).
 //!
 //! [`ClusterConfig::load`] reads and checks the whole file; nothing of it is
 //! used unless every rule holds. Every error names the file, the line and
@@ -65,6 +66,14 @@ pub const MAX_AGENT_ARGS: usize = 64;
 /// Fence agent options the fencing layer sets itself: never in `options`.
 pub const RESERVED_FENCE_OPTIONS: [&str; 6] =
     ["action", "plug", "port", "nodename", "password", "passwd"];
+/// Watchdog device when the file gives none.
+pub const DEFAULT_WATCHDOG_DEVICE: &str = "/dev/watchdog";
+/// Watchdog timeout when the file gives none.
+pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest watchdog `timeout`.
+pub const MIN_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest watchdog `timeout`.
+pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The whole cluster config, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,8 +98,13 @@ pub struct ClusterConfig {
     /// The optional `[metrics]` section: where hamond serves Prometheus
     /// metrics. None: no metrics endpoint.
     pub metrics: Option<MetricsConfig>,
+    /// The optional `[admin]` section: where hamond serves the remote admin
+    /// endpoint (TLS, password login). None: no remote administration.
+    pub admin: Option<AdminConfig>,
     /// The fencing devices (`[[fence]]`), in file order; 0 to 32.
     pub fences: Vec<FenceConfig>,
+    /// The optional `[watchdog]` section; its defaults (off) when absent.
+    pub watchdog: WatchdogConfig,
     /// First 4 bytes (big-endian) of SHA-256 over a canonical form of the
     /// content (everything above but `file`; `key_file` as written). Equal
     /// content gives an equal hash whatever the comments, layout or key order.
@@ -168,6 +182,44 @@ pub struct FenceConfig {
 pub struct MetricsConfig {
     /// The address:port the HTTP endpoint binds (port 1 to 65535).
     pub listen: SocketAddr,
+}
+
+/// Default of `[admin] password_file`, relative to the config file's
+/// directory (so `/etc/hacluster/admin.pw` beside the usual config).
+pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "admin.pw";
+
+/// The `[admin]` section: hamond's remote admin endpoint (TLS, one admin
+/// account whose password `hactl passwd` sets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The address:port the TLS endpoint binds (port 1 to 65535).
+    pub listen: SocketAddr,
+    /// The admin password's hash file (mode 0600), resolved against the
+    /// config file's directory; default [`DEFAULT_ADMIN_PASSWORD_FILE`].
+    pub password_file: PathBuf,
+}
+
+/// The `[watchdog]` section: the node's hardware watchdog, petted by hamond
+/// only while every lease it holds is valid (safety rule 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchdogConfig {
+    /// Whether hamond arms the watchdog (default false).
+    pub enabled: bool,
+    /// The watchdog device, an absolute path (default `/dev/watchdog`).
+    pub device: PathBuf,
+    /// The timeout asked of the device, whole seconds from 1s to 60s
+    /// (default 10s). The device may round it: hamond reads the real one back.
+    pub timeout: Duration,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            enabled: false,
+            device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+            timeout: DEFAULT_WATCHDOG_TIMEOUT,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -294,7 +346,9 @@ const NETWORK_KEYS: &[&str] = &[
     "name", "kind", "priority", "interval", "maxmiss", "baud", "device", "address",
 ];
 const METRICS_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "password_file"];
 const FENCE_KEYS: &[&str] = &["name", "agent", "nodes", "options", "timeout", "delay"];
+const WATCHDOG_KEYS: &[&str] = &["enabled", "device", "timeout"];
 
 /// The cluster config's rules, over the shared [`Walker`].
 struct Parser<'a> {
@@ -305,8 +359,12 @@ impl Parser<'_> {
     fn config(&self) -> Result<ClusterConfig, ConfigError> {
         let doc = self.w.document()?;
         let root = Section::root(&doc);
-        self.w
-            .only(&root, &["cluster", "node", "network", "metrics", "fence"])?;
+        self.w.only(
+            &root,
+            &[
+                "cluster", "node", "network", "metrics", "admin", "fence", "watchdog",
+            ],
+        )?;
 
         let cluster = self.w.required(&root, "cluster", "the [cluster] section")?;
         let cluster = self
@@ -365,7 +423,9 @@ impl Parser<'_> {
         let networks = self.networks(&root, &nodes)?;
         self.pairs(&root, &nodes, &networks)?;
         let metrics = self.metrics(&root)?;
+        let admin = self.admin(&root)?;
         let fences = self.fences(&root, &nodes)?;
+        let watchdog = self.watchdog(&root)?;
 
         let hash = canonical_hash(&Canon {
             name: &name,
@@ -376,7 +436,13 @@ impl Parser<'_> {
             nodes: nodes.iter().map(|n| (n.name.as_str(), n.domain)).collect(),
             networks: networks.iter().map(CanonNet::from).collect(),
             metrics_listen: metrics.as_ref().map(|m| m.listen.to_string()),
+            admin: admin.as_ref().map(|(a, raw)| CanonAdmin {
+                listen: a.listen.to_string(),
+                password_file: raw,
+            }),
             fences: fences.iter().map(CanonFence::from).collect(),
+            watchdog: (watchdog != WatchdogConfig::default())
+                .then(|| CanonWatchdog::from(&watchdog)),
         });
         Ok(ClusterConfig {
             file: self.w.file.to_path_buf(),
@@ -388,7 +454,9 @@ impl Parser<'_> {
             nodes,
             networks,
             metrics,
+            admin: admin.map(|(a, _)| a),
             fences,
+            watchdog,
             hash,
         })
     }
@@ -780,21 +848,37 @@ impl Parser<'_> {
             &format!("a [metrics] section with `listen`, {example}"),
         )?;
         self.w.only(&sec, METRICS_KEYS)?;
+        let listen = self.listen(&sec, "metrics", "127.0.0.1:9464")?;
+        Ok(Some(MetricsConfig { listen }))
+    }
+
+    /// The required `listen` of `sec`: an IP address and a port to bind,
+    /// for serving `what`; `addr` is the example given in errors.
+    fn listen(
+        &self,
+        sec: &Section<'_, '_>,
+        what: &str,
+        addr: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        let example = format!("e.g. listen = \"{addr}\"");
         let field = sec.field("listen");
         let listen_v = self.w.required(
-            &sec,
+            sec,
             "listen",
-            &format!("the address:port to serve metrics on, {example}"),
+            &format!("the address:port to serve {what} on, {example}"),
         )?;
-        let text = self
-            .w
-            .string(listen_v, &field, "an address:port, e.g. \"127.0.0.1:9464\"")?;
+        let text = self.w.string(
+            listen_v,
+            &field,
+            &format!("an address:port, e.g. \"{addr}\""),
+        )?;
         let Ok(listen) = text.parse::<SocketAddr>() else {
+            let port = addr.rsplit_once(':').map_or(addr, |(_, port)| port);
             return Err(self.w.err(
                 &listen_v.span(),
                 &field,
                 format!(
-                    "`{}` is not an address:port; write an IP address and a port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\" (host names are not allowed)",
+                    "`{}` is not an address:port; write an IP address and a port, e.g. \"{addr}\" or \"[::1]:{port}\" (host names are not allowed)",
                     clip(text)
                 ),
             ));
@@ -808,7 +892,48 @@ impl Parser<'_> {
                 ),
             ));
         }
-        Ok(Some(MetricsConfig { listen }))
+        Ok(listen)
+    }
+
+    /// The optional `[admin]` section, with `password_file` as written.
+    fn admin<'t>(
+        &self,
+        root: &Section<'t, '_>,
+    ) -> Result<Option<(AdminConfig, &'t str)>, ConfigError> {
+        let Some(v) = root.get("admin") else {
+            return Ok(None);
+        };
+        let example = "e.g. listen = \"0.0.0.0:7405\"";
+        let sec = self.w.section(
+            v,
+            "admin".into(),
+            &format!("an [admin] section with `listen`, {example}"),
+        )?;
+        self.w.only(&sec, ADMIN_KEYS)?;
+        let listen = self.listen(&sec, "the admin endpoint", "0.0.0.0:7405")?;
+        let raw = match sec.get("password_file") {
+            None => DEFAULT_ADMIN_PASSWORD_FILE,
+            Some(v) => {
+                let field = sec.field("password_file");
+                let raw = self.w.string(v, &field, "a file path")?;
+                if raw.is_empty() || raw.contains('\0') || raw.ends_with('/') {
+                    return Err(self.w.err(
+                        &v.span(),
+                        &field,
+                        "write the path of the admin password file, e.g. \"admin.pw\" (relative to this file) or \"/etc/hacluster/admin.pw\"",
+                    ));
+                }
+                raw
+            }
+        };
+        let password_file = self.w.file.parent().unwrap_or(Path::new("")).join(raw);
+        Ok(Some((
+            AdminConfig {
+                listen,
+                password_file,
+            },
+            raw,
+        )))
     }
 
     /// The optional `[[fence]]` tables.
@@ -1041,6 +1166,65 @@ impl Parser<'_> {
     }
 }
 
+impl Parser<'_> {
+    /// The optional `[watchdog]` section (defaults when absent).
+    fn watchdog(&self, root: &Section<'_, '_>) -> Result<WatchdogConfig, ConfigError> {
+        let mut wd = WatchdogConfig::default();
+        let Some(v) = root.get("watchdog") else {
+            return Ok(wd);
+        };
+        let sec = self.w.section(
+            v,
+            "watchdog".into(),
+            "a [watchdog] section, e.g. enabled = true, device = \"/dev/watchdog\", timeout = \"10s\"",
+        )?;
+        self.w.only(&sec, WATCHDOG_KEYS)?;
+        if let Some(v) = sec.get("enabled") {
+            wd.enabled = self.w.boolean(v, &sec.field("enabled"))?;
+        }
+        if let Some(v) = sec.get("device") {
+            let field = sec.field("device");
+            let path = self
+                .w
+                .string(v, &field, "a device path, e.g. \"/dev/watchdog\"")?;
+            if !path.starts_with('/') || path.contains('\0') {
+                return Err(self.w.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an absolute device path; write e.g. \"/dev/watchdog\" or \"/dev/watchdog0\"",
+                        clip(path)
+                    ),
+                ));
+            }
+            wd.device = PathBuf::from(path);
+        }
+        if let Some(v) = sec.get("timeout") {
+            let field = sec.field("timeout");
+            let t = self.w.duration(
+                v,
+                &field,
+                MIN_WATCHDOG_TIMEOUT..=MAX_WATCHDOG_TIMEOUT,
+                ["\"10s\"", "\"30s\""],
+            )?;
+            if t.subsec_nanos() != 0 {
+                return Err(self.w.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "{} is not a whole number of seconds; a watchdog counts in seconds, write e.g. \"10s\"; allowed {} to {}",
+                        show(t),
+                        show(MIN_WATCHDOG_TIMEOUT),
+                        show(MAX_WATCHDOG_TIMEOUT)
+                    ),
+                ));
+            }
+            wd.timeout = t;
+        }
+        Ok(wd)
+    }
+}
+
 /// `d` rounded up to whole milliseconds.
 fn ceil_ms(d: Duration) -> Duration {
     let ms = d.as_nanos().div_ceil(1_000_000);
@@ -1064,9 +1248,40 @@ struct Canon<'a> {
     /// config without one is what it was before the section existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<String>,
+    /// Left out when there is no `[admin]` section, for the same reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin: Option<CanonAdmin<'a>>,
     /// Left out when there is no `[[fence]]`, for the same reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fences: Vec<CanonFence<'a>>,
+    /// Left out when `[watchdog]` is absent or all defaults, for the same
+    /// reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watchdog: Option<CanonWatchdog>,
+}
+
+#[derive(Serialize)]
+struct CanonWatchdog {
+    enabled: bool,
+    device: String,
+    timeout_ns: u128,
+}
+
+impl From<&WatchdogConfig> for CanonWatchdog {
+    fn from(w: &WatchdogConfig) -> Self {
+        CanonWatchdog {
+            enabled: w.enabled,
+            device: w.device.to_string_lossy().into_owned(),
+            timeout_ns: w.timeout.as_nanos(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CanonAdmin<'a> {
+    listen: String,
+    /// As written (or the default), like `key_file`.
+    password_file: &'a str,
 }
 
 #[derive(Serialize)]
@@ -1832,6 +2047,92 @@ domain = 2
         assert_eq!(parse(SAMPLE).unwrap().metrics, None);
     }
 
+    #[test]
+    fn admin_section() {
+        assert_eq!(parse(BASE).unwrap().admin, None);
+        let t = format!("{BASE}\n[admin]\nlisten = \"0.0.0.0:7405\"\n");
+        let admin = parse(&t).unwrap().admin.unwrap();
+        assert_eq!(admin.listen, "0.0.0.0:7405".parse().unwrap());
+        assert_eq!(admin.password_file, Path::new("/etc/hacluster/admin.pw"));
+        for (written, want) in [
+            ("/var/lib/hacluster/admin.pw", "/var/lib/hacluster/admin.pw"),
+            ("secret/pw", "/etc/hacluster/secret/pw"),
+        ] {
+            let t =
+                format!("{BASE}\n[admin]\nlisten = \"[::]:7405\"\npassword_file = \"{written}\"\n");
+            let admin = parse(&t).unwrap().admin.unwrap();
+            assert_eq!(admin.password_file, Path::new(want), "{written}");
+        }
+    }
+
+    #[test]
+    fn admin_errors() {
+        let with = |body: &str| format!("{BASE}\n[admin]\n{body}\n");
+        let t = with("listen = \"0.0.0.0:7405\"\npassword = \"x\"");
+        let e = check(&t, "password = ", "admin.password");
+        assert!(
+            e.message.contains("allowed here: listen, password_file"),
+            "{e}"
+        );
+        let e = check(&with(""), "[admin]", "admin.listen");
+        assert!(e.message.contains("missing required key `listen`"), "{e}");
+        assert!(e.message.contains("admin endpoint"), "{e}");
+        for bad in ["myhost:7405", "7405", ""] {
+            let t = with(&format!("listen = \"{bad}\""));
+            let e = check(&t, "listen", "admin.listen");
+            assert!(e.message.contains("is not an address:port"), "{bad}: {e}");
+            assert!(e.message.contains("\"0.0.0.0:7405\""), "{bad}: {e}");
+            assert!(e.message.contains("\"[::1]:7405\""), "{bad}: {e}");
+        }
+        let t = with("listen = \"0.0.0.0:0\"");
+        let e = check(&t, "listen", "admin.listen");
+        assert!(e.message.contains("port from 1 to 65535"), "{e}");
+        for bad in ["\"\"", "\"dir/\"", "7"] {
+            let t = with(&format!("listen = \"0.0.0.0:7405\"\npassword_file = {bad}"));
+            let e = check(&t, "password_file", "admin.password_file");
+            assert!(
+                e.message.contains("admin password file") || e.message.contains("a file path"),
+                "{bad}: {e}"
+            );
+        }
+        let t = format!("admin = true\n{BASE}");
+        let e = check(&t, "admin =", "admin");
+        assert!(e.message.contains("an [admin] section"), "{e}");
+    }
+
+    #[test]
+    fn admin_in_hash() {
+        let base = parse(BASE).unwrap().hash;
+        let on = |body: &str| parse(&format!("{BASE}\n[admin]\n{body}\n")).unwrap().hash;
+        let listen = "listen = \"0.0.0.0:7405\"";
+        assert_ne!(on(listen), base);
+        assert_ne!(on(listen), on("listen = \"0.0.0.0:7406\""));
+        assert_ne!(
+            on(listen),
+            on(&format!("{listen}\npassword_file = \"x.pw\""))
+        );
+    }
+
+    #[test]
+    fn sample_admin_section_parses_when_uncommented() {
+        let text: Vec<String> = SAMPLE
+            .lines()
+            .map(|l| match l {
+                "# [admin]" => "[admin]".to_owned(),
+                l if l.starts_with("# listen = \"0.0.0.0")
+                    || l.starts_with("# password_file = ") =>
+                {
+                    l.trim_start_matches("# ").to_owned()
+                }
+                l => l.to_owned(),
+            })
+            .collect();
+        let admin = parse(&text.join("\n")).unwrap().admin.unwrap();
+        assert_eq!(admin.listen, "0.0.0.0:7405".parse().unwrap());
+        assert_eq!(admin.password_file, Path::new("/etc/hacluster/admin.pw"));
+        assert_eq!(parse(SAMPLE).unwrap().admin, None);
+    }
+
     /// `BASE` with one `[[fence]]` table made of `body`.
     fn with_fence(body: &str) -> String {
         format!("{BASE}\n[[fence]]\n{body}\n")
@@ -2046,6 +2347,152 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
         assert_ne!(parse(&other).unwrap().hash, with);
         let delayed = with_fence(&format!("{IPMI}\ndelay = \"5s\""));
         assert_ne!(parse(&delayed).unwrap().hash, with);
+    }
+
+    #[test]
+    fn watchdog_section() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.watchdog, WatchdogConfig::default());
+        assert!(!c.watchdog.enabled);
+        assert_eq!(c.watchdog.device, PathBuf::from("/dev/watchdog"));
+        assert_eq!(c.watchdog.timeout, Duration::from_secs(10));
+        let t = format!(
+            "{BASE}\n[watchdog]\nenabled = true\ndevice = \"/dev/watchdog1\"\ntimeout = \"1min\"\n"
+        );
+        assert_eq!(
+            parse(&t).unwrap().watchdog,
+            WatchdogConfig {
+                enabled: true,
+                device: PathBuf::from("/dev/watchdog1"),
+                timeout: Duration::from_secs(60),
+            }
+        );
+        // Every key is optional; an empty section is the defaults.
+        let t = format!("{BASE}\n[watchdog]\n");
+        assert_eq!(parse(&t).unwrap().watchdog, WatchdogConfig::default());
+        let t = format!("{BASE}\n[watchdog]\nenabled = true\n");
+        let c = parse(&t).unwrap();
+        assert!(c.watchdog.enabled);
+        assert_eq!(c.watchdog.timeout, DEFAULT_WATCHDOG_TIMEOUT);
+        for (text, secs) in [("1s", 1), ("2000ms", 2), ("60s", 60)] {
+            let t = format!("{BASE}\n[watchdog]\ntimeout = \"{text}\"\n");
+            assert_eq!(
+                parse(&t).unwrap().watchdog.timeout,
+                Duration::from_secs(secs)
+            );
+        }
+        // The section may come anywhere, e.g. before the nodes.
+        let t = BASE.replacen("[[node]]", "[watchdog]\nenabled = true\n\n[[node]]", 1);
+        assert!(parse(&t).unwrap().watchdog.enabled);
+    }
+
+    #[test]
+    fn watchdog_errors() {
+        let with = |body: &str| format!("{BASE}\n[watchdog]\n{body}\n");
+        let t = with("enabled = true\ninterval = \"1s\"");
+        let e = check(&t, "interval", "watchdog.interval");
+        assert!(
+            e.message.contains("allowed here: enabled, device, timeout"),
+            "{e}"
+        );
+        let t = with("enabled = \"yes\"");
+        let e = check(&t, "enabled", "watchdog.enabled");
+        assert!(e.message.contains("true or false"), "{e}");
+        let t = with("enabled = 1");
+        let e = check(&t, "enabled", "watchdog.enabled");
+        assert!(e.message.contains("true or false"), "{e}");
+        for bad in ["dev/watchdog", "", "watchdog"] {
+            let t = with(&format!("device = \"{bad}\""));
+            let e = check(&t, "device", "watchdog.device");
+            assert!(e.message.contains("absolute device path"), "{bad}: {e}");
+            assert!(e.message.contains("\"/dev/watchdog\""), "{bad}: {e}");
+        }
+        let t = with("device = 0");
+        let e = check(&t, "device", "watchdog.device");
+        assert!(e.message.contains("expected a device path"), "{e}");
+        for bad in ["0s", "500ms", "61s", "2min"] {
+            let t = with(&format!("timeout = \"{bad}\""));
+            let e = check(&t, "timeout", "watchdog.timeout");
+            assert!(e.message.contains("allowed 1s to 1m"), "{bad}: {e}");
+        }
+        let t = with("timeout = \"1500ms\"");
+        let e = check(&t, "timeout", "watchdog.timeout");
+        assert!(e.message.contains("whole number of seconds"), "{e}");
+        let t = with("timeout = 10");
+        let e = check(&t, "timeout", "watchdog.timeout");
+        assert!(e.message.contains("no unit"), "{e}");
+        let t = with("timeout = \"soon\"");
+        let e = check(&t, "timeout", "watchdog.timeout");
+        assert!(e.message.contains("is not a time"), "{e}");
+        let t = format!("watchdog = true\n{BASE}");
+        let e = check(&t, "watchdog =", "watchdog");
+        assert!(e.message.contains("a [watchdog] section"), "{e}");
+        let t = format!("{BASE}\n[[watchdog]]\nenabled = true\n");
+        check(&t, "[[watchdog]]", "watchdog");
+        let t = with("device = \"nope\"");
+        assert_eq!(
+            err(&t).to_string(),
+            format!(
+                "/etc/hacluster/cluster.toml:{}:10: watchdog.device: `nope` is not an absolute device path; \
+                 write e.g. \"/dev/watchdog\" or \"/dev/watchdog0\"",
+                line_of(&t, "nope")
+            )
+        );
+    }
+
+    #[test]
+    fn watchdog_in_hash() {
+        let base = parse(BASE).unwrap().hash;
+        let on = |body: &str| {
+            parse(&format!("{BASE}\n[watchdog]\n{body}\n"))
+                .unwrap()
+                .hash
+        };
+        // Absent, empty or spelled-out defaults: the same content.
+        assert_eq!(on(""), base);
+        assert_eq!(
+            on("enabled = false\ndevice = \"/dev/watchdog\"\ntimeout = \"10s\""),
+            base
+        );
+        assert_ne!(on("enabled = true"), base);
+        assert_ne!(
+            on("enabled = true"),
+            on("enabled = true\ntimeout = \"11s\"")
+        );
+        assert_ne!(
+            on("enabled = true"),
+            on("enabled = true\ndevice = \"/dev/watchdog0\"")
+        );
+        assert_eq!(on("timeout = \"20s\""), on("timeout = \"20000ms\""));
+    }
+
+    #[test]
+    fn sample_watchdog_section_parses_when_uncommented() {
+        let lines: Vec<&str> = SAMPLE.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "# [watchdog]")
+            .expect("the sample documents [watchdog]");
+        let mut text: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        text[at] = "[watchdog]".into();
+        for key in ["enabled", "device", "timeout"] {
+            let i = text[at..]
+                .iter()
+                .position(|l| l.starts_with(&format!("# {key} = ")))
+                .map(|i| i + at)
+                .unwrap_or_else(|| panic!("the sample shows `{key}`"));
+            text[i] = text[i].trim_start_matches("# ").to_owned();
+        }
+        let c = parse(&text.join("\n")).unwrap();
+        assert_eq!(
+            c.watchdog,
+            WatchdogConfig {
+                enabled: true,
+                device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+                timeout: DEFAULT_WATCHDOG_TIMEOUT,
+            }
+        );
+        assert_eq!(parse(SAMPLE).unwrap().watchdog, WatchdogConfig::default());
     }
 
     mod prop {

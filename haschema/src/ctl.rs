@@ -24,6 +24,24 @@ pub enum Response {
     Error { message: String },
 }
 
+/// The first line a client sends on hamond's remote admin endpoint (TLS),
+/// before any [`Request`]: `{"cmd":"login","password":"..."}`. A separate
+/// type, so that the local socket can never be asked to log in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Login {
+    Login { password: String },
+}
+
+/// The admin endpoint's answer to a [`Login`]: `{"result":"logged_in"}`, or
+/// the same `{"result":"error","message":...}` as [`Response::Error`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum LoginResponse {
+    LoggedIn,
+    Error { message: String },
+}
+
 /// Up or down, for nodes and links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -27,6 +27,7 @@ pub mod report;
 pub mod root;
 pub mod scratch;
 pub mod unique;
+pub mod watchdog;
 
 pub use account::{RunAs, TempGroup};
 pub use cable::{Cable, Direction, End};

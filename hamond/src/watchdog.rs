@@ -1,0 +1,46 @@
+//! The node's watchdog (safety rule 3, "Leases and the watchdog"): a device
+//! that resets the node unless hamond pets it in time, and the gate that
+//! decides whether hamond may pet it now.
+//!
+//! * [`Watchdog`] ([`device`]): opens the device, asks for a timeout and
+//!   reads the real one back ([`Watchdog::timeout`], the W advertised to
+//!   peers), pets it ([`Watchdog::pet`]), and disarms it on a clean stop
+//!   ([`Watchdog::close_cleanly`], the magic `V`). Dropped any other way
+//!   (hamond dies or hangs and is killed), it stays armed and the node
+//!   resets: that is the point.
+//! * [`PetGate`] ([`gate`]): pure (no I/O, time passed in). A pet is allowed
+//!   only while hamond's own loop runs on time, the other daemon (hasvrd)
+//!   has reported healthy within its deadline, the loop has not stalled,
+//!   and every lease this node holds is valid. It never allows a pet at or
+//!   past the earliest lease deadline, so a holder whose lease ran out is
+//!   reset within W of that deadline: a peer may rely on the lease only
+//!   after `L x (1 + rho) + W + margin`.
+//!
+//! # Real device and stand-in
+//!
+//! On a character device (`/dev/watchdog`, `/dev/watchdogN`) [`Watchdog`]
+//! uses the Linux watchdog ioctls: `WDIOC_GETSUPPORT` (identity, whether
+//! the driver knows the magic close), `WDIOC_SETTIMEOUT`,
+//! `WDIOC_GETTIMEOUT` (the timeout actually set, which the driver may have
+//! rounded) and `WDIOC_KEEPALIVE`. On a FIFO or a regular file it is a
+//! **stand-in** for tests: each pet writes one byte, a clean close writes
+//! `V`, the timeout asked is taken as the read-back one, and it logs loudly
+//! that it cannot reset anything. [`Watchdog::kind`] says which one it is:
+//! only a [`WatchdogKind::Device`] may be advertised to peers as an armed
+//! watchdog (without one the lease path is off and fencing is required).
+//!
+//! **The ioctl path is not exercised by CI**: the test machines have no
+//! watchdog device, and loading `softdog` there would reset the machine
+//! running the tests. The integration tests (`tests/tests/watchdog.rs`)
+//! drive the stand-in through a FIFO read by a simulated watchdog that
+//! powers a namespaced node off when the pets stop.
+//!
+//! Not wired into the daemon loop yet: hamond will open the watchdog when
+//! `[watchdog] enabled = true`, feed the gate on every tick and pet when it
+//! says [`Verdict::Pet`].
+
+pub mod device;
+pub mod gate;
+
+pub use device::{Watchdog, WatchdogKind};
+pub use gate::{Check, GateLimits, PetGate, Verdict, Withheld, pet_interval};
