@@ -129,6 +129,8 @@ pub struct Agreement {
     pending: Option<View>,
     /// A member restarted: propose again even if the set is unchanged.
     stale: bool,
+    /// Latest nudge from each node: (its promise, its packed view id).
+    nudges: std::collections::BTreeMap<NodeId, (u64, u64)>,
     out: VecDeque<Action>,
 }
 
@@ -144,6 +146,7 @@ impl Agreement {
             proposing: None,
             pending: None,
             stale: false,
+            nudges: Default::default(),
             out: VecDeque::new(),
         };
         a.reconsider();
@@ -165,6 +168,7 @@ impl Agreement {
         self.live = live;
         self.live.insert(self.me);
         self.reconsider();
+        self.check_nudges();
         self.nudge();
     }
 
@@ -234,7 +238,13 @@ impl Agreement {
             .proposing
             .as_ref()
             .is_some_and(|p| p.view.members == self.live);
-        if agreed || underway {
+        if agreed {
+            // A proposal for another set (a node it waited for is gone)
+            // would wait forever.
+            self.proposing = None;
+            return;
+        }
+        if underway {
             return;
         }
         self.stale = false;
@@ -296,13 +306,37 @@ impl Agreement {
         }
     }
 
+    /// Keeps the latest nudge of each node: it may come before this node
+    /// sees the sender live (then it counts once it does).
     fn on_nudge(&mut self, from: NodeId, promised: u64, their_view: u64) {
-        if self.live.first() != Some(self.me)
-            || !self.live.contains(from)
-            || self.proposing.is_some()
-        {
-            // Not ours to act on, or a proposal under way reaches them
-            // anyway (accepted, or refused and proposed again).
+        self.nudges.insert(from, (promised, their_view));
+        self.check_nudges();
+    }
+
+    /// Acts on the nudges of live nodes, if this node coordinates.
+    fn check_nudges(&mut self) {
+        if self.live.first() != Some(self.me) {
+            return;
+        }
+        let live: Vec<(u64, u64)> = self
+            .nudges
+            .iter()
+            .filter(|(n, _)| self.live.contains(**n))
+            .map(|(_, &v)| v)
+            .collect();
+        for (promised, their_view) in live {
+            self.nudged(promised, their_view);
+        }
+    }
+
+    fn nudged(&mut self, promised: u64, their_view: u64) {
+        if let Some(p) = &self.proposing {
+            // The proposal reaches them anyway (accepted, or refused and
+            // proposed again) unless they promised past it after accepting:
+            // then propose again once this one is done.
+            if promised > p.view.id.epoch {
+                self.stale = true;
+            }
             return;
         }
         let mine = self.installed.map(|v| v.id);
@@ -314,6 +348,7 @@ impl Agreement {
         self.promised = self.promised.max(promised);
         self.stale = true;
         self.proposing = None;
+        self.nudges.clear();
         self.reconsider();
     }
 
@@ -365,6 +400,8 @@ impl Agreement {
 
     fn install(&mut self, view: View) {
         self.installed = Some(view);
+        // Members still behind will nudge again after this view.
+        self.nudges.clear();
         self.out.push_back(Action::Installed(view));
         self.reconsider();
         self.nudge();
