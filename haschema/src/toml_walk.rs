@@ -24,7 +24,8 @@ pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 pub(crate) type Key<'i> = Spanned<Cow<'i, str>>;
 
 /// What a cluster, node, network or service name may be.
-pub(crate) const NAME_RULE: &str = "use 1 to 32 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
+pub(crate) const NAME_RULE: &str =
+    "use 1 to 32 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
 
 /// A table of the document, with where it is and its field path.
 pub(crate) struct Section<'v, 'i> {

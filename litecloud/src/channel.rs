@@ -87,7 +87,13 @@ impl Channel {
 
     /// Messages due on `path` (never sent there, or not for `every`),
     /// up to `budget` bytes (at least one), marked as sent now.
-    pub fn due(&mut self, path: usize, now: Time, every: Duration, budget: usize) -> Vec<(u32, Vec<u8>)> {
+    pub fn due(
+        &mut self,
+        path: usize,
+        now: Time,
+        every: Duration,
+        budget: usize,
+    ) -> Vec<(u32, Vec<u8>)> {
         let mut out = Vec::new();
         let mut used = 0;
         for m in &mut self.unacked {
@@ -174,7 +180,10 @@ mod tests {
         assert!(tx.due(0, MS * 50, MS * 100, 1000).is_empty(), "not due yet");
         let again = tx.due(0, MS * 100, MS * 100, 1000);
         assert_eq!(again.len(), 3);
-        let got: Vec<Vec<u8>> = again.into_iter().flat_map(|(s, d)| rx.received(s, d)).collect();
+        let got: Vec<Vec<u8>> = again
+            .into_iter()
+            .flat_map(|(s, d)| rx.received(s, d))
+            .collect();
         assert_eq!(got, vec![vec![2], vec![3], vec![4]]);
         assert_eq!(rx.take_ack(), Some(5));
         assert_eq!(rx.take_ack(), None);
@@ -183,7 +192,10 @@ mod tests {
     #[test]
     fn limits_are_enforced() {
         let mut tx = Channel::new();
-        assert_eq!(tx.queue(vec![0; MAX_MESSAGE + 1], 1), Err(SendError::TooLarge));
+        assert_eq!(
+            tx.queue(vec![0; MAX_MESSAGE + 1], 1),
+            Err(SendError::TooLarge)
+        );
         for _ in 0..MAX_UNACKED {
             tx.queue(vec![1], 1).unwrap();
         }

@@ -300,7 +300,11 @@ impl Node {
             path.next_send = (path.next_send + interval).max(now + interval / 2);
             for dest in path.params.peers.clone() {
                 let items = self.channel_items(now, p, dest);
-                let class = if items.is_empty() { Class::Heartbeat } else { Class::Normal };
+                let class = if items.is_empty() {
+                    Class::Heartbeat
+                } else {
+                    Class::Normal
+                };
                 self.send(now, p, dest, class, items);
             }
         }
@@ -350,7 +354,12 @@ impl Node {
     /// ([`Event::Message`] there) while both keep their incarnations. It
     /// goes out at once on every path to the peer and again with each
     /// heartbeat until acknowledged.
-    pub fn send_message(&mut self, now: Time, peer: NodeId, data: Vec<u8>) -> Result<(), SendError> {
+    pub fn send_message(
+        &mut self,
+        now: Time,
+        peer: NodeId,
+        data: Vec<u8>,
+    ) -> Result<(), SendError> {
         let pi = *self.index.get(&peer).ok_or(SendError::NotConnected)?;
         let p = &mut self.peers[pi];
         if p.incarnation.is_none() || p.left {
@@ -385,7 +394,10 @@ impl Node {
         let ack = peer.channel.take_ack().map(Item::MessageAck);
         let due = peer.channel.due(p, now, path.interval, path.budget);
         ack.into_iter()
-            .chain(due.into_iter().map(|(seq, data)| Item::Message { seq, data }))
+            .chain(
+                due.into_iter()
+                    .map(|(seq, data)| Item::Message { seq, data }),
+            )
             .collect()
     }
 

@@ -159,7 +159,12 @@ mod tests {
 
     #[test]
     fn urgent_frames_overtake_and_heartbeats_coalesce() {
-        let t = |class, dest, byte| Transmit { path: 0, dest, class, bytes: vec![byte] };
+        let t = |class, dest, byte| Transmit {
+            path: 0,
+            dest,
+            class,
+            bytes: vec![byte],
+        };
         let mut q = SendQueue::default();
         q.push(t(Class::Heartbeat, 2, 1));
         q.push(t(Class::Heartbeat, 2, 2));

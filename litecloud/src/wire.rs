@@ -286,9 +286,11 @@ impl Frame {
                 Item::Challenge(n) => push_item(&mut out, ITEM_CHALLENGE, &n.to_be_bytes()),
                 Item::Response(n) => push_item(&mut out, ITEM_RESPONSE, &n.to_be_bytes()),
                 Item::Leave => push_item(&mut out, ITEM_LEAVE, &[]),
-                Item::Message { seq, data } => {
-                    push_item(&mut out, ITEM_MESSAGE, &[&seq.to_be_bytes()[..], data].concat())
-                }
+                Item::Message { seq, data } => push_item(
+                    &mut out,
+                    ITEM_MESSAGE,
+                    &[&seq.to_be_bytes()[..], data].concat(),
+                ),
                 Item::MessageAck(seq) => push_item(&mut out, ITEM_MESSAGE_ACK, &seq.to_be_bytes()),
                 Item::Unknown { kind, data } => push_item(&mut out, *kind, data),
             }

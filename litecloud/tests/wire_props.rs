@@ -8,7 +8,8 @@ mod checks;
 
 use litecloud::serial::{self, Deframer};
 use litecloud::wire::{
-    CRITICAL, Class, ClusterKey, Frame, HEADER_LEN, Header, Item, KNOWN_ITEMS, MAC_LEN, MAX_FRAME, Reject,
+    CRITICAL, Class, ClusterKey, Frame, HEADER_LEN, Header, Item, KNOWN_ITEMS, MAC_LEN, MAX_FRAME,
+    Reject,
 };
 use proptest::prelude::*;
 
