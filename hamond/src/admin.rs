@@ -17,7 +17,6 @@
 pub mod client;
 pub mod limiter;
 pub mod password;
-mod secret;
 pub mod tls;
 
 use haschema::ctl::{Login, LoginResponse, Request, Response};

@@ -3,8 +3,8 @@
 //! so a restart is never mistaken for the old process); and the membership
 //! epoch it promised, kept the same way so that it never goes back.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 const INCARNATION_FILE: &str = "incarnation";
@@ -66,16 +66,9 @@ fn load(state_dir: &Path, name: &str) -> io::Result<u64> {
     }
 }
 
-/// Writes `state_dir/name` durably: temp file, fsync, rename, fsync of the
-/// directory.
+/// Writes `state_dir/name` durably (see [`haschema::private_file`]).
 fn store(state_dir: &Path, name: &str, value: u64) -> io::Result<()> {
-    fs::create_dir_all(state_dir)?;
-    let tmp = state_dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp)?;
-    writeln!(file, "{value}")?;
-    file.sync_all()?;
-    fs::rename(&tmp, state_dir.join(name))?;
-    File::open(state_dir)?.sync_all()
+    haschema::private_file::write(&state_dir.join(name), format!("{value}\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! newline; [`load`] reads one back (hex text or raw bytes) and refuses a file
 //! that group or others may access, or a key that is too short.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Bytes of secret in a generated key.
@@ -88,86 +88,22 @@ pub fn generate(path: &Path, force: bool) -> Result<(), KeyError> {
         text.push(hex_digit(b & 0x0f));
     }
     text.push('\n');
-    if force {
-        replace(path, text.as_bytes())
-    } else {
-        create(path, text.as_bytes())
-    }
-}
-
-/// Writes `data` to the new file `path`.
-fn create(path: &Path, data: &[u8]) -> Result<(), KeyError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::new(
-                    path,
-                    KeyErrorKind::Exists,
-                    "already exists; keep it (every node needs the same key) or force a new one"
-                        .into(),
-                )
-            } else {
-                KeyError::io(path, "cannot create the key file", e)
-            }
-        })?;
-    if let Err(e) = fill(&mut file, data) {
-        drop(file);
-        let _ = std::fs::remove_file(path);
-        return Err(KeyError::io(path, "cannot write the key file", e));
-    }
-    sync_dir(path);
-    Ok(())
-}
-
-/// Replaces `path` with a file holding `data`: temp file, fsync, rename.
-fn replace(path: &Path, data: &[u8]) -> Result<(), KeyError> {
-    let Some(name) = path.file_name() else {
+    if path.file_name().is_none() {
         return Err(KeyError::new(
             path,
             KeyErrorKind::NotAKey,
             "is not a file path; name the key file, e.g. /etc/hacluster/authkey".into(),
         ));
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut file| fill(&mut file, data))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(KeyError::io(path, "cannot replace the key file", e));
     }
-    sync_dir(path);
-    Ok(())
-}
-
-/// Makes the file exactly mode 0600 (whatever the umask), writes and syncs.
-fn fill(file: &mut File, data: &[u8]) -> std::io::Result<()> {
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(data)?;
-    file.sync_all()
-}
-
-/// Best effort: makes the new directory entry of `path` durable.
-fn sync_dir(path: &Path) {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(KeyError::new(
+            path,
+            KeyErrorKind::Exists,
+            "already exists; keep it (every node needs the same key) or force a new one".into(),
+        ));
     }
+    crate::private_file::write(path, text.as_bytes())
+        .map_err(|e| KeyError::io(path, "cannot write the key file", e))
 }
 
 /// Reads the cluster key from `path`. The file must not be accessible to
@@ -266,6 +202,7 @@ fn hex_digit(v: u8) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh directory, removed on drop.
@@ -349,7 +286,9 @@ mod tests {
     #[test]
     fn generate_reports_io_errors() {
         let dir = TempDir::new();
-        let path = dir.0.join("missing-dir").join("authkey");
+        // A missing directory is created (0700); a file in the way is not.
+        std::fs::write(dir.0.join("plain"), b"").unwrap();
+        let path = dir.0.join("plain").join("authkey");
         let e = generate(&path, false).unwrap_err();
         assert_eq!(e.kind, KeyErrorKind::Io);
         assert!(e.source.is_some());

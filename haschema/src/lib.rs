@@ -8,5 +8,6 @@ pub mod agent;
 pub mod config;
 pub mod ctl;
 pub mod key;
+pub mod private_file;
 pub mod service;
 mod toml_walk;

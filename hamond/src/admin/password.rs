@@ -4,7 +4,6 @@
 //! it at each login with [`load`] (so a change needs no restart) and checks
 //! a password with [`verify`]. The password itself is never stored.
 
-use super::secret;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -48,7 +47,7 @@ pub fn set(path: &Path, password: &str) -> Result<(), String> {
     check_new(password)?;
     let mut line = hash(password)?;
     line.push('\n');
-    secret::write(path, line.as_bytes())
+    haschema::private_file::write(path, line.as_bytes())
         .map_err(|e| format!("{}: cannot write {WHAT}: {e}", path.display()))
 }
 
@@ -56,7 +55,7 @@ pub fn set(path: &Path, password: &str) -> Result<(), String> {
 /// exist). Refuses a file that group or others may access, or that does
 /// not hold an argon2 PHC string.
 pub fn load(path: &Path) -> Result<Option<String>, String> {
-    let Some(bytes) = secret::read(path, WHAT)? else {
+    let Some(bytes) = haschema::private_file::read(path, WHAT)? else {
         return Ok(None);
     };
     let bad = || {
@@ -87,13 +86,12 @@ pub fn verify(phc: &str, password: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::secret::tests::TempDir;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn set_load_verify() {
-        let dir = TempDir::new("pw");
-        let path = dir.0.join("admin.pw");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.pw");
         assert_eq!(load(&path), Ok(None));
         set(&path, "correct horse").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -118,8 +116,8 @@ mod tests {
 
     #[test]
     fn refuses_a_hash_file_others_may_read() {
-        let dir = TempDir::new("pw-mode");
-        let path = dir.0.join("admin.pw");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.pw");
         set(&path, "correct horse").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load(&path).unwrap_err();
@@ -132,14 +130,14 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_hash() {
-        let dir = TempDir::new("pw-bad");
-        let path = dir.0.join("admin.pw");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.pw");
         for junk in [
             "plaintext password\n",
             "",
             "$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA\n",
         ] {
-            secret::write(&path, junk.as_bytes()).unwrap();
+            haschema::private_file::write(&path, junk.as_bytes()).unwrap();
             let e = load(&path).unwrap_err();
             assert!(e.contains("`hactl passwd`"), "{junk}: {e}");
         }
@@ -157,8 +155,8 @@ mod tests {
                 .unwrap_err()
                 .contains("too long")
         );
-        let dir = TempDir::new("pw-rules");
-        assert!(set(&dir.0.join("pw"), "short").is_err());
-        assert!(!dir.0.join("pw").exists());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(set(&dir.path().join("pw"), "short").is_err());
+        assert!(!dir.path().join("pw").exists());
     }
 }

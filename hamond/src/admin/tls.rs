@@ -5,7 +5,6 @@
 //! certificate by its SHA-256 [`fingerprint`] (pinned on first use), so its
 //! names and dates do not matter.
 
-use super::secret;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -57,7 +56,7 @@ impl Identity {
 pub fn load_or_create(state_dir: &Path) -> Result<Identity, String> {
     let cert_path = state_dir.join(CERT_FILE);
     let key_path = state_dir.join(KEY_FILE);
-    let key = secret::read(&key_path, "the admin endpoint's TLS key")?;
+    let key = haschema::private_file::read(&key_path, "the admin endpoint's TLS key")?;
     let cert = match std::fs::read(&cert_path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -96,9 +95,9 @@ fn create(cert_path: &Path, key_path: &Path) -> Result<Identity, String> {
         .map_err(|e| format!("cannot make a TLS certificate: {e}"))?;
     let key_pem = made.signing_key.serialize_pem();
     // The key first: a certificate on disk always has its key.
-    secret::write(key_path, key_pem.as_bytes())
+    haschema::private_file::write(key_path, key_pem.as_bytes())
         .map_err(|e| format!("{}: cannot write: {e}", key_path.display()))?;
-    secret::write(cert_path, made.cert.pem().as_bytes())
+    haschema::private_file::write(cert_path, made.cert.pem().as_bytes())
         .map_err(|e| format!("{}: cannot write: {e}", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| format!("the new TLS key does not parse: {e}"))?;
@@ -124,38 +123,37 @@ pub fn server_config(id: &Identity) -> Result<Arc<rustls::ServerConfig>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::secret::tests::TempDir;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn made_once_then_kept() {
-        let dir = TempDir::new("tls");
-        let first = load_or_create(&dir.0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path()).unwrap();
         assert!(first.created);
-        let key_mode = std::fs::metadata(dir.0.join(KEY_FILE)).unwrap().mode();
+        let key_mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().mode();
         assert_eq!(key_mode & 0o777, 0o600);
         server_config(&first).unwrap();
-        let again = load_or_create(&dir.0).unwrap();
+        let again = load_or_create(dir.path()).unwrap();
         assert!(!again.created);
         assert_eq!(again.fingerprint(), first.fingerprint());
         // Without the certificate, a new identity.
-        std::fs::remove_file(dir.0.join(CERT_FILE)).unwrap();
-        let new = load_or_create(&dir.0).unwrap();
+        std::fs::remove_file(dir.path().join(CERT_FILE)).unwrap();
+        let new = load_or_create(dir.path()).unwrap();
         assert!(new.created);
         assert_ne!(new.fingerprint(), first.fingerprint());
     }
 
     #[test]
     fn refuses_a_readable_key() {
-        let dir = TempDir::new("tls-mode");
-        load_or_create(&dir.0).unwrap();
-        let key = dir.0.join(KEY_FILE);
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path()).unwrap();
+        let key = dir.path().join(KEY_FILE);
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = load_or_create(&dir.0).err().unwrap();
+        let e = load_or_create(dir.path()).err().unwrap();
         assert!(e.contains("chmod 600"), "{e}");
-        std::fs::write(dir.0.join(CERT_FILE), "junk").unwrap();
+        std::fs::write(dir.path().join(CERT_FILE), "junk").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let e = load_or_create(&dir.0).err().unwrap();
+        let e = load_or_create(dir.path()).err().unwrap();
         assert!(e.contains("to have hamond make a new certificate"), "{e}");
     }
 

@@ -1,7 +1,8 @@
-//! Small secret files (the admin password hash, the endpoint's TLS key):
-//! written atomically with mode 0600 (temp file, fsync, rename), and read
-//! back only if neither group nor others may access them, like the cluster
-//! key.
+//! Small private files (the cluster key, the admin password hash, the
+//! admin endpoint's TLS key, the daemon's persisted state): written
+//! atomically with mode 0600 (temp file, fsync, rename, fsync of the
+//! directory), and read back only if neither group nor others may access
+//! them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -92,36 +93,13 @@ pub fn read(path: &Path, what: &str) -> Result<Option<Vec<u8>>, String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TempDir(pub PathBuf);
-
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("hamond-admin-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     #[test]
     fn writes_0600_and_reads_back() {
-        let dir = TempDir::new("secret");
-        let path = dir.0.join("sub/file");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/file");
         assert_eq!(read(&path, "the file"), Ok(None));
         write(&path, b"one").unwrap();
         let mode = std::fs::metadata(&path).unwrap().mode() & 0o7777;
@@ -131,14 +109,14 @@ pub(crate) mod tests {
             read(&path, "the file").unwrap().as_deref(),
             Some(&b"two"[..])
         );
-        let leftovers = std::fs::read_dir(dir.0.join("sub")).unwrap().count();
+        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1, "no temp file left behind");
     }
 
     #[test]
     fn refuses_a_file_others_may_read() {
-        let dir = TempDir::new("secret-mode");
-        let path = dir.0.join("file");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
         write(&path, b"x").unwrap();
         for mode in [0o644, 0o640, 0o604, 0o660] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -148,7 +126,7 @@ pub(crate) mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         assert!(read(&path, "f").unwrap().is_some());
-        let e = read(&dir.0, "the file").unwrap_err();
+        let e = read(dir.path(), "the file").unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
     }
 }
