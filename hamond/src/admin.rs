@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 /// A failed login is answered this late.
@@ -139,28 +139,11 @@ async fn serve_on<C>(listener: TcpListener, server: Arc<Server>, calls: mpsc::Se
 where
     C: From<Call> + Send + 'static,
 {
-    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-    loop {
-        let Ok(permit) = Arc::clone(&clients).acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("admin: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let server = Arc::clone(&server);
-        let calls = calls.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(stream, peer, &server, &calls).await {
-                tracing::debug!("admin client {peer}: {e}");
-            }
-            drop(permit);
-        });
-    }
+    crate::accept::serve(listener, MAX_CLIENTS, "admin", move |stream, peer| {
+        let (server, calls) = (Arc::clone(&server), calls.clone());
+        async move { handle(stream, peer, &server, &calls).await }
+    })
+    .await;
 }
 
 type Tls = BufReader<tokio_rustls::server::TlsStream<TcpStream>>;

@@ -1,8 +1,11 @@
-//! hamond as a library: the parts of the daemon that other crates' tests
-//! drive directly. Today that is [`fence`] (the fencing layer), which the
-//! daemon does not call yet; the daemon binary (`main.rs`) will reach it as
-//! `hamond::fence`.
+//! hamond as a library: the parts of the daemon that the binary
+//! (`main.rs`), `hactl` and other crates' tests share: the admin endpoint
+//! ([`admin`], used by the daemon and by `hactl --remote`), the TCP accept
+//! loop of the network endpoints ([`accept`]), and the fencing layer and
+//! the watchdog ([`fence`], [`watchdog`]), which the daemon does not call
+//! yet.
 
+pub mod accept;
 pub mod admin;
 pub mod fence;
 pub mod watchdog;

@@ -17,11 +17,10 @@ use haschema::ctl::{Request, Response, State, StatusReport};
 use litecloud::wire::Reject;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Largest accepted request head (request line and headers).
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -72,27 +71,11 @@ pub async fn serve(listen: SocketAddr, calls: mpsc::Sender<CtlCall>) {
 
 /// Accepts clients on a bound listener, [`MAX_CLIENTS`] at a time.
 async fn serve_on(listener: TcpListener, calls: mpsc::Sender<CtlCall>) {
-    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-    loop {
-        let Ok(permit) = Arc::clone(&clients).acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("metrics: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    hamond::accept::serve(listener, MAX_CLIENTS, "metrics", move |stream, _peer| {
         let calls = calls.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(stream, &calls).await {
-                tracing::debug!("metrics client {peer}: {e}");
-            }
-            drop(permit);
-        });
-    }
+        async move { handle(stream, &calls).await }
+    })
+    .await;
 }
 
 /// Answers one request on `stream`, then closes it.
