@@ -10,7 +10,7 @@ mod support;
 use hatests::scratch::ScratchDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{Agent, SLACK, Server, WINDOW};
 
 /// A compiled template with its home directory and a socket path.
@@ -87,14 +87,8 @@ fn the_c_template_heartbeats_reports_errors_and_is_missed_when_killed() {
     server.quiet(WINDOW + Duration::from_secs(1));
 
     // Killed: the heartbeats stop, and the silence is noticed.
-    let killed = Instant::now();
     agent.kill();
     server.wait_for(WINDOW + SLACK, "a silent failure", support::silent);
-    let took = killed.elapsed();
-    assert!(
-        took <= WINDOW + Duration::from_secs(2),
-        "silence noticed after {took:?}"
-    );
 }
 
 #[test]

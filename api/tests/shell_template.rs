@@ -10,7 +10,7 @@ use hatests::command::run_for;
 use hatests::scratch::ScratchDir;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{Agent, SLACK, Server, WINDOW};
 
 /// A home directory with the links, and a socket path.
@@ -81,14 +81,8 @@ fn the_shell_template_heartbeats_reports_errors_and_is_missed_when_killed() {
     });
     server.quiet(WINDOW + Duration::from_secs(1));
 
-    let killed = Instant::now();
     agent.kill();
     server.wait_for(WINDOW + SLACK, "a silent failure", support::silent);
-    let took = killed.elapsed();
-    assert!(
-        took <= WINDOW + Duration::from_secs(2),
-        "silence noticed after {took:?}"
-    );
 }
 
 #[test]

@@ -1026,34 +1026,7 @@ impl Service {
 
     /// The application failed while running here.
     fn app_failed(&mut self, reason: &str) {
-        self.failures += 1;
-        let n = self.failures;
-        if n <= self.s.restart_times {
-            self.alert(
-                Level::Warning,
-                format!(
-                    "application failed ({reason}); restarting it here ({n} of {})",
-                    self.s.restart_times
-                ),
-            );
-            self.cycle = Some(Step::ORDER.len() - 1);
-        } else if let Some(peer) = self.best_peer().map(str::to_owned) {
-            self.alert(
-                Level::Error,
-                format!(
-                    "application failed ({reason}), local restarts used up: failing over to {peer}"
-                ),
-            );
-            self.failed_here = true;
-            self.move_away();
-        } else {
-            self.alert(
-                Level::Emergency,
-                format!(
-                    "application failed ({reason}), local restarts used up and no peer is up and \
-                     able to host: recovering it here"
-                ),
-            );
+        if self.escalate(&format!("application failed ({reason})")) {
             self.cycle = Some(Step::ORDER.len() - 1);
         }
     }
@@ -1064,35 +1037,40 @@ impl Service {
         if !(self.owned && self.want_here && self.managed) {
             return;
         }
+        if self.escalate(&format!("start of {step} failed ({reason})")) {
+            self.retry_at = Some(now + self.s.check_interval);
+        }
+    }
+
+    /// After a failure here (`what`): recover here while restart_times
+    /// allows; then fail over to an able peer; with none, recover here and
+    /// raise an emergency. Returns whether to recover here.
+    fn escalate(&mut self, what: &str) -> bool {
         self.failures += 1;
-        let n = self.failures;
-        if n <= self.s.restart_times {
+        let (n, max) = (self.failures, self.s.restart_times);
+        if n <= max {
             self.alert(
                 Level::Warning,
-                format!(
-                    "start of {step} failed ({reason}); retrying here ({n} of {})",
-                    self.s.restart_times
-                ),
+                format!("{what}; recovering here ({n} of {max})"),
             );
-            self.retry_at = Some(now + self.s.check_interval);
+            true
         } else if let Some(peer) = self.best_peer().map(str::to_owned) {
             self.alert(
                 Level::Error,
-                format!(
-                    "start of {step} failed ({reason}), retries used up: failing over to {peer}"
-                ),
+                format!("{what}, local attempts used up: failing over to {peer}"),
             );
             self.failed_here = true;
             self.move_away();
+            false
         } else {
             self.alert(
                 Level::Emergency,
                 format!(
-                    "start of {step} failed ({reason}), retries used up and no peer is up and \
-                     able to host: retrying here"
+                    "{what}, local attempts used up and no peer is up and able to host: \
+                     recovering here"
                 ),
             );
-            self.retry_at = Some(now + self.s.check_interval);
+            true
         }
     }
 

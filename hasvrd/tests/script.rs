@@ -69,13 +69,7 @@ fn service(tag: &str) -> String {
 
 /// A pid is alive while /proc has it and it is not a zombie.
 fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
-            !matches!(state, Some('Z' | 'X'))
-        }
-        Err(_) => false,
-    }
+    hasvrd::procfs::stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X'))
 }
 
 async fn dead_within(pid: i32, within: Duration) -> bool {

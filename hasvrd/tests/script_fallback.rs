@@ -28,13 +28,7 @@ fn exists(pid: i32) -> bool {
 }
 
 fn zombie_or_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => matches!(
-            stat[stat.rfind(')').unwrap() + 2..].chars().next(),
-            Some('Z')
-        ),
-        Err(_) => true,
-    }
+    hasvrd::procfs::stat(pid).is_none_or(|s| s.state == 'Z')
 }
 
 async fn read_pid(path: &Path) -> i32 {
@@ -51,13 +45,7 @@ async fn read_pid(path: &Path) -> i32 {
 }
 
 fn parent_of(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat[stat.rfind(')').unwrap() + 2..]
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    hasvrd::procfs::stat(pid).expect("the process exists").ppid
 }
 
 fn spec(argv: Vec<String>, t: &Tracker, dir: &Path) -> ScriptSpec {
