@@ -111,15 +111,6 @@ impl Channel {
         out
     }
 
-    /// Whether anything waits to be sent or acknowledged on `path`.
-    pub fn has_due(&self, path: usize, now: Time, every: Duration) -> bool {
-        self.ack_owed
-            || self
-                .unacked
-                .iter()
-                .any(|m| m.sent_at[path].is_none_or(|t| now >= t + every))
-    }
-
     /// The cumulative ack to put in the next frame, if one is owed.
     pub fn take_ack(&mut self) -> Option<u32> {
         std::mem::take(&mut self.ack_owed).then(|| self.expected - 1)
