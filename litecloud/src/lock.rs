@@ -17,7 +17,18 @@
 //!   only once its table is trusted: it completed a resync of a view of
 //!   every configured node (wait-for-all at boot, rule 4), or merged the
 //!   replica of a node that was trusted. It also needs quorum; of two
-//!   nodes, one alone grants only once the other was confirmed off.
+//!   nodes, one alone grants only once the other was confirmed off, or
+//!   left cleanly ([`LockTable::node_left`]).
+//! - A clean leave only lets the survivor of two nodes grant *free* locks:
+//!   what the leaver still holds stays orphaned until it is fenced (a
+//!   daemon that is stopped announces its leave even when the services it
+//!   held keep running). The leave counts only if this node synced with
+//!   the leaver before (a resync of a view of both, seen from here), so
+//!   that its table names every lock the leaver may hold: every later grant
+//!   to the leaver needed this node's ack. The leaver, restarted, is a new
+//!   incarnation: its leave and fence marks are gone, so alone it grants
+//!   nothing; it grants again after a resync of a view of both nodes (or
+//!   once its peer is confirmed off or left after such a resync).
 //! - A grant counts only once every member of the view acknowledged it:
 //!   the master confirms it to the grantee after that. A master left in an
 //!   old view (stalled, or cut off one way) cannot collect those acks from
@@ -27,6 +38,17 @@
 //! - Waiters are granted by priority (higher first), then in request order.
 //! - A holder drops a lock locally before telling the master, so two nodes
 //!   never both believe they hold it.
+//! - The persisted replica ([`Action::Persist`], a leading format byte)
+//!   also names the locks this node holds (confirmed grants, with their
+//!   versions) and the OS boot id. A daemon restarted on the same boot
+//!   (its services kept running) holds them again
+//!   ([`LockTable::restore`]): the driver hears [`Action::Granted`], and
+//!   the next resync keeps them. Every change of what this node holds is
+//!   persisted before the driver hears of it and before the master does,
+//!   so the replica never claims a lock this node gave up, nor forgets one
+//!   it was told it holds. After a reboot (another boot id) nothing runs:
+//!   the restored node holds nothing. A fence confirmation means the node
+//!   was powered off, so its next start is a new boot.
 
 use crate::view::{NodeSet, View};
 use crate::wire::NodeId;
@@ -41,6 +63,10 @@ const RELEASE: u8 = 3;
 const UPDATE: u8 = 4;
 const ACK: u8 = 5;
 const CONFIRM: u8 = 6;
+
+/// First byte of the persisted replica. (The replica before it had no
+/// format byte: it began with the trust flag, 0 or 1.)
+const FORMAT: u8 = 2;
 
 /// A lock's number.
 pub type LockId = u32;
@@ -64,8 +90,10 @@ pub enum Action {
     /// This node no longer holds `lock` (the master's table says so).
     Lost(LockId),
     /// Write this replica of the table durably before anything else goes
-    /// out: what a node acknowledged must survive its crash, or a quorum
-    /// could forget a grant ([`LockTable::restore`] reads it back).
+    /// out (and before the driver acts on a later [`Action::Granted`] or
+    /// [`Action::Lost`]): what a node acknowledged must survive its crash,
+    /// or a quorum could forget a grant; and what it holds must survive a
+    /// daemon restart ([`LockTable::restore`] reads it back).
     Persist(Vec<u8>),
 }
 
@@ -78,6 +106,8 @@ pub struct LockTable {
     me: NodeId,
     /// Every configured node.
     nodes: NodeSet,
+    /// The OS boot id, written with the replica.
+    boot: u32,
     view: Option<View>,
     trusted: bool,
     table: BTreeMap<LockId, Entry>,
@@ -86,6 +116,13 @@ pub struct LockTable {
     /// Nodes confirmed powered off since they left (for two nodes: the peer
     /// is off, so one node alone may grant).
     fenced: NodeSet,
+    /// Nodes that left cleanly since they were last in a view here (for
+    /// two nodes: one alone may grant free locks; their grants stand).
+    left: NodeSet,
+    /// Nodes that were members of a view this table synced in: the master
+    /// completed its resync (seen as the master, or from its first update).
+    /// This table names every lock they may hold (see [`LockTable::node_left`]).
+    synced_with: NodeSet,
     /// The grants that a fence confirmation ended: (lock, version) held by
     /// a node when it was confirmed off. A later grant to the same node
     /// (rebooted, elsewhere) is not ended by that old confirmation.
@@ -111,16 +148,20 @@ struct Master {
 }
 
 impl LockTable {
-    /// A node that knows no locks yet, in a cluster of `nodes`.
-    pub fn new(me: NodeId, nodes: NodeSet) -> LockTable {
+    /// A node that knows no locks yet, in a cluster of `nodes`, running on
+    /// OS boot `boot` (written with every replica it persists).
+    pub fn new(me: NodeId, nodes: NodeSet, boot: u32) -> LockTable {
         LockTable {
             me,
             nodes,
+            boot,
             view: None,
             trusted: false,
             table: BTreeMap::new(),
             wanted: BTreeMap::new(),
             fenced: NodeSet::default(),
+            left: NodeSet::default(),
+            synced_with: NodeSet::default(),
             fenced_grants: Default::default(),
             confirmed: BTreeMap::new(),
             master: None,
@@ -145,17 +186,58 @@ impl LockTable {
         self.table.get(&lock).and_then(|e| e.holder)
     }
 
-    /// A node restarting with the replica it persisted: it knows the grants
-    /// it acknowledged, but holds nothing itself (what it held died with
-    /// it, or must be proven again).
-    pub fn restore(me: NodeId, nodes: NodeSet, saved: &[u8]) -> Result<LockTable, BadMessage> {
+    /// A daemon restarting with the replica it persisted last, on OS boot
+    /// `boot`. It knows the grants it acknowledged. On the boot it
+    /// persisted on (a daemon restart: its services kept running) it holds
+    /// again the locks it held: each comes as [`Action::Granted`] so the
+    /// driver can tell its service daemon, and the next resync keeps them.
+    /// On another boot (the OS rebooted: nothing runs) it holds nothing.
+    /// Bytes that are not such a replica are refused.
+    pub fn restore(
+        me: NodeId,
+        nodes: NodeSet,
+        saved: &[u8],
+        boot: u32,
+    ) -> Result<LockTable, BadMessage> {
         let mut r = Reader(saved);
-        let trusted = r.u8()? != 0;
+        if r.u8()? != FORMAT {
+            return Err(BadMessage);
+        }
+        let saved_boot = r.u32()?;
+        let trusted = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(BadMessage),
+        };
         let entries = r.entries()?;
+        let n = r.u16()?;
+        let held = (0..n)
+            .map(|_| Ok((r.u32()?, (r.u64()?, r.u32()?))))
+            .collect::<Result<Vec<(LockId, Version)>, BadMessage>>()?;
         r.end()?;
-        let mut table = LockTable::new(me, nodes);
+        let mut table = LockTable::new(me, nodes, boot);
         table.trusted = trusted;
-        table.table = entries.into_iter().collect();
+        for (lock, e) in entries {
+            if table.table.insert(lock, e).is_some() {
+                return Err(BadMessage);
+            }
+        }
+        let mut confirmed = BTreeMap::new();
+        for (lock, version) in held {
+            let current = table
+                .table
+                .get(&lock)
+                .is_some_and(|e| e.holder == Some(me) && e.version == version);
+            if !current || confirmed.insert(lock, version).is_some() {
+                return Err(BadMessage);
+            }
+        }
+        if saved_boot == boot {
+            table
+                .out
+                .extend(confirmed.keys().map(|&l| Action::Granted(l)));
+            table.confirmed = confirmed;
+        }
         Ok(table)
     }
 
@@ -185,6 +267,10 @@ impl LockTable {
         let held = self.holds(lock);
         if let Some(e) = self.table.get_mut(&lock).filter(|_| held) {
             e.holder = None;
+            // Nor may the same entry, heard again, make it ours again.
+            self.confirmed.remove(&lock);
+            // A restart must not hold it again.
+            self.persist();
         }
         if let Some(view) = self.view {
             self.send_to(view.id.coordinator, RELEASE, view.id.epoch, |d| {
@@ -208,11 +294,26 @@ impl LockTable {
         self.settle();
     }
 
+    /// A node left cleanly (the driver saw it announce its leave): of two
+    /// nodes, this one alone may then grant *free* locks, as if the leaver
+    /// were confirmed off. Unlike [`LockTable::node_fenced`] it ends none of
+    /// the leaver's grants: a lock it still holds stays orphaned until it
+    /// is fenced (its services may still run). Counts only if this table
+    /// synced with the leaver before (else the table may not know what the
+    /// leaver holds); forgotten when a view here contains the node again.
+    pub fn node_left(&mut self, node: NodeId) {
+        if node != self.me && self.synced_with.contains(node) {
+            self.left.insert(node);
+            self.settle();
+        }
+    }
+
     /// A view was installed here.
     pub fn view_installed(&mut self, view: View) {
         self.view = Some(view);
-        // Back in a view: any new loss needs a new fence.
+        // Back in a view: any new loss needs a new fence (or leave).
         self.fenced = NodeSet::of(self.fenced.iter().filter(|&f| !view.members.contains(f)));
+        self.left = NodeSet::of(self.left.iter().filter(|&f| !view.members.contains(f)));
         self.master = (view.id.coordinator == self.me).then(|| Master {
             counter: 0,
             reported: NodeSet::default(),
@@ -276,9 +377,12 @@ impl LockTable {
             UPDATE if from == view.id.coordinator => {
                 let trusted = r.u8()? != 0;
                 let entries = r.entries()?;
-                self.apply(&entries);
+                let lost = self.apply(&entries);
                 self.trusted |= trusted;
+                // The master sends updates only once it resynced this view.
+                self.synced(view);
                 self.persist();
+                self.lost(lost);
                 self.send_to(from, ACK, epoch, |d| put_entries(d, &entries));
             }
             ACK => {
@@ -345,7 +449,16 @@ impl LockTable {
         if current && !self.holds(lock) {
             self.confirmed.insert(lock, version);
             self.wanted.remove(&lock);
+            // A daemon restart holds it again.
+            self.persist();
             self.out.push_back(Action::Granted(lock));
+        }
+    }
+
+    /// The members of `view` are synced with: their locks are known here.
+    fn synced(&mut self, view: View) {
+        for n in view.members.iter() {
+            self.synced_with.insert(n);
         }
     }
 
@@ -366,8 +479,16 @@ impl LockTable {
         m.reported.insert(from);
         m.held.insert(from, held);
         self.trusted |= trusted;
+        let mine = self.held_here();
         for (lock, e) in entries {
             self.merge(lock, e);
+        }
+        // A newer entry for a lock held here cannot exist (it would have
+        // needed this node's release, or its fence); if it did, say so.
+        let lost: Vec<LockId> = mine.into_iter().filter(|&l| !self.holds(l)).collect();
+        if !lost.is_empty() {
+            self.persist();
+            self.lost(lost);
         }
         for (lock, priority) in wanted {
             self.enqueue(from, lock, priority);
@@ -434,6 +555,7 @@ impl LockTable {
             }
             // Wait-for-all: every possible holder reported.
             self.trusted |= view.members == self.nodes;
+            self.synced(view);
             let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
             self.broadcast(&entries);
         }
@@ -451,13 +573,14 @@ impl LockTable {
         }
         // A minority could be granting the same lock on its side: grant only
         // with quorum. Two nodes have no majority: one alone grants only
-        // once its peer was confirmed off (the peer, rebooted, grants
-        // nothing until it has seen both nodes again).
+        // once its peer was confirmed off, or left cleanly (its orphans
+        // stay above). The peer, restarted, grants nothing until it has
+        // seen both nodes again.
         let peer_off = self
             .nodes
             .iter()
             .filter(|&n| !view.members.contains(n))
-            .all(|n| self.fenced.contains(n));
+            .all(|n| self.fenced.contains(n) || self.left.contains(n));
         let two_alone = self.nodes.len() == 2 && peer_off;
         let may_grant = self.trusted && (view.has_quorum(self.nodes.len()) || two_alone);
         if !may_grant {
@@ -501,8 +624,9 @@ impl LockTable {
             m.acks.insert((lock, e.version), NodeSet::of([self.me]));
         }
         if m.resynced {
-            self.apply(&[(lock, e)]);
+            let lost = self.apply(&[(lock, e)]);
             self.broadcast(&[(lock, e)]);
+            self.lost(lost);
             if view.members.len() == 1 {
                 self.on_ack(self.me, &[(lock, e)]);
             }
@@ -525,9 +649,11 @@ impl LockTable {
         }
     }
 
-    /// Applies the master's entries, telling the driver what it lost
-    /// (gains come with the master's confirmation).
-    fn apply(&mut self, entries: &[(LockId, Entry)]) {
+    /// Applies the master's entries and returns the locks this node no
+    /// longer holds, for [`LockTable::lost`] once persisted (gains come
+    /// with the master's confirmation).
+    fn apply(&mut self, entries: &[(LockId, Entry)]) -> Vec<LockId> {
+        let mut lost = Vec::new();
         for &(lock, e) in entries {
             let before = self.holds(lock);
             let newer = self
@@ -539,15 +665,40 @@ impl LockTable {
             }
             self.table.insert(lock, e);
             if before && !self.holds(lock) {
-                self.out.push_back(Action::Lost(lock));
+                lost.push(lock);
             }
+        }
+        lost
+    }
+
+    /// Tells the driver what it lost (after the replica that says so was
+    /// persisted: a restart must not hold it again).
+    fn lost(&mut self, locks: Vec<LockId>) {
+        for lock in locks {
+            self.confirmed.remove(&lock);
+            self.out.push_back(Action::Lost(lock));
         }
     }
 
+    /// The replica: format, boot id, trust, entries, then the locks held
+    /// here with their versions.
     fn persist(&mut self) {
-        let mut data = vec![u8::from(self.trusted)];
+        let mut data = vec![FORMAT];
+        data.extend(self.boot.to_be_bytes());
+        data.push(u8::from(self.trusted));
         let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
         put_entries(&mut data, &entries);
+        let held: Vec<(LockId, Version)> = self
+            .held_here()
+            .into_iter()
+            .map(|l| (l, self.confirmed[&l]))
+            .collect();
+        data.extend((held.len() as u16).to_be_bytes());
+        for (lock, (epoch, counter)) in held {
+            data.extend(lock.to_be_bytes());
+            data.extend(epoch.to_be_bytes());
+            data.extend(counter.to_be_bytes());
+        }
         self.out.push_back(Action::Persist(data));
     }
 
@@ -638,11 +789,27 @@ mod tests {
     use super::*;
     use crate::view::{self, Agreement};
 
-    /// Nodes 1..=n with instant delivery between connected nodes.
+    fn boot_of(id: NodeId) -> u32 {
+        0x100 * u32::from(id)
+    }
+
+    /// Nodes 1..=n with instant delivery between connected running nodes,
+    /// and what each driver would keep on disk.
     struct Mini {
+        all: NodeSet,
         views: Vec<Agreement>,
         locks: Vec<LockTable>,
-        cut: bool,
+        /// Whose daemon runs.
+        up: Vec<bool>,
+        /// Everyone running sees everyone running (else only itself).
+        linked: bool,
+        /// The master's confirmations are lost (a grant left in flight).
+        drop_confirms: bool,
+        boots: Vec<u32>,
+        disk: Vec<Vec<u8>>,
+        epochs: Vec<u64>,
+        /// What each driver heard, but sends.
+        log: Vec<(NodeId, Action)>,
     }
 
     impl Mini {
@@ -653,27 +820,44 @@ mod tests {
         /// Nodes 1..=n of a cluster of `all`.
         fn of(n: u8, all: NodeSet) -> Mini {
             let mut m = Mini {
+                all,
                 views: (1..=n).map(|id| Agreement::new(id, 0)).collect(),
-                locks: (1..=n).map(|id| LockTable::new(id, all)).collect(),
-                cut: false,
+                locks: (1..=n)
+                    .map(|id| LockTable::new(id, all, boot_of(id)))
+                    .collect(),
+                up: vec![true; usize::from(n)],
+                linked: true,
+                drop_confirms: false,
+                boots: (1..=n).map(boot_of).collect(),
+                disk: vec![Vec::new(); usize::from(n)],
+                epochs: vec![0; usize::from(n)],
+                log: Vec::new(),
             };
             m.connect(true);
             m
         }
 
-        /// Everyone sees everyone (or, cut, only itself).
-        fn connect(&mut self, up: bool) {
-            self.cut = !up;
-            let n = self.views.len() as u8;
-            for (i, a) in self.views.iter_mut().enumerate() {
-                let me = i as u8 + 1;
-                a.live_changed(if up {
-                    NodeSet::of(1..=n)
-                } else {
-                    NodeSet::of([me])
-                });
-            }
+        fn connect(&mut self, linked: bool) {
+            self.linked = linked;
+            self.refresh();
             self.settle();
+        }
+
+        /// Tells every running node whom it sees.
+        fn refresh(&mut self) {
+            let running = NodeSet::of((1..=self.up.len() as u8).filter(|&id| self.is_up(id)));
+            for id in running.iter() {
+                let live = if self.linked {
+                    running
+                } else {
+                    NodeSet::of([id])
+                };
+                self.views[usize::from(id) - 1].live_changed(live);
+            }
+        }
+
+        fn is_up(&self, id: NodeId) -> bool {
+            self.up[usize::from(id) - 1]
         }
 
         fn settle(&mut self) {
@@ -681,16 +865,24 @@ mod tests {
                 let mut mail = Vec::new();
                 for i in 0..self.views.len() {
                     let me = i as u8 + 1;
+                    if !self.up[i] {
+                        continue;
+                    }
                     while let Some(a) = self.views[i].poll() {
                         match a {
                             view::Action::Send { to, data } => mail.push((me, to, data)),
                             view::Action::Installed(v) => self.locks[i].view_installed(v),
-                            view::Action::Persist { .. } => {}
+                            view::Action::Persist { epoch } => self.epochs[i] = epoch,
                         }
                     }
                     while let Some(a) = self.locks[i].poll() {
-                        if let Action::Send { to, data } = a {
-                            mail.push((me, to, data));
+                        match a {
+                            Action::Send { to, data } => mail.push((me, to, data)),
+                            Action::Persist(data) => {
+                                self.disk[i] = data.clone();
+                                self.log.push((me, Action::Persist(data)));
+                            }
+                            a => self.log.push((me, a)),
                         }
                     }
                 }
@@ -698,13 +890,13 @@ mod tests {
                     return;
                 }
                 for (from, to, data) in mail {
-                    if self.cut {
+                    if !self.linked || !self.is_up(to) {
                         continue;
                     }
                     let i = usize::from(to) - 1;
                     if data[0] == view::PROTOCOL {
                         self.views[i].handle_message(from, &data).unwrap();
-                    } else {
+                    } else if !(self.drop_confirms && data[1] == CONFIRM) {
                         self.locks[i].handle_message(from, &data).unwrap();
                     }
                 }
@@ -714,6 +906,53 @@ mod tests {
 
         fn lock(&mut self, node: u8) -> &mut LockTable {
             &mut self.locks[usize::from(node) - 1]
+        }
+
+        /// The daemon of `node` stops (its services may keep running).
+        fn stop(&mut self, node: NodeId) {
+            self.up[usize::from(node) - 1] = false;
+            self.refresh();
+            self.settle();
+        }
+
+        /// `node` announces its leave and stops; every running node hears it.
+        fn leave(&mut self, node: NodeId) {
+            for id in 1..=self.up.len() as u8 {
+                if id != node && self.is_up(id) && self.linked {
+                    self.lock(id).node_left(node);
+                }
+            }
+            self.stop(node);
+        }
+
+        /// The daemon of `node` starts again from its disk, on the same OS
+        /// boot or after a reboot.
+        fn restart(&mut self, node: NodeId, same_boot: bool) {
+            let i = usize::from(node) - 1;
+            if !same_boot {
+                self.boots[i] += 1;
+            }
+            self.locks[i] = LockTable::restore(node, self.all, &self.disk[i], self.boots[i])
+                .expect("its own replica");
+            self.views[i] = Agreement::new(node, self.epochs[i]);
+            self.up[i] = true;
+            for id in 1..=self.up.len() as u8 {
+                if id != node && self.is_up(id) {
+                    self.views[usize::from(id) - 1].peer_reset(node);
+                }
+            }
+            self.refresh();
+            self.settle();
+        }
+
+        /// What `node`'s driver heard since the log was cleared (persists
+        /// left out).
+        fn heard(&self, node: NodeId) -> Vec<Action> {
+            self.log
+                .iter()
+                .filter(|(n, a)| *n == node && !matches!(a, Action::Persist(_)))
+                .map(|(_, a)| a.clone())
+                .collect()
         }
     }
 
@@ -769,11 +1008,262 @@ mod tests {
 
     #[test]
     fn bad_messages_are_refused() {
-        let mut l = LockTable::new(1, NodeSet::of([1, 2]));
+        let mut l = LockTable::new(1, NodeSet::of([1, 2]), 7);
         assert_eq!(l.handle_message(2, &[]), Err(BadMessage));
         assert_eq!(
             l.handle_message(2, &[PROTOCOL, REQUEST, 0]),
             Err(BadMessage)
         );
+    }
+
+    /// The leaver (the master, then the other node) still holds lock 1 when
+    /// it leaves (its daemon stopped, its service may run on): the survivor
+    /// takes free lock 2 at once, lock 1 only once the leaver is fenced.
+    #[test]
+    fn after_a_clean_leave_the_survivor_grants_free_locks_only() {
+        for (leaver, survivor) in [(1, 2), (2, 1)] {
+            let mut m = Mini::new(2);
+            m.lock(leaver).request(1, 1);
+            m.settle();
+            assert!(m.lock(leaver).holds(1));
+            m.lock(survivor).request(1, 1);
+            m.settle();
+            m.leave(leaver);
+            m.lock(survivor).request(2, 1);
+            m.settle();
+            assert!(m.lock(survivor).holds(2), "a free lock after the leave");
+            assert!(!m.lock(survivor).holds(1), "the leaver's lock is orphaned");
+            m.lock(survivor).node_fenced(leaver);
+            m.settle();
+            assert!(m.lock(survivor).holds(1), "granted once the leaver is off");
+        }
+    }
+
+    /// The primary releases its lock on a clean shutdown and leaves: the
+    /// backup takes it without any fence.
+    #[test]
+    fn the_survivor_takes_the_lock_the_leaver_released() {
+        let mut m = Mini::new(2);
+        m.lock(1).request(1, 1);
+        m.settle();
+        m.lock(1).release(1);
+        m.settle();
+        m.leave(1);
+        m.lock(2).request(1, 1);
+        m.settle();
+        assert!(m.lock(2).holds(1));
+        assert_eq!(m.heard(2), vec![Action::Granted(1)]);
+    }
+
+    /// Without a leave (or a fence) the survivor of two still grants
+    /// nothing, and a leave is forgotten once the node is back in a view.
+    #[test]
+    fn a_leave_is_forgotten_when_the_node_returns() {
+        let mut m = Mini::new(2);
+        m.leave(1);
+        m.restart(1, true);
+        m.connect(false);
+        m.lock(2).request(2, 1);
+        m.settle();
+        assert!(!m.lock(2).holds(2), "node 1 is back: a cut needs a fence");
+    }
+
+    /// A node that never synced with the leaver (here restarted while cut
+    /// off, from a trusted replica) may not know what the leaver holds:
+    /// the leave does not let it grant.
+    #[test]
+    fn a_leave_counts_only_after_a_sync_with_the_leaver() {
+        let mut m = Mini::new(2);
+        m.lock(1).request(1, 1);
+        m.settle();
+        m.connect(false);
+        m.stop(2);
+        m.restart(2, true);
+        assert!(m.lock(2).trusted());
+        m.lock(2).node_left(1);
+        m.lock(2).request(2, 1);
+        m.settle();
+        assert!(!m.lock(2).holds(2));
+    }
+
+    /// The master grants lock 1 to node 2, but its confirmation is lost as
+    /// it stops cleanly: node 2 alone frees the unconfirmed grant at its
+    /// resync and takes the lock. The old master, restarted on the same
+    /// boot, holds nothing; cut off, it grants nothing, and it grants again
+    /// once it resynced with both nodes.
+    #[test]
+    fn a_master_leaves_with_a_grant_to_the_survivor_in_flight() {
+        let mut m = Mini::new(2);
+        m.drop_confirms = true;
+        m.lock(2).request(1, 1);
+        m.settle();
+        assert!(!m.lock(2).holds(1) && m.lock(2).holder(1) == Some(2));
+        m.drop_confirms = false;
+        m.lock(1).release(1);
+        m.lock(1).release(2);
+        m.settle();
+        m.leave(1);
+        assert!(m.lock(2).holds(1), "re-granted after the resync");
+        m.connect(false);
+        m.restart(1, true);
+        assert!(!m.lock(1).holds(1) && m.heard(1).is_empty());
+        m.lock(1).request(2, 1);
+        m.settle();
+        assert!(!m.lock(1).holds(2), "restarted alone: grants nothing");
+        m.connect(true);
+        assert!(m.lock(1).holds(2) && m.lock(2).holds(1));
+        assert!(!m.lock(1).holds(1) && !m.lock(2).holds(2));
+        assert!(m.locks.iter().all(|l| l.holder(1) == Some(2)));
+    }
+
+    /// A daemon restart on the same boot (fast, or slow enough that the
+    /// peer formed a view alone) keeps the locks it held, for the master
+    /// and for the other node; after a reboot it holds nothing.
+    #[test]
+    fn a_daemon_restart_on_the_same_boot_keeps_its_locks() {
+        for (restarter, other) in [(1, 2), (2, 1)] {
+            for slow in [false, true] {
+                let mut m = Mini::new(2);
+                m.lock(restarter).request(1, 1);
+                m.settle();
+                m.lock(other).request(1, 1);
+                m.settle();
+                if slow {
+                    m.stop(restarter);
+                    assert!(!m.lock(other).holds(1));
+                }
+                m.log.clear();
+                m.restart(restarter, true);
+                assert!(m.lock(restarter).holds(1), "{restarter} slow {slow}");
+                assert!(!m.lock(other).holds(1));
+                assert_eq!(m.heard(restarter), vec![Action::Granted(1)]);
+                assert!(m.locks.iter().all(|l| l.holder(1) == Some(restarter)));
+                m.log.clear();
+                m.restart(restarter, false);
+                assert!(!m.lock(restarter).holds(1), "rebooted: nothing runs");
+                assert!(m.lock(other).holds(1), "the waiter's turn");
+                assert!(m.heard(restarter).is_empty());
+            }
+        }
+    }
+
+    /// Every Granted and Lost comes after a persisted replica that already
+    /// says so, and a release is persisted before it goes out.
+    #[test]
+    fn what_this_node_holds_is_persisted_before_anyone_hears() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut m = Mini::new(3);
+        for _ in 0..300 {
+            let node = rng.random_range(1..=3u8);
+            let lock = rng.random_range(1..=3u32);
+            match rng.random_range(0..10u32) {
+                0 => {
+                    let linked = !m.linked;
+                    m.connect(linked);
+                }
+                1..=4 => m.lock(node).request(lock, rng.random_range(0..3u8)),
+                _ => {
+                    let held = m.lock(node).holds(lock);
+                    m.lock(node).release(lock);
+                    if held {
+                        let last = m.lock(node).poll();
+                        assert!(matches!(last, Some(Action::Persist(_))), "{last:?}");
+                        m.log.push((node, last.unwrap()));
+                    }
+                }
+            }
+            m.settle();
+        }
+        let mut disk: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
+        let mut heard = 0;
+        for (node, a) in &m.log {
+            let restored = |d: &BTreeMap<NodeId, Vec<u8>>| {
+                LockTable::restore(*node, m.all, &d[node], boot_of(*node)).unwrap()
+            };
+            match a {
+                Action::Persist(d) => {
+                    disk.insert(*node, d.clone());
+                }
+                Action::Granted(l) => {
+                    heard += 1;
+                    assert!(restored(&disk).holds(*l));
+                }
+                Action::Lost(l) => {
+                    heard += 1;
+                    assert!(!restored(&disk).holds(*l));
+                }
+                Action::Send { .. } => unreachable!(),
+            }
+        }
+        assert!(heard > 20, "{heard}");
+    }
+
+    #[test]
+    fn restore_refuses_what_is_not_a_replica() {
+        let mut m = Mini::new(2);
+        m.lock(2).request(5, 1);
+        m.lock(1).request(6, 1);
+        m.settle();
+        let good = m.disk[1].clone();
+        let all = NodeSet::of([1, 2]);
+        let restored = LockTable::restore(2, all, &good, boot_of(2)).unwrap();
+        assert!(restored.holds(5) && restored.holder(6) == Some(1));
+        for n in 0..good.len() {
+            assert_eq!(
+                LockTable::restore(2, all, &good[..n], boot_of(2)).err(),
+                Some(BadMessage),
+                "a prefix of {n} bytes"
+            );
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        let mut old_format = good.clone();
+        old_format[0] = 1;
+        let mut bad_trust = good.clone();
+        bad_trust[5] = 2;
+        for bad in [longer, old_format, bad_trust] {
+            assert!(LockTable::restore(2, all, &bad, boot_of(2)).is_err());
+        }
+        // Node 1's replica names node 2's lock 5: claimed by node 1 it is
+        // not what node 1 holds; two entries for one lock are refused too.
+        let theirs = m.disk[0].clone();
+        let mut forged = theirs.clone();
+        // The last 16 bytes: its one held lock and that lock's version.
+        let held = forged.len() - 16;
+        forged[held..held + 4].copy_from_slice(&5u32.to_be_bytes());
+        assert!(
+            LockTable::restore(1, all, &theirs, boot_of(1))
+                .unwrap()
+                .holds(6)
+        );
+        assert!(LockTable::restore(1, all, &forged, boot_of(1)).is_err());
+        let mut twice = LockTable::new(1, all, 9);
+        twice.table.insert(
+            3,
+            Entry {
+                holder: None,
+                version: (1, 1),
+            },
+        );
+        twice.persist();
+        let Some(Action::Persist(mut d)) = twice.poll() else {
+            panic!("a replica")
+        };
+        d[7] = 2;
+        let entry = d[8..8 + 17].to_vec();
+        d.splice(8 + 17..8 + 17, entry);
+        assert!(LockTable::restore(1, all, &d, 9).is_err());
+        // Damaged replicas never panic.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for _ in 0..2000 {
+            let mut d = good.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..d.len());
+                d[i] = rng.random();
+            }
+            let _ = LockTable::restore(2, all, &d, boot_of(2));
+        }
     }
 }

@@ -200,6 +200,7 @@ fn restart(reboot: bool, after: Duration) -> Checker {
         Action::Crash {
             node: 2,
             leave: false,
+            release: false,
             restart: Some(after),
             reboot,
         },
@@ -266,6 +267,7 @@ fn clean_leave_then_rejoin() {
         Action::Crash {
             node: 3,
             leave: true,
+            release: false,
             restart: Some(s(1.0)),
             reboot: false,
         },
@@ -330,6 +332,7 @@ fn stale_ack_after_restart_proves_nothing() {
             Action::Crash {
                 node: 2,
                 leave: false,
+                release: false,
                 restart: Some(MS * 100),
                 reboot: false,
             },
@@ -350,4 +353,206 @@ fn stale_ack_after_restart_proves_nothing() {
         ));
     }
     sim::run_ok(cfg, "stale_ack_after_restart_proves_nothing");
+}
+
+/// Two nodes, scripted lock clients, no fencer: what the lock service does
+/// on its own.
+fn lock_scenario() -> Config {
+    let mut cfg = scenario(2, udp_paths(2, 2, MS * 100, 5), s(6.0));
+    cfg.random_locks = false;
+    cfg.fencer = false;
+    cfg
+}
+
+fn request(at: f64, node: NodeId, lock: u32) -> (Time, Action) {
+    let priority = 1;
+    (
+        s(at),
+        Action::Request {
+            node,
+            lock,
+            priority,
+        },
+    )
+}
+
+/// When `node` started (true) or stopped (false) the service of `lock`.
+fn services(c: &Checker, node: NodeId, lock: u32) -> Vec<(Time, bool)> {
+    c.lock_log
+        .iter()
+        .filter(|&&(_, n, l, _)| n == node && l == lock)
+        .map(|&(t, _, _, started)| (t, started))
+        .collect()
+}
+
+/// A clean stop (services stopped, locks released, peers' acks awaited,
+/// then the leave) of the master, then of the other node: the survivor
+/// takes the lock it queued for at the release, and a free lock it asks
+/// for after the leave at once, without any fence. The leaver comes back
+/// on the same boot holding nothing, and the survivor keeps both.
+#[test]
+fn a_clean_stop_lets_the_survivor_take_free_locks() {
+    for (leaver, survivor) in [(1, 2), (2, 1)] {
+        let mut cfg = lock_scenario();
+        cfg.plan = vec![
+            request(1.0, leaver, 1),
+            request(1.0, leaver, 2),
+            request(1.5, survivor, 1),
+            (
+                s(2.0),
+                Action::Crash {
+                    node: leaver,
+                    leave: true,
+                    release: true,
+                    restart: Some(s(2.0)),
+                    reboot: false,
+                },
+            ),
+            request(2.5, survivor, 2),
+        ];
+        let c = sim::run_ok(cfg, "a_clean_stop_lets_the_survivor_take_free_locks");
+        assert_eq!(c.stats.leaves_heard, 1, "leaver {leaver}");
+        let one = services(&c, survivor, 1);
+        assert_eq!(one.len(), 1, "leaver {leaver}: {one:?}");
+        assert!(
+            one[0].1 && one[0].0 >= s(2.0) && one[0].0 < s(2.5),
+            "{one:?}"
+        );
+        let two = services(&c, survivor, 2);
+        assert_eq!(two.len(), 1, "leaver {leaver}: {two:?}");
+        assert!(
+            two[0].1 && two[0].0 >= s(2.5) && two[0].0 < s(2.6),
+            "{two:?}"
+        );
+        for lock in [1, 2] {
+            let theirs = services(&c, leaver, lock);
+            assert_eq!(theirs, vec![(theirs[0].0, true), (s(2.0), false)]);
+        }
+    }
+}
+
+/// A daemon restart that announces its leave (the services keep running):
+/// the survivor takes a free lock at once, but never the lock the leaver
+/// still holds; the restarted daemon holds it again.
+#[test]
+fn a_leave_without_release_keeps_the_leavers_locks() {
+    for (leaver, survivor) in [(1, 2), (2, 1)] {
+        let mut cfg = lock_scenario();
+        cfg.plan = vec![
+            request(1.0, leaver, 1),
+            request(1.5, survivor, 1),
+            (
+                s(2.0),
+                Action::Crash {
+                    node: leaver,
+                    leave: true,
+                    release: false,
+                    restart: Some(s(2.0)),
+                    reboot: false,
+                },
+            ),
+            request(2.5, survivor, 2),
+        ];
+        let c = sim::run_ok(cfg, "a_leave_without_release_keeps_the_leavers_locks");
+        assert_eq!(c.stats.leaves_heard, 1);
+        assert_eq!(c.stats.locks_kept, 1);
+        assert!(services(&c, survivor, 1).is_empty(), "leaver {leaver}");
+        let two = services(&c, survivor, 2);
+        assert!(two.len() == 1 && two[0].0 < s(2.6), "{two:?}");
+        let one = services(&c, leaver, 1);
+        assert!(one.len() == 1 && one[0].1, "never stopped: {one:?}");
+    }
+}
+
+/// A daemon crash on the same boot, restarted before the peer noticed or
+/// after it formed a view alone: the services ran on, and the restarted
+/// daemon holds their locks again; the waiter gets them only when the
+/// restarted daemon releases them. After a reboot nothing runs, and the
+/// waiter's turn comes at once.
+#[test]
+fn a_daemon_restart_keeps_its_locks_a_reboot_does_not() {
+    for restarter in [1, 2] {
+        for (after, reboot) in [(0.15, false), (1.5, false), (0.15, true)] {
+            let waiter = 3 - restarter;
+            let mut cfg = lock_scenario();
+            cfg.plan = vec![
+                request(1.0, restarter, 1),
+                request(1.5, waiter, 1),
+                (
+                    s(2.0),
+                    Action::Crash {
+                        node: restarter,
+                        leave: false,
+                        release: false,
+                        restart: Some(s(after)),
+                        reboot,
+                    },
+                ),
+                (
+                    s(4.0),
+                    Action::Release {
+                        node: restarter,
+                        lock: 1,
+                    },
+                ),
+            ];
+            let c = sim::run_ok(cfg, "a_daemon_restart_keeps_its_locks_a_reboot_does_not");
+            let theirs = services(&c, waiter, 1);
+            let what = format!("n{restarter} after {after} s, reboot {reboot}: {theirs:?}");
+            if reboot {
+                assert_eq!(c.stats.locks_kept, 0, "{what}");
+                assert!(theirs.len() == 1 && theirs[0].0 < s(3.0), "{what}");
+            } else {
+                assert_eq!(c.stats.locks_kept, 1, "{what}");
+                assert!(
+                    theirs.len() == 1 && theirs[0].0 >= s(4.0) && theirs[0].0 < s(4.1),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+/// Node 2 stops cleanly, and node 1 alone takes lock 1. Node 2 comes back
+/// on the same boot with its trusted but stale replica (lock 1 free there),
+/// and node 1's daemon restarts announcing its leave (its service of lock
+/// 1 keeps running) at some moment around node 2's return: node 2 may not
+/// count that leave before it resynced with node 1, or it would grant
+/// lock 1 a second time.
+#[test]
+fn a_leave_heard_before_a_resync_with_the_leaver_gives_nothing() {
+    for k in 0..40 {
+        let mut cfg = lock_scenario();
+        cfg.plan = vec![
+            (
+                s(1.0),
+                Action::Crash {
+                    node: 2,
+                    leave: true,
+                    release: true,
+                    restart: Some(s(2.0)),
+                    reboot: false,
+                },
+            ),
+            request(1.5, 1, 1),
+            request(3.001, 2, 1),
+            (
+                s(3.0) + MS * 10 * k,
+                Action::Crash {
+                    node: 1,
+                    leave: true,
+                    release: false,
+                    restart: Some(s(2.0)),
+                    reboot: false,
+                },
+            ),
+        ];
+        let c = sim::run_ok(
+            cfg,
+            "a_leave_heard_before_a_resync_with_the_leaver_gives_nothing",
+        );
+        let ones = services(&c, 1, 1);
+        assert!(ones.len() == 1 && ones[0].0 < s(2.0), "{k}: {ones:?}");
+        assert!(services(&c, 2, 1).is_empty(), "{k}");
+    }
 }

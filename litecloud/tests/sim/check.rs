@@ -130,6 +130,14 @@ pub struct Stats {
     pub lock_grants: u64,
     /// Nodes powered off by the fencer.
     pub fences: u64,
+    /// Clean leaves heard (and told to the lock table).
+    pub leaves_heard: u64,
+    /// Grants to one of two nodes alone while its peer had left (heard
+    /// here) and was not confirmed fenced.
+    pub grants_after_leave: u64,
+    /// Services still running when their node's daemon restarted (its
+    /// restored table must hold their locks again).
+    pub locks_kept: u64,
 }
 
 pub struct Checker {
@@ -160,6 +168,9 @@ pub struct Checker {
     pub stats: Stats,
     /// Every event of every engine: (time, node, event).
     pub events: Vec<(Time, NodeId, Event)>,
+    /// Services started (true: the lock was granted) and stopped (false:
+    /// lost or released): (time, node, lock, started).
+    pub lock_log: Vec<(Time, NodeId, u32, bool)>,
 }
 
 const TRACE_TAIL: usize = 60;
@@ -193,6 +204,7 @@ impl Checker {
             verbose: std::env::var_os("SIM_TRACE").is_some(),
             stats: Stats::default(),
             events: Vec::new(),
+            lock_log: Vec::new(),
         }
     }
 
@@ -283,11 +295,32 @@ impl Checker {
         );
     }
 
-    pub fn crashed(&mut self, i: usize, now: Time, leave: bool, restart: Option<Duration>) {
+    pub fn crashed(
+        &mut self,
+        i: usize,
+        now: Time,
+        leave: bool,
+        release: bool,
+        reboot: bool,
+        restart: Option<Duration>,
+    ) {
         self.quiet_since[i] = None;
         self.stats.crashes += 1;
-        let how = if leave { "leaves and stops" } else { "crashes" };
-        self.note(now, format!("n{} {how}; restart after {restart:?}", i + 1));
+        let how = match (release, leave) {
+            (true, true) => "stops cleanly (releases, drains, leaves)",
+            (true, false) => "stops its services, drains and crashes",
+            (false, true) => "leaves and stops (services untouched)",
+            (false, false) => "crashes",
+        };
+        let os = if reboot {
+            "OS down"
+        } else {
+            "OS up, services keep running"
+        };
+        self.note(
+            now,
+            format!("n{} {how}; {os}; restart after {restart:?}", i + 1),
+        );
     }
 
     pub fn stalled(&mut self, i: usize, now: Time, len: Duration) {

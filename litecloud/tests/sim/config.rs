@@ -1,6 +1,7 @@
 //! What one simulation run is made of: the cluster (nodes, paths and their
 //! timing), the packet fault rates while faults are on, and the plan of
-//! timed faults (cuts, crashes, restarts, stalls). A random configuration
+//! timed faults (cuts, crashes, clean stops, restarts, stalls) and lock
+//! client calls. A random configuration
 //! is a pure function of its seed, so every failing seed replays exactly.
 
 use litecloud::Time;
@@ -70,15 +71,34 @@ pub enum Action {
         to: NodeId,
         len: Duration,
     },
-    /// The node disappears (after announcing a clean leave if `leave`);
-    /// after `restart` (if any) it comes back as a new engine with the next
-    /// incarnation, and a new boot id if `reboot`.
+    /// The node's daemon disappears; after `restart` (if any, from the
+    /// action's time) it comes back as a new engine with the next
+    /// incarnation. With `release`, the node first stops its services: it
+    /// releases every lock and waits (up to a deadtime) until its peers
+    /// acknowledged every message, as a graceful shutdown does. With
+    /// `leave` it announces a clean leave as it goes (without `release`:
+    /// a daemon restart, the services keep running). With `reboot` the OS
+    /// goes down with it (its services are gone) and it comes back with a
+    /// new boot id; without, its services keep running while the daemon is
+    /// down, and the restarted daemon restores its lock replica on the same
+    /// boot.
     Crash {
         node: NodeId,
         leave: bool,
+        release: bool,
         restart: Option<Duration>,
         reboot: bool,
     },
+    /// The node's lock client asks for `lock` (skipped while its daemon is
+    /// down or stopping).
+    Request {
+        node: NodeId,
+        lock: u32,
+        priority: u8,
+    },
+    /// The node's lock client stops the service of `lock` and gives it back
+    /// (or withdraws its request).
+    Release { node: NodeId, lock: u32 },
     /// The node processes nothing for `len`: packets for it queue, its
     /// timer fires late.
     Stall { node: NodeId, len: Duration },
@@ -110,6 +130,10 @@ pub struct Config {
     pub plan: Vec<(Time, Action)>,
     /// Ordinary delay (as a fraction of the interval) once healed.
     pub healed_delay: f64,
+    /// Lock clients request and release locks at random until the heal.
+    pub random_locks: bool,
+    /// A fencer powers off nodes their peers lost (and confirms it).
+    pub fencer: bool,
 }
 
 impl Config {
@@ -125,6 +149,8 @@ impl Config {
             rates: Rates::default(),
             plan: Vec::new(),
             healed_delay: 0.1,
+            random_locks: true,
+            fencer: true,
         }
     }
 
@@ -280,11 +306,17 @@ impl Config {
                 let restart = rng
                     .random_bool(0.85)
                     .then(|| short_or_long(&mut rng).min(left));
+                // A power loss or a daemon crash; a daemon restart that
+                // announces its leave (the services keep running); a clean
+                // stop (services stopped, locks released, then the leave).
+                let leave = rng.random_bool(0.35);
+                let release = leave && rng.random_bool(0.6);
                 cfg.plan.push((
                     at,
                     Action::Crash {
                         node,
-                        leave: rng.random_bool(0.25),
+                        leave,
+                        release,
                         restart,
                         reboot: rng.random_bool(0.3),
                     },

@@ -1,8 +1,14 @@
-//! The lock service under simulation: nodes request and release two locks
-//! at random while faults rage, and a fencer powers off nodes that their
-//! peers lost (confirming the fence to every live node, as a fence device
-//! would). Checked after every step: no two powered-on nodes hold the same
-//! lock (safety rule 1: never twice).
+//! The lock service under simulation: lock clients request and release two
+//! locks at random while faults rage, each running one service per lock it
+//! was granted; nodes stop cleanly (services stopped, locks released, then
+//! a leave) or restart their daemon while their services keep running; and
+//! a fencer powers off nodes that their peers lost (confirming the fence to
+//! every live node, as a fence device would). Checked after every step:
+//! no two nodes run the service of the same lock, whether or not their
+//! daemon is up, and no two running daemons believe they hold the same
+//! lock (safety rule 1: never twice); a running daemon holds exactly the
+//! locks whose services run on its node (the driver hears every grant and
+//! loss, and a restarted daemon holds again what still runs).
 
 use super::world::SimNode;
 use litecloud::lock::LockId;
@@ -10,9 +16,20 @@ use litecloud::lock::LockId;
 /// The locks the clients fight over.
 pub const LOCKS: [LockId; 2] = [1, 2];
 
-/// Every powered-on node's own belief: at most one holder per lock.
+/// At most one holder per lock: among the services of every node whose OS
+/// runs, and among the beliefs of every node whose daemon runs.
 pub fn check(nodes: &[SimNode]) -> Option<String> {
     for lock in LOCKS {
+        let runners: Vec<u8> = nodes
+            .iter()
+            .filter(|n| n.running.contains(&lock))
+            .map(|n| n.id)
+            .collect();
+        if runners.len() > 1 {
+            return Some(format!(
+                "the service of lock {lock} runs on n{runners:?} at once"
+            ));
+        }
         let holders: Vec<u8> = nodes
             .iter()
             .filter(|n| n.engine.is_some())
@@ -24,4 +41,17 @@ pub fn check(nodes: &[SimNode]) -> Option<String> {
         }
     }
     None
+}
+
+/// A node whose daemon runs holds exactly the locks whose services run.
+pub fn runs_what_it_holds(n: &SimNode) -> Option<String> {
+    let table = n.locks.as_ref()?;
+    let held: Vec<LockId> = LOCKS.into_iter().filter(|&l| table.holds(l)).collect();
+    let running: Vec<LockId> = n.running.iter().copied().collect();
+    (held != running).then(|| {
+        format!(
+            "n{} holds locks {held:?} but runs the services of {running:?}",
+            n.id
+        )
+    })
 }

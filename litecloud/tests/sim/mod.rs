@@ -9,7 +9,8 @@
 //! - [`check`]: ground truth and the invariants.
 //! - [`mail`]: reliable messages sent at random, checked exactly once and in order.
 //! - [`views`]: membership agreement, checked on every install and after the heal.
-//! - [`locks`]: the lock service with a fencer, checked never twice on every step.
+//! - [`locks`]: the lock service with services that outlive a daemon
+//!   restart, clean stops and a fencer, checked never twice on every step.
 //!
 //! Environment: `SIM_SEED=n` runs only seed n of a random test,
 //! `SIM_SEEDS=k` runs k seeds instead of the default count, `SIM_TRACE=1`
@@ -77,6 +78,9 @@ pub fn run_seeds(test: &str, first: u64, count: u64, make: impl Fn(u64) -> Confi
         stats.crashes += s.crashes;
         stats.lock_grants += s.lock_grants;
         stats.fences += s.fences;
+        stats.leaves_heard += s.leaves_heard;
+        stats.grants_after_leave += s.grants_after_leave;
+        stats.locks_kept += s.locks_kept;
         if let Some(v) = c.violation() {
             let mut lines = v.lines();
             let what = lines.next().unwrap_or("");

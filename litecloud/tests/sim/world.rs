@@ -3,24 +3,27 @@
 //! daemon drives its engine: after every `handle_*` call it drains `poll()`
 //! and re-arms its single timer at `poll_timeout()`. Crashes drop the
 //! engine (a restart builds a new one with the next incarnation); stalls
-//! hold every event for the node until it resumes.
+//! hold every event for the node until it resumes. Each node also has the
+//! services its lock client runs (one per held lock): they keep running
+//! while only the daemon is down, and are gone when the OS is (a power
+//! loss, a reboot, a fence).
 
 use super::check::{Cause, Checker, Snap};
-use super::config::{Action, Config};
+use super::config::{Action, Config, MS};
 use super::locks::{self, LOCKS};
 use super::mail::Mail;
 use super::net::{Fate, Net, Packet};
 use super::views::Views;
 use litecloud::Time;
-use litecloud::lock::{self, LockTable};
-use litecloud::node::{Event, Node, Output, Params};
+use litecloud::lock::{self, LockId, LockTable};
+use litecloud::node::{Event, Node, NodeCause, Output, Params};
 use litecloud::serial::{self, Deframer};
 use litecloud::view::{self, Agreement, NodeSet};
 use litecloud::wire::{ClusterKey, NodeId};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 pub const NETID: u16 = 42;
@@ -45,9 +48,18 @@ pub enum Ev {
     },
     Deliver(Packet),
     Act(Action),
-    Restart {
+    /// The node's daemon starts again (after a reboot if its OS is down).
+    Restart(usize),
+    /// A node stopping cleanly leaves once its peers acknowledged every
+    /// message, or at the deadline (after its stall, if stalled), then
+    /// restarts at `restart_at` (or at once, if that passed).
+    Stop {
         node: usize,
+        instance: u32,
+        deadline: Time,
+        leave: bool,
         reboot: bool,
+        restart_at: Option<Time>,
     },
     StallEnd(usize),
     /// A random node sends a random peer a message.
@@ -113,6 +125,17 @@ pub struct SimNode {
     pub locks: Option<LockTable>,
     /// Its lock replica, kept across restarts like a file on disk.
     pub disk_locks: Vec<u8>,
+    /// Whether its OS runs (its services may, with or without the daemon).
+    pub os_up: bool,
+    /// The services its lock client runs: one per lock it was granted,
+    /// until it lost or released it, or the OS went down.
+    pub running: BTreeSet<LockId>,
+    /// Stopping cleanly: its lock client takes nothing more.
+    pub stopping: bool,
+    /// Peers this daemon heard leave, or was told were fenced, since it
+    /// last installed a view with them (for the stats only).
+    heard_left: NodeSet,
+    told_fenced: NodeSet,
 }
 
 impl SimNode {
@@ -161,6 +184,11 @@ impl World {
                 disk_epoch: 0,
                 locks: None,
                 disk_locks: Vec::new(),
+                os_up: false,
+                running: BTreeSet::new(),
+                stopping: false,
+                heard_left: NodeSet::default(),
+                told_fenced: NodeSet::default(),
             })
             .collect();
         World {
@@ -204,8 +232,12 @@ impl World {
         }
         let heal_at = self.cfg.heal_at;
         self.push(MAIL_EVERY, Ev::Mail);
-        self.push(LOCK_EVERY, Ev::LockOp);
-        self.push(FENCE_EVERY, Ev::FenceSweep);
+        if self.cfg.random_locks {
+            self.push(LOCK_EVERY, Ev::LockOp);
+        }
+        if self.cfg.fencer {
+            self.push(FENCE_EVERY, Ev::FenceSweep);
+        }
         self.push(heal_at, Ev::Heal);
         if heal_at + self.cfg.heal_bound() <= self.cfg.end_at {
             self.push(heal_at + self.cfg.heal_bound(), Ev::HealCheck);
@@ -239,8 +271,8 @@ impl World {
     fn dispatch(&mut self, ev: Ev) {
         let now = self.now;
         match ev {
-            Ev::Start(i) => self.start(i, false),
-            Ev::Restart { node, reboot } => self.start(node, reboot),
+            Ev::Start(i) | Ev::Restart(i) => self.start(i),
+            ev @ Ev::Stop { .. } => self.stop(ev),
             Ev::Timer {
                 node,
                 instance,
@@ -296,6 +328,7 @@ impl World {
                     if let Some(l) = self.nodes[i].locks.as_mut() {
                         l.node_fenced(node);
                     }
+                    self.nodes[i].told_fenced.insert(node);
                     self.drive(i, Cause::Client, |_, _| {});
                 }
             }
@@ -308,17 +341,22 @@ impl World {
         }
     }
 
-    fn start(&mut self, i: usize, reboot: bool) {
+    fn start(&mut self, i: usize) {
         let now = self.now;
         let cfg = &self.cfg;
         let n = &mut self.nodes[i];
+        n.heard_left = NodeSet::default();
+        n.told_fenced = NodeSet::default();
         n.instance += 1;
         if n.instance > 1 {
             n.incarnation += 1;
-            if reboot {
+            if !n.os_up {
                 n.boot = n.boot.wrapping_add(1);
             }
         }
+        assert!(n.os_up || n.running.is_empty(), "services without an OS");
+        n.os_up = true;
+        n.stopping = false;
         let params = Params {
             netid: NETID,
             me: n.id,
@@ -335,10 +373,12 @@ impl World {
         n.agreement = Some(Agreement::new(n.id, n.disk_epoch));
         let all = NodeSet::of((1..=cfg.nodes).map(|k| k as u8));
         n.locks = Some(if n.disk_locks.is_empty() {
-            LockTable::new(n.id, all)
+            LockTable::new(n.id, all, n.boot)
         } else {
-            LockTable::restore(n.id, all, &n.disk_locks).expect("the replica it wrote")
+            LockTable::restore(n.id, all, &n.disk_locks, n.boot).expect("the replica it wrote")
         });
+        let kept = n.running.len() as u64;
+        self.check.stats.locks_kept += kept;
         n.started_at = now;
         n.timer_queued = false;
         n.timer_at = None;
@@ -375,6 +415,14 @@ impl World {
             let locks = n.locks.as_mut().expect("a live node locks");
             for e in &fresh {
                 match e {
+                    Event::NodeDown {
+                        peer,
+                        cause: NodeCause::Left,
+                    } => {
+                        self.check.stats.leaves_heard += 1;
+                        n.heard_left.insert(*peer);
+                        locks.node_left(*peer);
+                    }
                     Event::Membership { members, .. } => {
                         agreement.live_changed(NodeSet::of(members.iter().copied()))
                     }
@@ -401,6 +449,10 @@ impl World {
                         notes.push(format!("n{} installs {:?} {:?}", n.id, v.id, v.members));
                         installs.push(v);
                         locks.view_installed(v);
+                        let others =
+                            |s: NodeSet| NodeSet::of(s.iter().filter(|&p| !v.members.contains(p)));
+                        n.heard_left = others(n.heard_left);
+                        n.told_fenced = others(n.told_fenced);
                     }
                 }
             }
@@ -408,10 +460,32 @@ impl World {
                 match action {
                     lock::Action::Send { to, data } => messages.push((to, data)),
                     lock::Action::Granted(l) => {
-                        self.check.stats.lock_grants += 1;
-                        notes.push(format!("n{} granted lock {l}", n.id));
+                        // Restored after a daemon restart: already running.
+                        if n.running.insert(l) {
+                            self.check.stats.lock_grants += 1;
+                            let alone = agreement
+                                .view()
+                                .is_some_and(|v| v.members == NodeSet::of([n.id]));
+                            let peer = (1..=self.cfg.nodes as NodeId).find(|&p| p != n.id);
+                            if self.cfg.nodes == 2
+                                && alone
+                                && peer.is_some_and(|p| {
+                                    n.heard_left.contains(p) && !n.told_fenced.contains(p)
+                                })
+                            {
+                                self.check.stats.grants_after_leave += 1;
+                            }
+                            self.check.lock_log.push((now, n.id, l, true));
+                            notes.push(format!("n{} granted lock {l}", n.id));
+                        } else {
+                            notes.push(format!("n{} holds lock {l} again", n.id));
+                        }
                     }
-                    lock::Action::Lost(l) => notes.push(format!("n{} lost lock {l}", n.id)),
+                    lock::Action::Lost(l) => {
+                        n.running.remove(&l);
+                        self.check.lock_log.push((now, n.id, l, false));
+                        notes.push(format!("n{} lost lock {l}", n.id));
+                    }
                     lock::Action::Persist(data) => n.disk_locks = data,
                 }
             }
@@ -440,6 +514,10 @@ impl World {
         }
         if let Some(v) = locks::check(&self.nodes) {
             self.check.fail(now, self.step, "(j) never twice", v);
+        }
+        if let Some(v) = locks::runs_what_it_holds(&self.nodes[i]) {
+            self.check
+                .fail(now, self.step, "(j) services follow the locks", v);
         }
         let id = self.nodes[i].id;
         for view in installs {
@@ -511,25 +589,110 @@ impl World {
     /// A random live node takes or gives back a random lock; until the heal.
     fn lock_op(&mut self) {
         let live: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].live())
+            .filter(|&i| self.nodes[i].live() && !self.nodes[i].stopping)
             .collect();
         if !live.is_empty() {
             let i = live[self.rng.random_range(0..live.len())];
             let lock = LOCKS[self.rng.random_range(0..LOCKS.len())];
             let priority = self.rng.random_range(0..4u8);
             let release = self.rng.random_bool(0.5);
-            if let Some(l) = self.nodes[i].locks.as_mut() {
-                if release {
-                    l.release(lock);
-                } else {
-                    l.request(lock, priority);
-                }
-            }
-            self.drive(i, Cause::Client, |_, _| {});
+            self.client(i, lock, (!release).then_some(priority));
         }
         let next = self.now + LOCK_EVERY;
         if next < self.cfg.heal_at {
             self.push(next, Ev::LockOp);
+        }
+    }
+
+    /// Node `i`'s lock client asks for `lock` (with a priority) or stops
+    /// its service and gives it back.
+    fn client(&mut self, i: usize, lock: LockId, request: Option<u8>) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let Some(l) = n.locks.as_mut() else { return };
+        let id = n.id;
+        match request {
+            Some(priority) => {
+                l.request(lock, priority);
+                self.check
+                    .note(now, format!("n{id} requests lock {lock} ({priority})"));
+            }
+            None => {
+                let held = n.running.remove(&lock);
+                if held {
+                    self.check.lock_log.push((now, id, lock, false));
+                }
+                l.release(lock);
+                self.check
+                    .note(now, format!("n{id} releases lock {lock} (held: {held})"));
+            }
+        }
+        self.drive(i, Cause::Client, |_, _| {});
+    }
+
+    /// The OS of node `i` goes down (a fence device, a power loss): its
+    /// services with it, and its next start is a new boot.
+    fn power_off(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.os_up = false;
+        n.running.clear();
+    }
+
+    /// A node stopping cleanly (its locks released): `Ev::Stop`.
+    fn stop(&mut self, ev: Ev) {
+        let Ev::Stop {
+            node: i,
+            instance,
+            deadline,
+            leave,
+            reboot,
+            restart_at,
+        } = ev
+        else {
+            unreachable!("a stop")
+        };
+        let now = self.now;
+        let n = &self.nodes[i];
+        if n.instance != instance || n.engine.is_none() {
+            return; // taken down meanwhile
+        }
+        let engine = n.engine.as_ref().unwrap();
+        let drained = engine.peers().iter().all(|p| engine.unacked(p.id) == 0);
+        // A stalled node goes once it resumes (every stall ends by the
+        // heal).
+        if !n.live() || (!drained && now < deadline) {
+            let next = now + stall_threshold(&self.cfg) / 5;
+            self.push(next, ev);
+            return;
+        }
+        // Granted while stopping: stopped too, without waiting.
+        let held: Vec<LockId> = self.nodes[i].running.iter().copied().collect();
+        for lock in held {
+            self.client(i, lock, None);
+        }
+        self.check
+            .note(now, format!("n{} stops (drained: {drained})", i + 1));
+        self.down(i, leave, reboot);
+        if let Some(at) = restart_at {
+            self.push(at.max(now), Ev::Restart(i));
+        }
+    }
+
+    /// The daemon of node `i` goes (announcing its leave if `leave`), and
+    /// its OS with it if `reboot`.
+    fn down(&mut self, i: usize, leave: bool, reboot: bool) {
+        if leave {
+            self.drive(i, Cause::Leave, |e, now| e.leave(now));
+        }
+        let n = &mut self.nodes[i];
+        n.engine = None;
+        n.agreement = None;
+        n.locks = None;
+        n.deferred.clear();
+        n.timer_queued = false;
+        n.stopping = false;
+        if reboot {
+            self.power_off(i);
         }
     }
 
@@ -568,11 +731,23 @@ impl World {
                 self.act(Action::Crash {
                     node,
                     leave: false,
+                    release: false,
                     restart,
                     reboot: true,
                 });
+            } else if self.nodes[j].engine.is_none()
+                && self.nodes[j].os_up
+                && self.rng.random_bool(0.3)
+            {
+                // Its daemon is down but its services may run: power off.
+                self.check.stats.fences += 1;
+                self.check.note(
+                    self.now,
+                    format!("fencer powers off n{} (daemon down)", j + 1),
+                );
+                self.power_off(j);
             }
-            if self.nodes[j].engine.is_none() {
+            if self.nodes[j].engine.is_none() && !self.nodes[j].os_up {
                 self.push(self.now, Ev::Fenced(j));
             }
         }
@@ -677,27 +852,59 @@ impl World {
             Action::Crash {
                 node,
                 leave,
+                release,
                 restart,
                 reboot,
             } => {
                 let i = usize::from(node) - 1;
-                if !self.nodes[i].live() {
+                if !self.nodes[i].live() || self.nodes[i].stopping {
                     self.check
                         .note(now, format!("crash of {node} skipped (down or stalled)"));
                     return;
                 }
-                if leave {
-                    self.drive(i, Cause::Leave, |e, now| e.leave(now));
+                self.check.crashed(i, now, leave, release, reboot, restart);
+                if !release {
+                    self.down(i, leave, reboot);
+                    if let Some(after) = restart {
+                        self.push(now + after, Ev::Restart(i));
+                    }
+                    return;
                 }
-                let n = &mut self.nodes[i];
-                n.engine = None;
-                n.agreement = None;
-                n.locks = None;
-                n.deferred.clear();
-                n.timer_queued = false;
-                self.check.crashed(i, now, leave, restart);
-                if let Some(after) = restart {
-                    self.push(now + after, Ev::Restart { node: i, reboot });
+                // A clean stop: services stopped, locks released, then it
+                // waits for its peers' acks (not past its restart, nor the
+                // heal) before it goes.
+                self.nodes[i].stopping = true;
+                for lock in LOCKS {
+                    self.client(i, lock, None);
+                }
+                let wait = restart
+                    .map_or(self.cfg.max_deadtime(), |r| r / 2)
+                    .min(self.cfg.max_deadtime());
+                let deadline = (now + wait).min(self.cfg.heal_at.saturating_sub(MS));
+                let ev = Ev::Stop {
+                    node: i,
+                    instance: self.nodes[i].instance,
+                    deadline,
+                    leave,
+                    reboot,
+                    restart_at: restart.map(|r| now + r),
+                };
+                self.stop(ev);
+            }
+            Action::Request {
+                node,
+                lock,
+                priority,
+            } => {
+                let i = usize::from(node) - 1;
+                if self.nodes[i].live() && !self.nodes[i].stopping {
+                    self.client(i, lock, Some(priority));
+                }
+            }
+            Action::Release { node, lock } => {
+                let i = usize::from(node) - 1;
+                if self.nodes[i].live() && !self.nodes[i].stopping {
+                    self.client(i, lock, None);
                 }
             }
             Action::Replay {
