@@ -20,6 +20,7 @@ pub mod password;
 pub mod tls;
 
 use haschema::ctl::{Login, LoginResponse, Request, Response};
+use haschema::ctl_server::CtlCall;
 use limiter::{Limiter, Refused};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -58,17 +59,10 @@ pub struct Setup {
     pub state_dir: PathBuf,
 }
 
-/// A request for the daemon loop and where its answer goes; the daemon's
-/// call type converts from it.
-pub type Call = (Request, oneshot::Sender<Response>);
-
 /// Serves the admin endpoint until the runtime stops. Without a usable
 /// certificate it logs why and serves nothing; a failure to bind is logged
 /// and retried every [`BIND_RETRY`]. Neither stops the daemon.
-pub async fn serve<C>(setup: Setup, calls: mpsc::Sender<C>)
-where
-    C: From<Call> + Send + 'static,
-{
+pub async fn serve(setup: Setup, calls: mpsc::Sender<CtlCall>) {
     let id = match tls::load_or_create(&setup.state_dir) {
         Ok(id) => id,
         Err(e) => {
@@ -135,10 +129,7 @@ impl Server {
 }
 
 /// Accepts clients on a bound listener, [`MAX_CLIENTS`] at a time.
-async fn serve_on<C>(listener: TcpListener, server: Arc<Server>, calls: mpsc::Sender<C>)
-where
-    C: From<Call> + Send + 'static,
-{
+async fn serve_on(listener: TcpListener, server: Arc<Server>, calls: mpsc::Sender<CtlCall>) {
     crate::accept::serve(listener, MAX_CLIENTS, "admin", move |stream, peer| {
         let (server, calls) = (Arc::clone(&server), calls.clone());
         async move { handle(stream, peer, &server, &calls).await }
@@ -149,15 +140,12 @@ where
 type Tls = BufReader<tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// Serves one connection: handshake, login, then requests.
-async fn handle<C>(
+async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
     server: &Server,
-    calls: &mpsc::Sender<C>,
-) -> std::io::Result<()>
-where
-    C: From<Call> + Send + 'static,
-{
+    calls: &mpsc::Sender<CtlCall>,
+) -> std::io::Result<()> {
     let tls = tokio::time::timeout(LOGIN_TIMEOUT, server.acceptor.accept(stream))
         .await
         .map_err(|_| std::io::Error::other("no TLS handshake within 10 s"))??;
@@ -277,12 +265,17 @@ fn secs(d: Duration) -> u64 {
 }
 
 /// Asks the daemon loop, as the control socket does.
-async fn ask<C: From<Call>>(calls: &mpsc::Sender<C>, request: Request) -> Response {
+async fn ask(calls: &mpsc::Sender<CtlCall>, request: Request) -> Response {
     let gone = || Response::Error {
         message: "hamond is shutting down".into(),
     };
     let (reply, answer) = oneshot::channel();
-    if calls.send(C::from((request, reply))).await.is_err() {
+    let call = CtlCall {
+        request,
+        uid: None,
+        reply,
+    };
+    if calls.send(call).await.is_err() {
         return gone();
     }
     match tokio::time::timeout(CALL_TIMEOUT, answer).await {

@@ -12,8 +12,8 @@
 //! 404, other methods on `/metrics` 405. If the address cannot be bound the
 //! daemon logs it, runs on without metrics and retries.
 
-use crate::ctl::CtlCall;
 use haschema::ctl::{Request, Response, State, StatusReport};
+use haschema::ctl_server::CtlCall;
 use litecloud::wire::Reject;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
@@ -135,6 +135,7 @@ async fn scrape(calls: &mpsc::Sender<CtlCall>) -> Reply {
     let (reply, answer) = oneshot::channel();
     let call = CtlCall {
         request: Request::Status,
+        uid: None,
         reply,
     };
     if calls.send(call).await.is_err() {
@@ -150,6 +151,7 @@ async fn scrape(calls: &mpsc::Sender<CtlCall>) -> Reply {
             body: render(&report),
         },
         Ok(Ok(Response::Error { message })) => unavailable(&message),
+        Ok(Ok(_)) => unavailable("hamond answered something other than its status"),
         Ok(Err(_)) => unavailable("hamond is shutting down"),
         Err(_) => unavailable("the daemon loop did not answer within 5 s"),
     }

@@ -1,19 +1,29 @@
-//! The local control protocol between `hactl` and `hamond`: the client sends
-//! one JSON [`Request`] line on the unix socket, the daemon answers with one
-//! JSON [`Response`] line and closes.
+//! The local control protocol between `hactl` and the daemons: the client
+//! sends one JSON [`Request`] line on a unix socket, the daemon answers with
+//! one JSON [`Response`] line and closes. `hamond` answers the cluster
+//! requests (status, fence confirmation), `hasvrd` the service requests.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Default path of hamond's control socket.
 pub const DEFAULT_SOCKET: &str = "/run/hacluster/hamond.sock";
+/// Default path of hasvrd's control socket.
+pub const DEFAULT_SERVICE_SOCKET: &str = "/run/hacluster/hasvrd.sock";
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// The node's view of the cluster.
+    /// The node's view of the cluster (hamond).
     Status,
+    /// The operator swears `node` is powered off (hamond): its orphaned
+    /// services may be taken over (safety rule 1).
+    FenceConfirm { node: String },
+    /// Every service's state on every node (hasvrd).
+    Services,
+    /// An operator's command on a service (hasvrd).
+    Service { op: ServiceOp, service: String },
 }
 
 /// What the daemon answers.
@@ -21,7 +31,85 @@ pub enum Request {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
     Status(Box<StatusReport>),
-    Error { message: String },
+    Services {
+        services: Vec<ServiceStatus>,
+    },
+    /// A command was accepted; `message` says what happens next.
+    Done {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// An operator's command on a service: the manual's toolbar and Services
+/// menu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceOp {
+    /// Back under cluster control (watched, moved on failure).
+    BringIn,
+    /// Out of cluster control: left as it is, neither watched nor moved.
+    BringOut,
+    /// Move it to the node that is asked.
+    TakeOver,
+    /// Move it away from the node that holds it.
+    FailOver,
+    SwitchbackOn,
+    SwitchbackOff,
+    /// Forget failures and clear an error after the operator fixed it.
+    Cleanup,
+}
+
+impl ServiceOp {
+    /// Every command.
+    pub const ALL: [ServiceOp; 7] = [
+        ServiceOp::BringIn,
+        ServiceOp::BringOut,
+        ServiceOp::TakeOver,
+        ServiceOp::FailOver,
+        ServiceOp::SwitchbackOn,
+        ServiceOp::SwitchbackOff,
+        ServiceOp::Cleanup,
+    ];
+
+    /// The command's name on the command line: `bring-in`, `take-over`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceOp::BringIn => "bring-in",
+            ServiceOp::BringOut => "bring-out",
+            ServiceOp::TakeOver => "take-over",
+            ServiceOp::FailOver => "fail-over",
+            ServiceOp::SwitchbackOn => "switchback-on",
+            ServiceOp::SwitchbackOff => "switchback-off",
+            ServiceOp::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// One service as one node's hasvrd sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// The node holding the service's lock, if any.
+    pub owner: Option<String>,
+    /// The service's state on each of its nodes (the SureHA names:
+    /// ACTIVE, STANDBY, ...; `unknown` for a node not heard from).
+    pub nodes: Vec<ServiceNode>,
+    /// Failures counted on this node since the last grant or cleanup.
+    pub failures: u32,
+    /// Why the service is in error on this node, if it is.
+    pub fault: Option<String>,
+}
+
+/// A service's state on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNode {
+    pub node: String,
+    pub state: String,
+    /// The node is up and able to host the service.
+    pub can_host: bool,
 }
 
 /// The first line a client sends on hamond's remote admin endpoint (TLS),

@@ -1,10 +1,11 @@
-//! The local control socket: a unix socket on which root, or members of the
-//! configured control group, send one JSON request line and read one JSON
-//! response line. The peer's credentials are checked with SO_PEERCRED (and
-//! its supplementary groups from /proc), never trusted from the request.
+//! The daemons' local control socket server: a unix socket on which root,
+//! or members of the configured control group, send one JSON request line
+//! and read one JSON response line. The peer's credentials are checked with
+//! SO_PEERCRED (and its supplementary groups from /proc), never trusted
+//! from the request.
 
-use haschema::access::PeerCred;
-use haschema::ctl::{Request, Response};
+use crate::access::PeerCred;
+use crate::ctl::{Request, Response};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -19,6 +20,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request for the daemon loop, with where to send the answer.
 pub struct CtlCall {
     pub request: Request,
+    /// Who asked (SO_PEERCRED), for the log; None for the daemon's own
+    /// endpoints (metrics, the admin endpoint after its login).
+    pub uid: Option<u32>,
     pub reply: oneshot::Sender<Response>,
 }
 
@@ -74,15 +78,20 @@ async fn handle(
             let _ = read_request(&mut stream).await;
             Response::Error { message: refusal }
         }
-        Ok(()) => match read_request(&mut stream).await {
+        Ok(uid) => match read_request(&mut stream).await {
             Err(message) => Response::Error { message },
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
-                if calls.send(CtlCall { request, reply }).await.is_err() {
+                let call = CtlCall {
+                    request,
+                    uid: Some(uid),
+                    reply,
+                };
+                if calls.send(call).await.is_err() {
                     return Ok(());
                 }
                 answer.await.unwrap_or(Response::Error {
-                    message: "hamond is shutting down".into(),
+                    message: "the daemon is shutting down".into(),
                 })
             }
         },
@@ -105,7 +114,8 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
 }
 
 /// Root is always allowed; others only as members of the control group.
-fn authorize(stream: &UnixStream, gid: Option<u32>) -> Result<(), String> {
+/// Returns the caller's uid.
+fn authorize(stream: &UnixStream, gid: Option<u32>) -> Result<u32, String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("cannot read peer credentials: {e}"))?;
@@ -116,7 +126,7 @@ fn authorize(stream: &UnixStream, gid: Option<u32>) -> Result<(), String> {
         pid,
     };
     if peer.root_or_member(gid) {
-        return Ok(());
+        return Ok(cred.uid());
     }
     Err(format!(
         "permission denied for uid {} (pid {pid:?}): run as root or as a member of the cluster's control_group",

@@ -1,13 +1,20 @@
 //! Shared schemas used by the daemons, `hactl`, the agents and the tests:
 //! the cluster config file and the service files (TOML), the cluster key
-//! file, the local control protocol, the agent heartbeat protocol, and who
-//! may use the local sockets (SO_PEERCRED).
+//! file, the local control protocol, the link between hamond and hasvrd, the
+//! agent heartbeat protocol, and who may use the local sockets
+//! (SO_PEERCRED). With the `daemon` feature, what hamond and hasvrd share:
+//! the control socket server and logging.
 
 pub mod access;
 pub mod agent;
 pub mod config;
 pub mod ctl;
+#[cfg(feature = "daemon")]
+pub mod ctl_server;
 pub mod key;
+#[cfg(feature = "daemon")]
+pub mod logging;
 pub mod private_file;
 pub mod service;
+pub mod svclink;
 mod toml_walk;

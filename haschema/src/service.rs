@@ -291,6 +291,12 @@ impl ServiceConfig {
             .collect()
     }
 
+    /// The number of the service's lock in the cluster's lock service:
+    /// [`lock_id`] of its name.
+    pub fn lock_id(&self) -> u32 {
+        lock_id(&self.name)
+    }
+
     /// How long a failed application goes unnoticed at most:
     /// `check_interval * check_tko`.
     pub fn detection_time(&self) -> Duration {
@@ -337,12 +343,22 @@ pub fn load_dir(dir: &Path, cluster: &ClusterConfig) -> Result<Vec<ServiceConfig
     Ok(services)
 }
 
+/// The number of a service's lock in the cluster's lock service, the same
+/// on every node: the 32-bit FNV-1a hash of its name ([`check_conflicts`]
+/// refuses two names with one number).
+pub fn lock_id(name: &str) -> u32 {
+    name.bytes().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// Refuses what two services may not share, naming the later one's file
 /// and the earlier one: a name, a floating IP, a mount point (or one inside
 /// another's), a device on a node; and services of one group must run on
 /// the same nodes in the same order.
 pub fn check_conflicts(services: &[ServiceConfig]) -> Result<(), ConfigError> {
     let mut names: HashMap<&str, &ServiceConfig> = HashMap::new();
+    let mut locks: HashMap<u32, &ServiceConfig> = HashMap::new();
     let mut ips: HashMap<IpAddr, (&ServiceConfig, usize)> = HashMap::new();
     let mut mounts: BTreeMap<&Path, (&ServiceConfig, usize)> = BTreeMap::new();
     let mut devices: HashMap<(&str, &Path), (&ServiceConfig, usize)> = HashMap::new();
@@ -359,6 +375,19 @@ pub fn check_conflicts(services: &[ServiceConfig]) -> Result<(), ConfigError> {
                 ),
             ));
         }
+        if let Some(first) = locks.get(&s.lock_id()) {
+            return Err(conflict(
+                s,
+                "name",
+                format!(
+                    "service names `{}` and `{}` ({}) hash to the same cluster lock number; rename one of them",
+                    s.name,
+                    first.name,
+                    place(first, "name")
+                ),
+            ));
+        }
+        locks.insert(s.lock_id(), s);
         if let Some(group) = s.group
             && let Some(first) = groups.get(&group)
             && first.nodes() != s.nodes()
@@ -2815,6 +2844,13 @@ device.alpha = "/dev/sdb1"
             other(&[("standby = [\"beta\"]", "standby = [\"beta\"]\ngroup = 501")]);
         assert!(check_conflicts(&[first, elsewhere]).is_ok());
         assert!(t.contains("group = 500"));
+    }
+
+    #[test]
+    fn lock_ids_are_fnv1a_of_the_name() {
+        assert_eq!(lock_id(""), 0x811c_9dc5);
+        assert_eq!(lock_id("a"), 0xe40c_292c);
+        assert_eq!(lock_id("foobar"), 0xbf9c_f968);
     }
 
     #[test]

@@ -1,0 +1,153 @@
+//! The link between the two daemons of a node: `hasvrd` connects to a unix
+//! socket of `hamond` (root only) and both send JSON lines on it for as long
+//! as they run. hasvrd asks for the ownership of its services (the cluster's
+//! lock service, in hamond) and tells the other nodes what it can host;
+//! hamond tells it what the lock table, the membership and fencing decide,
+//! and relays the other nodes' messages.
+//!
+//! A service's lock is [`crate::service::lock_id`] of its name, the same on
+//! every node. Lines are at most [`MAX_LINE`] bytes.
+
+use crate::ctl::ServiceOp;
+use serde::{Deserialize, Serialize};
+
+/// Default path of the socket hamond serves for hasvrd.
+pub const DEFAULT_LINK: &str = "/run/hacluster/hamond.link";
+
+/// Longest line either side sends.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What hasvrd tells hamond.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum ToHamond {
+    /// The first line: the services hasvrd runs. hamond answers with
+    /// [`ToHasvrd::Welcome`].
+    Hello { services: Vec<String> },
+    /// Queue for the service's lock, or change the queued priority (higher
+    /// first, 0 to 255).
+    Request { service: String, priority: u8 },
+    /// Give the lock back (proven stopped, rule 7), or withdraw the request.
+    Release { service: String },
+    /// This node's state of a service, for every other node's hasvrd.
+    Advertise {
+        service: String,
+        state: String,
+        can_host: bool,
+    },
+    /// An operator's command for another node's hasvrd.
+    Forward {
+        node: String,
+        service: String,
+        op: ServiceOp,
+        by: String,
+    },
+}
+
+/// What hamond tells hasvrd.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum ToHasvrd {
+    /// The answer to [`ToHamond::Hello`]: this node's name, the services
+    /// whose locks this node still holds (hasvrd restarted while they ran),
+    /// and the other nodes that are up.
+    Welcome {
+        node: String,
+        held: Vec<String>,
+        up: Vec<String>,
+    },
+    /// The hello was refused (unknown service, two services with one lock
+    /// id): hasvrd must not run.
+    Refused { reason: String },
+    /// This node now holds the service's lock.
+    Granted { service: String },
+    /// This node no longer holds it.
+    Lost { service: String },
+    /// Who holds the service's lock now, as the lock table says.
+    Owner {
+        service: String,
+        holder: Option<String>,
+    },
+    /// The holder left the membership without releasing the lock: it is
+    /// orphaned until that node is fenced (or confirmed off).
+    OwnerLost { service: String, node: String },
+    /// A node joined (`up`) or left the agreed membership.
+    Peer { node: String, up: bool },
+    /// A node's state of a service, as its hasvrd advertised it.
+    PeerService {
+        node: String,
+        service: String,
+        state: String,
+        can_host: bool,
+    },
+    /// The fence device confirmed `node` powered off.
+    Fenced { node: String },
+    /// The operator swore `node` is off (`hactl fence confirm`).
+    FenceConfirmed { node: String },
+    /// An operator's command forwarded from another node.
+    Command {
+        service: String,
+        op: ServiceOp,
+        by: String,
+    },
+}
+
+/// Encodes one message as a line.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(msg).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Decodes one line (with or without its newline).
+pub fn decode<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, String> {
+    if line.len() > MAX_LINE {
+        return Err(format!("line of {} bytes (at most {MAX_LINE})", line.len()));
+    }
+    serde_json::from_str(line.trim_end()).map_err(|e| format!("bad message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let msgs = [
+            ToHamond::Hello {
+                services: vec!["www".into()],
+            },
+            ToHamond::Request {
+                service: "www".into(),
+                priority: 100,
+            },
+            ToHamond::Forward {
+                node: "beta".into(),
+                service: "www".into(),
+                op: ServiceOp::FailOver,
+                by: "root".into(),
+            },
+        ];
+        for m in msgs {
+            let line = encode(&m);
+            let text = std::str::from_utf8(&line).unwrap();
+            assert_eq!(decode::<ToHamond>(text).unwrap(), m);
+        }
+        let m = ToHasvrd::OwnerLost {
+            service: "www".into(),
+            node: "alpha".into(),
+        };
+        let line = encode(&m);
+        assert_eq!(
+            decode::<ToHasvrd>(std::str::from_utf8(&line).unwrap()).unwrap(),
+            m
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_refused() {
+        assert!(decode::<ToHamond>("").is_err());
+        assert!(decode::<ToHamond>("{\"msg\":\"nope\"}").is_err());
+        assert!(decode::<ToHasvrd>(&"x".repeat(MAX_LINE + 1)).is_err());
+    }
+}
