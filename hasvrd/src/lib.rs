@@ -8,5 +8,6 @@ pub mod mountinfo;
 pub mod procfs;
 pub mod script;
 pub mod service;
+pub mod steps;
 pub mod track;
 pub mod volume;

@@ -181,17 +181,22 @@ fn cgroup2_in(table: &[mountinfo::Entry]) -> Option<PathBuf> {
 }
 
 impl Tracker {
-    /// The tracker of `service`: its cgroup `<cgroup2 mount>/hacluster/<service>`
-    /// (created, with `hacluster`, if missing), or process-group mode when no
+    /// The tracker of `service` on node `node`: its cgroup
+    /// `<cgroup2 mount>/hacluster/<node>/<service>` (created, with its
+    /// parents, if missing; the node's name keeps the nodes of a test
+    /// cluster on one kernel apart), or process-group mode when no
     /// cgroup2 is mounted or the cgroup cannot be created (logged as a
     /// warning: that mode can lose daemons that call `setsid`).
     ///
     /// Make one tracker per service and clone it: in process-group mode the
     /// set of groups lives in the tracker, so a second tracker made for the
     /// same name would not see the first one's scripts.
-    pub fn for_service(service: &str) -> Result<Tracker, TrackError> {
+    pub fn for_service(node: &str, service: &str) -> Result<Tracker, TrackError> {
         if !valid_service_name(service) {
             return Err(TrackError::InvalidName(service.to_owned()));
+        }
+        if !valid_service_name(node) {
+            return Err(TrackError::InvalidName(node.to_owned()));
         }
         let Some(mount) = cgroup2_mount() else {
             tracing::warn!(
@@ -200,7 +205,7 @@ impl Tracker {
             );
             return Tracker::process_group(service);
         };
-        match Tracker::cgroup(&mount.join(SUBTREE), service) {
+        match Tracker::cgroup(&mount.join(SUBTREE).join(node), service) {
             Ok(t) => Ok(t),
             Err(e) => {
                 tracing::warn!(

@@ -125,7 +125,7 @@ impl Drop for Cleanup {
 }
 
 fn tracker(tag: &str) -> (Tracker, Cleanup) {
-    let t = Tracker::for_service(&service(tag)).expect("tracker");
+    let t = Tracker::for_service("hatests", &service(tag)).expect("tracker");
     (t.clone(), Cleanup(t))
 }
 
@@ -263,7 +263,7 @@ async fn bad_specs_and_unstartable_programs_are_errors() {
     s.env = vec![("A=B".into(), "x".into())];
     assert!(matches!(script::run(s).await, Err(ScriptError::EnvName(_))));
     assert!(matches!(
-        Tracker::for_service("../etc"),
+        Tracker::for_service("hatests", "../etc"),
         Err(TrackError::InvalidName(_))
     ));
     assert!(t.is_empty().unwrap());
@@ -525,7 +525,7 @@ fn cgroup_tracker(tag: &str) -> Option<(Tracker, Cleanup)> {
     Some((t, c))
 }
 
-/// `0::/hacluster/<service>` for a pid in that cgroup.
+/// `0::/hacluster/<node>/<service>` for a pid in that cgroup.
 fn cgroup_of(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap_or_default()
@@ -565,7 +565,7 @@ echo "daemon started""#,
         "run waited for the daemon's stdout: {:?}",
         started.elapsed()
     );
-    let expect_cg = format!("0::/{}/{}", track::SUBTREE, t.service());
+    let expect_cg = format!("0::/{}/hatests/{}", track::SUBTREE, t.service());
     let script_cg = std::fs::read_to_string(scratch.join("script.cgroup")).unwrap();
     assert!(
         script_cg.trim().ends_with(&expect_cg[3..]),

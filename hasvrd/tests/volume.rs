@@ -66,7 +66,7 @@ impl Disk {
             hatests::unique::pid(),
             hatests::unique::next()
         );
-        let tracker = Tracker::for_service(&service).expect("tracker");
+        let tracker = Tracker::for_service("hatests", &service).expect("tracker");
         let mut disk = Disk {
             alpha: PathBuf::new(),
             beta: PathBuf::new(),
