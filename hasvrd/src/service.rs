@@ -140,6 +140,9 @@ pub const PRIORITY_TAKEOVER: u32 = 1000;
 pub const PRIORITY_ACTIVE: u32 = 100;
 /// Priority of a node the service failed over away from (last resort).
 pub const PRIORITY_FAILED: u32 = 1;
+/// Least time a standby node waits at start before asking for a service
+/// ([`Settings::boot_grace`]).
+pub const BOOT_GRACE_MIN: Duration = Duration::from_secs(5);
 
 /// One part of the service, in start order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -202,16 +205,7 @@ pub enum Cause {
 }
 
 /// An operator's command (the manual's toolbar and Services menu).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    BringIn,
-    BringOut,
-    TakeOver,
-    FailOver,
-    SwitchbackOn,
-    SwitchbackOff,
-    Cleanup,
-}
+pub use haschema::ctl::ServiceOp as Op;
 
 /// Alert levels: SureHA's INFO, WARNING, ERROR, plus Skybility's emergency
 /// (the `emerg` syslog level, wired to the user's alarm hook).
@@ -260,6 +254,10 @@ pub enum Input {
     FenceConfirmed(String),
     /// [`Service::next_deadline`] passed.
     Timer,
+    /// hasvrd is stopping (node shutdown): stop everything here, prove it,
+    /// release the lock (asking the best peer to take over) and never
+    /// request it again; [`Service::settled`] says when it is done.
+    Shutdown,
 }
 
 /// What the machine asks the driver to do.
@@ -361,6 +359,11 @@ pub struct Settings {
     pub resource_release_timeout: Duration,
     /// Whether a fencing device covers the nodes (cluster config).
     pub fencing: bool,
+    /// How long a node that is not the service's first waits at start
+    /// before it asks for the service, so that nodes starting together put
+    /// it on its active node: twice the check interval, at least
+    /// [`BOOT_GRACE_MIN`].
+    pub boot_grace: Duration,
 }
 
 impl Settings {
@@ -380,6 +383,7 @@ impl Settings {
             stop_timeout: cfg.stop_timeout,
             resource_release_timeout: cfg.resource_release_timeout,
             fencing,
+            boot_grace: (cfg.check_interval * 2).max(BOOT_GRACE_MIN),
         }
     }
 
@@ -454,6 +458,7 @@ pub struct Service {
     failed_here: bool,
     error: Option<Fault>,
     watchdog_stopped: bool,
+    leaving: bool,
 }
 
 impl Service {
@@ -462,12 +467,36 @@ impl Service {
         Service::with_settings(Settings::from_config(cfg, fencing), me, now)
     }
 
+    /// The machine of a restarted hasvrd, which found the first `up` steps
+    /// of the service up on this node ([`Step::ORDER`]) and learned from
+    /// the lock table whether this node `owned` it: an owner goes on from
+    /// there without restarting what runs (starting the missing steps, then
+    /// watching); a node that does not own it stops what it found.
+    pub fn restored(s: Settings, me: &str, now: Time, owned: bool, up: usize) -> Service {
+        let mut svc = Service::build(s, me);
+        svc.owned = owned;
+        svc.up = up.min(Step::ORDER.len());
+        svc.proven = svc.up == 0;
+        if owned && svc.up == Step::ORDER.len() {
+            // The first probe goes out at once; watching goes on from it.
+            svc.next_probe = Some(now + svc.s.check_interval);
+        }
+        svc.begin(now);
+        svc
+    }
+
     /// The machine from explicit settings. It first probes (a copy running
     /// here without ownership is stopped), and with `onstart` requests
     /// ownership.
     pub fn with_settings(s: Settings, me: &str, now: Time) -> Service {
+        let mut svc = Service::build(s, me);
+        svc.begin(now);
+        svc
+    }
+
+    fn build(s: Settings, me: &str) -> Service {
         let my_index = s.nodes.iter().position(|n| n == me);
-        let mut svc = Service {
+        Service {
             me: me.to_owned(),
             my_index,
             out: VecDeque::new(),
@@ -495,12 +524,22 @@ impl Service {
             failed_here: false,
             error: None,
             watchdog_stopped: false,
+            leaving: false,
             s,
-        };
-        svc.reported = svc.compute_state();
-        svc.probe();
-        svc.drive(now);
-        svc
+        }
+    }
+
+    fn begin(&mut self, now: Time) {
+        // Boot order: a node that is not the service's first lets the
+        // nodes before it ask first, so that nodes starting together put
+        // the service on its active node.
+        if !self.owned && self.my_index.is_some_and(|i| i > 0) && !self.s.boot_grace.is_zero() {
+            self.want_here = false;
+            self.hold_back_until = Some(now + self.s.boot_grace);
+        }
+        self.reported = self.compute_state();
+        self.probe();
+        self.drive(now);
     }
 
     /// Feeds one input at time `now`.
@@ -549,6 +588,12 @@ impl Service {
             Input::Command { op, by } => self.on_command(now, op, &by),
             Input::Fenced(node) | Input::FenceConfirmed(node) => self.on_fenced(node),
             Input::Timer => {}
+            Input::Shutdown => {
+                self.leaving = true;
+                self.want_here = false;
+                self.cycle = None;
+                self.retry_at = None;
+            }
         }
         self.drive(now);
         // Probes go out after the input: a result in this input never
@@ -612,6 +657,14 @@ impl Service {
     /// The holder lost uncleanly and not fenced yet, if any.
     pub fn stalled_on(&self) -> Option<&str> {
         self.stalled.as_deref()
+    }
+
+    /// After [`Input::Shutdown`]: nothing is up or in progress here and the
+    /// lock is not held (or a failed stop keeps it: the service is in
+    /// error, and waiting longer does not help).
+    pub fn settled(&self) -> bool {
+        self.pending == Pending::None
+            && ((self.up == 0 && self.proven && !self.owned) || self.error.is_some())
     }
 
     /// Whether switchback is on (config, then SwitchbackOn/Off).
@@ -837,7 +890,7 @@ impl Service {
         }
         if self.hold_back_until.is_some_and(|t| now >= t) {
             self.hold_back_until = None;
-            if !self.owned {
+            if !self.owned && !self.leaving {
                 self.want_here = true;
             }
         }
@@ -895,7 +948,7 @@ impl Service {
                     self.stalled = None;
                 }
                 self.fenced.remove(&node);
-                if !self.want_here {
+                if !self.want_here && !self.leaving {
                     self.want_here = true;
                     self.hold_back_until = None;
                 }
@@ -1144,6 +1197,8 @@ impl Service {
                     refuse(self, "the service is brought out; BringIn first");
                 } else if self.my_index.is_none() {
                     refuse(self, "this node is not one of the service's nodes");
+                } else if self.leaving {
+                    refuse(self, "hasvrd is shutting down on this node");
                 } else if self.owned {
                     self.want_here = true;
                     self.alert(Level::Info, format!("TakeOver by {by}: already held here"));

@@ -23,6 +23,7 @@ fn base() -> Settings {
         stop_timeout: Duration::from_secs(30),
         resource_release_timeout: Duration::from_secs(30),
         fencing: false,
+        boot_grace: Duration::ZERO,
     }
 }
 
@@ -282,6 +283,43 @@ fn with(
 
 fn scenarios() -> Vec<Scenario> {
     vec![
+        Scenario {
+            name: "a standby lets the active node ask first at boot",
+            me: "beta",
+            tweak: |s| s.boot_grace = Duration::from_secs(10),
+            init: &["probe"],
+            steps: vec![
+                (0, StatusProbe(NotRunning), &[]),
+                (9_999, Timer, &[]),
+                (10_000, Timer, &["request 99"]),
+            ],
+            end: State::Standby,
+        },
+        Scenario {
+            name: "shutdown stops in reverse, proves, releases for the peer and never asks again",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: with(
+                running_alpha(),
+                vec![
+                    (5000, Input::Shutdown, &["stop application"]),
+                    (5100, cmd(Op::TakeOver), &["warning"]),
+                    (6000, Stopped(Application), &["stop ips"]),
+                    (7000, Stopped(Ips), &["stop volumes"]),
+                    (8000, Stopped(Volumes), &["probe"]),
+                    (
+                        8100,
+                        StatusProbe(NotRunning),
+                        &["release", "ask beta", "=STANDBY"],
+                    ),
+                    (9000, owner(Some("beta")), &[]),
+                    (9500, owner(None), &[]),
+                    (60000, Timer, &[]),
+                ],
+            ),
+            end: State::Standby,
+        },
         Scenario {
             name: "onstart only requests; the grant opens the gate, volumes first",
             me: "alpha",
@@ -862,10 +900,53 @@ fn settings_come_from_the_service_file() {
         s.step_timeout(Step::Volumes, false),
         Duration::from_secs(20)
     );
-    // The second standby asks with the lowest node priority.
+    // The second standby asks with the lowest node priority, once the
+    // nodes before it had their boot grace.
     let mut svc = svc;
     assert_eq!(svc.poll(), Some(Output::Probe));
+    assert_eq!(svc.poll(), None);
+    assert_eq!(svc.settings().boot_grace, Duration::from_secs(40));
+    svc.handle(ms(39_000), Input::Timer);
+    assert_eq!(svc.poll(), None);
+    svc.handle(ms(40_000), Input::Timer);
     assert_eq!(svc.poll(), Some(Output::RequestOwnership { priority: 98 }));
+}
+
+#[test]
+fn a_restarted_hasvrd_adopts_what_runs_without_restarting_it() {
+    let svc = Service::restored(base(), "alpha", ms(0), true, 3);
+    let mut chk = Checker::new("alpha", svc.state());
+    chk.granted = true;
+    chk.stack = vec![0, 1, 2];
+    chk.dirty = true;
+    let mut rig = Rig { svc, chk };
+    assert_eq!(rig.drain(), ["probe"]);
+    assert_eq!(rig.feed(ms(10), StatusProbe(Running)), Vec::<String>::new());
+    assert_eq!(rig.svc.state(), State::ActiveAct);
+    assert_eq!(rig.feed(ms(20), Timer), Vec::<String>::new());
+    assert_eq!(rig.feed(ms(5000), Timer), ["probe"]);
+}
+
+#[test]
+fn a_restarted_hasvrd_starts_only_the_missing_steps() {
+    let svc = Service::restored(base(), "alpha", ms(0), true, 1);
+    let mut chk = Checker::new("alpha", svc.state());
+    chk.granted = true;
+    chk.stack = vec![0];
+    chk.dirty = true;
+    let mut rig = Rig { svc, chk };
+    assert_eq!(rig.drain(), ["probe", "start ips"]);
+}
+
+#[test]
+fn a_restarted_hasvrd_stops_what_it_does_not_own() {
+    let svc = Service::restored(base(), "beta", ms(0), false, 3);
+    let mut chk = Checker::new("beta", svc.state());
+    chk.stack = vec![0, 1, 2];
+    chk.dirty = true;
+    let mut rig = Rig { svc, chk };
+    let out = rig.drain();
+    assert_eq!(out[..2], ["probe", "stop application"]);
 }
 
 #[test]
@@ -1025,6 +1106,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
             }
         }
         12 => StatusProbe(rng.pick(&statuses)),
+        13 if rng.chance(10) => Input::Shutdown,
         _ => Timer,
     }
 }
