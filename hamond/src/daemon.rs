@@ -1,17 +1,23 @@
 //! The daemon loop: owns the litecloud engine, feeds it what the path
 //! drivers receive and its timers, hands its frames to the drivers, logs its
-//! events with their causes, answers the control socket and leaves the
-//! cluster cleanly on SIGTERM/SIGINT.
+//! events with their causes, runs the view agreement and the services' lock
+//! table on top of it, talks to hasvrd over the link, fences lost peers,
+//! answers the control socket and leaves the cluster cleanly on
+//! SIGTERM/SIGINT.
 
-use crate::ctl::CtlCall;
+use crate::fencing::{FenceMsg, Fencing};
+use crate::link::LinkEvent;
+use crate::services::{Out, Services};
 use crate::transport::Inbound;
 use crate::{clock, serial, udp};
 use haschema::config::{ClusterConfig, NetworkKind};
 use haschema::ctl::{
     LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
 };
+use haschema::ctl_server::CtlCall;
 use litecloud::Time;
 use litecloud::link::LinkCause;
+use litecloud::lock::{self, LockTable};
 use litecloud::node::{Event, Node, NodeCause, Output, Params, PathParams, Transmit};
 use litecloud::view::{self, Agreement, NodeSet};
 use litecloud::wire::{ClusterKey, NodeId};
@@ -44,9 +50,17 @@ struct Daemon {
     node: Node,
     /// Agreement on one membership view with the peers.
     agreement: Agreement,
+    /// The services' locks and the link to hasvrd.
+    services: Services,
+    /// The current hasvrd connection.
+    hasvrd: Option<u64>,
+    fencing: Fencing,
     ports: Vec<Port>,
     started: Time,
 }
+
+/// The file in the state directory that keeps this node's lock replica.
+const LOCKS_FILE: &str = "locks";
 
 /// Engine parameters for this node from the cluster config.
 pub fn params(setup: &Setup) -> Params {
@@ -95,8 +109,30 @@ pub fn params(setup: &Setup) -> Params {
     }
 }
 
+/// The lock replica persisted in `state_dir`, or a fresh table.
+fn lock_table(setup: &Setup) -> std::io::Result<LockTable> {
+    let nodes = NodeSet::of(setup.config.nodes.iter().map(|n| n.domain));
+    let path = setup.state_dir.join(LOCKS_FILE);
+    let saved =
+        haschema::private_file::read(&path, "the lock replica").map_err(std::io::Error::other)?;
+    Ok(match saved {
+        None => LockTable::new(setup.me, nodes, setup.boot),
+        Some(bytes) => LockTable::restore(setup.me, nodes, &bytes, setup.boot).map_err(|_| {
+            std::io::Error::other(format!(
+                "{}: the lock replica is damaged; stop the services of this node by hand, \
+                 remove the file and restart hamond",
+                path.display()
+            ))
+        })?,
+    })
+}
+
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(setup: Setup, ctl: mpsc::Receiver<CtlCall>) -> std::io::Result<()> {
+pub async fn run(
+    setup: Setup,
+    ctl: mpsc::Receiver<CtlCall>,
+    link: mpsc::Receiver<LinkEvent>,
+) -> std::io::Result<()> {
     let (inbound_tx, inbound) = mpsc::channel(1024);
     let now = clock::now();
     let seed = getrandom::u64().map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -105,14 +141,25 @@ pub async fn run(setup: Setup, ctl: mpsc::Receiver<CtlCall>) -> std::io::Result<
     drop(inbound_tx);
     let promised = crate::identity::promised_epoch(&setup.state_dir)?;
     let agreement = Agreement::new(setup.me, promised);
+    let names = setup
+        .config
+        .nodes
+        .iter()
+        .map(|n| (n.domain, n.name.clone()))
+        .collect();
+    let services = Services::new(setup.me, names, lock_table(&setup)?);
+    let (fencing, fence_rx) = Fencing::new(&setup.config);
     let mut daemon = Daemon {
         setup,
         node,
         agreement,
+        services,
+        hasvrd: None,
+        fencing,
         ports,
         started: now,
     };
-    daemon.run(inbound, ctl).await
+    daemon.run(inbound, ctl, link, fence_rx).await
 }
 
 fn start_drivers(setup: &Setup, inbound: &mpsc::Sender<Inbound>) -> Vec<Port> {
@@ -156,6 +203,8 @@ impl Daemon {
         &mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut ctl: mpsc::Receiver<CtlCall>,
+        mut link: mpsc::Receiver<LinkEvent>,
+        mut fences: mpsc::UnboundedReceiver<FenceMsg>,
     ) -> std::io::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -169,6 +218,8 @@ impl Daemon {
                     let response = self.answer(call.request);
                     let _ = call.reply.send(response);
                 }
+                Some(event) = link.recv() => self.on_link(event),
+                Some(msg) = fences.recv() => self.on_fence(msg),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -251,6 +302,7 @@ impl Daemon {
                     Output::Event(Event::RenewIncarnation) => self.renew_incarnation(),
                     Output::Event(event) => {
                         self.agree(&event);
+                        self.on_event(&event);
                         self.log_event(event);
                     }
                 }
@@ -258,6 +310,10 @@ impl Daemon {
             while let Some(action) = self.agreement.poll() {
                 busy = true;
                 self.act(action);
+            }
+            while let Some(out) = self.services.poll() {
+                busy = true;
+                self.serve(out);
             }
             if !busy {
                 return;
@@ -300,6 +356,7 @@ impl Daemon {
                 }
             }
             view::Action::Installed(v) => {
+                self.services.view_installed(v);
                 let names: Vec<String> = v.members.iter().map(|m| self.name(m)).collect();
                 let configured = self.setup.config.nodes.len();
                 tracing::info!(
@@ -313,6 +370,97 @@ impl Daemon {
                         " (no quorum)"
                     }
                 );
+            }
+        }
+    }
+
+    /// Feeds the services what the engine saw: their messages, clean
+    /// leaves, and losses that call for fencing.
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Message { from, data }
+                if matches!(
+                    data.first(),
+                    Some(&lock::PROTOCOL | &crate::services::PROTOCOL)
+                ) =>
+            {
+                if let Err(e) = self.services.message(*from, data) {
+                    tracing::warn!("{e} from {}: ignored", self.name(*from));
+                }
+            }
+            Event::NodeDown {
+                peer,
+                cause: NodeCause::Left,
+            } => self.services.node_left(*peer),
+            Event::NodeDown { peer, cause } => {
+                let mine = self.services.held_by(self.setup.me);
+                let theirs = self.services.held_by(*peer);
+                // Rule 4: the side that hosts more services shoots first;
+                // on a tie, the lower domain id.
+                let first = mine > theirs || (mine == theirs && self.setup.me < *peer);
+                self.fencing
+                    .lost(*peer, self.name(*peer), cause.as_str(), !first);
+            }
+            Event::NodeUp { peer, .. } => self.fencing.cancel(*peer),
+            _ => {}
+        }
+    }
+
+    /// Carries out what the services ask.
+    fn serve(&mut self, out: Out) {
+        match out {
+            Out::Send { to, data } => {
+                if let Err(e) = self.node.send_message(clock::now(), to, data) {
+                    // Lock and service messages are redone at the next view.
+                    tracing::debug!("service message to {} not sent: {e}", self.name(to));
+                }
+            }
+            Out::Persist(data) => {
+                let path = self.setup.state_dir.join(LOCKS_FILE);
+                if let Err(e) = haschema::private_file::write(&path, &data) {
+                    tracing::error!(
+                        severity = "crit",
+                        "cannot persist the lock replica in {}: {e}; fix the disk, then restart hamond",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected { conn, tx } => {
+                tracing::info!("hasvrd connected");
+                self.hasvrd = Some(conn);
+                self.services.attach(tx);
+            }
+            LinkEvent::Line { conn, msg } if self.hasvrd == Some(conn) => {
+                self.services.on_hasvrd(msg)
+            }
+            LinkEvent::Line { .. } => {}
+            LinkEvent::Closed { conn } if self.hasvrd == Some(conn) => {
+                tracing::warn!(
+                    "hasvrd disconnected; its services keep their locks until it reconnects"
+                );
+                self.hasvrd = None;
+                self.services.detach();
+            }
+            LinkEvent::Closed { .. } => {}
+        }
+    }
+
+    fn on_fence(&mut self, msg: FenceMsg) {
+        let live = |d: &Daemon, id| d.node.peer(id).is_some_and(|p| p.up);
+        match msg {
+            FenceMsg::Ready { node, round } | FenceMsg::Done { node, round, .. }
+                if !self.fencing.current(node, round) => {}
+            FenceMsg::Ready { node, .. } if live(self, node) => self.fencing.cancel(node),
+            FenceMsg::Ready { node, .. } => self.fencing.fire(node),
+            FenceMsg::Done { node, result, .. } => {
+                if self.fencing.done(node, result) && !live(self, node) {
+                    self.services.node_fenced(node, false);
+                }
             }
         }
     }
@@ -418,11 +566,14 @@ impl Daemon {
             ),
             Event::RenewIncarnation => {}
             Event::Message { from, data } => {
-                tracing::debug!(
-                    "message from {}: {} bytes (no consumer yet)",
-                    self.name(from),
-                    data.len()
-                )
+                let known = [view::PROTOCOL, lock::PROTOCOL, crate::services::PROTOCOL];
+                if !data.first().is_some_and(|p| known.contains(p)) {
+                    tracing::debug!(
+                        "message from {} of an unknown protocol ({} bytes): ignored",
+                        self.name(from),
+                        data.len()
+                    )
+                }
             }
             Event::OwnIdentity { path } => tracing::error!(
                 severity = "crit",
@@ -438,9 +589,42 @@ impl Daemon {
         }
     }
 
-    fn answer(&self, request: Request) -> Response {
+    fn answer(&mut self, request: Request) -> Response {
         match request {
             Request::Status => Response::Status(Box::new(self.status(clock::now()))),
+            Request::FenceConfirm { node } => self.fence_confirm(&node),
+            Request::Services | Request::Service { .. } => Response::Error {
+                message: "hamond does not run services: ask hasvrd (hactl service ...)".into(),
+            },
+        }
+    }
+
+    /// The operator swears `node` is off (rule 1): refused for this node,
+    /// an unknown node, or one the heartbeats still show up.
+    fn fence_confirm(&mut self, node: &str) -> Response {
+        let error = |message: String| Response::Error { message };
+        let Some(id) = self.setup.config.node(node).map(|n| n.domain) else {
+            return error(format!("no node {node} in the cluster config"));
+        };
+        if id == self.setup.me {
+            return error(format!(
+                "{node} is this node; confirm a node from one of the others"
+            ));
+        }
+        if self.node.peer(id).is_some_and(|p| p.up) {
+            return error(format!(
+                "{node} is up on the heartbeat paths; confirm only a node you know is powered off"
+            ));
+        }
+        tracing::warn!(
+            severity = "alert",
+            "the operator confirmed {node} is powered off: services it held may now be taken over"
+        );
+        self.fencing.cancel(id);
+        self.services.node_fenced(id, true);
+        self.drain();
+        Response::Done {
+            message: format!("{node} confirmed off; its services may be taken over"),
         }
     }
 

@@ -4,17 +4,20 @@
 //! socket.
 
 mod clock;
-mod ctl;
 mod daemon;
+mod fencing;
 mod identity;
-mod logging;
+mod link;
 mod metrics;
 mod serial;
+mod services;
 mod transport;
 mod udp;
 
 use clap::Parser;
 use haschema::config::ClusterConfig;
+use haschema::ctl_server as ctl;
+use haschema::logging;
 use litecloud::wire::ClusterKey;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,18 +38,15 @@ struct Args {
     /// Control socket for hactl.
     #[arg(long, default_value = haschema::ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// The socket hasvrd connects to.
+    #[arg(long, default_value = haschema::svclink::DEFAULT_LINK)]
+    link: PathBuf,
     /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
     #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
     log_level: tracing_subscriber::filter::LevelFilter,
     /// Log to stderr only.
     #[arg(long)]
     no_syslog: bool,
-}
-
-impl From<hamond::admin::Call> for ctl::CtlCall {
-    fn from((request, reply): hamond::admin::Call) -> Self {
-        ctl::CtlCall { request, reply }
-    }
 }
 
 fn main() -> ExitCode {
@@ -122,12 +122,17 @@ fn start(args: Args) -> Result<(), String> {
                 state_dir: args.state_dir.clone(),
             };
             // Logged-in requests go to the daemon loop like the socket's.
-            tokio::spawn(hamond::admin::serve::<ctl::CtlCall>(
-                setup,
-                calls_tx.clone(),
-            ));
+            tokio::spawn(hamond::admin::serve(setup, calls_tx.clone()));
         }
         tokio::spawn(ctl::serve(listener, gid, calls_tx));
+        let link_listener = link::bind(&args.link).map_err(|e| {
+            format!(
+                "cannot create the hasvrd link socket {}: {e}",
+                args.link.display()
+            )
+        })?;
+        let (link_tx, link_rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(link::serve(link_listener, link_tx));
         let setup = daemon::Setup {
             config,
             state_dir: args.state_dir.clone(),
@@ -136,8 +141,11 @@ fn start(args: Args) -> Result<(), String> {
             incarnation,
             key,
         };
-        let result = daemon::run(setup, calls).await.map_err(|e| e.to_string());
+        let result = daemon::run(setup, calls, link_rx)
+            .await
+            .map_err(|e| e.to_string());
         let _ = std::fs::remove_file(&args.socket);
+        let _ = std::fs::remove_file(&args.link);
         result
     })
 }
