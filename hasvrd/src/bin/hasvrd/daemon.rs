@@ -1,0 +1,713 @@
+//! hasvrd's loop: one state machine ([`hasvrd::service::Service`]) per
+//! service of this node, fed with what hamond says (ownership, peers,
+//! fencing, forwarded commands), the workers' results, the agents' reports
+//! and the operator's commands; their outputs carried out by the workers
+//! (steps, probes), sent to hamond (lock requests and releases, advertised
+//! states) or logged.
+//!
+//! At start it connects to hamond first and learns which services this
+//! node still owns, then looks at what is up here ([`Steps::held_here`] and
+//! a probe): an owner adopts what runs without restarting it, a non-owner
+//! stops it. On SIGTERM/SIGINT every service is stopped (proven) and
+//! released for a peer to take over before hasvrd exits.
+
+use crate::link::{self, Link, Welcome};
+use crate::worker::{self, Done, Job, Outcome};
+use haschema::ctl::{Request, Response, ServiceOp};
+use haschema::ctl_server;
+use haschema::service::ServiceConfig;
+use haschema::svclink::{ToHamond, ToHasvrd};
+use hasvrd::agent::{Agents, Event as AgentEvent, Watch};
+use hasvrd::fip::{Fip, FipConfig};
+use hasvrd::service::{Cause, Input, Level, Output, Service, Settings, State, Status, Step};
+use hasvrd::steps::{StepEvent, Steps};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the daemon runs with.
+pub struct Setup {
+    pub me: String,
+    /// Whether the cluster has fencing devices.
+    pub fencing: bool,
+    pub services: Vec<ServiceConfig>,
+    pub link: PathBuf,
+    pub socket: PathBuf,
+    pub agent_socket: PathBuf,
+    pub gid: Option<u32>,
+}
+
+/// One service on this node.
+pub(crate) struct Unit {
+    pub(crate) cfg: Arc<ServiceConfig>,
+    pub(crate) svc: Service,
+    steps: Arc<Steps>,
+    jobs: mpsc::UnboundedSender<Job>,
+    advertised: Option<(State, bool)>,
+}
+
+pub(crate) struct Daemon {
+    pub(crate) me: String,
+    pub(crate) units: BTreeMap<String, Unit>,
+    hamond: mpsc::UnboundedSender<ToHamond>,
+    /// The task writing to hamond, awaited at exit so the last releases
+    /// reach it.
+    writer: tokio::task::JoinHandle<()>,
+    pub(crate) owners: BTreeMap<String, Option<String>>,
+    up: BTreeSet<String>,
+    /// What the other nodes advertised: (node, service) -> (state, can host).
+    pub(crate) peer_services: BTreeMap<(String, String), (String, bool)>,
+    /// The lock requests outstanding, sent again after a reconnect.
+    requests: BTreeMap<String, u8>,
+    origin: Instant,
+    agents: Agents,
+    leaving: bool,
+}
+
+/// Runs until SIGTERM or SIGINT, then stops every service here.
+pub async fn run(setup: Setup) -> Result<(), String> {
+    let (line_tx, mut lines) = mpsc::unbounded_channel();
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let (event_tx, mut step_events) = mpsc::unbounded_channel();
+    let (calls_tx, mut calls) = mpsc::channel(16);
+    let (relink_tx, mut relinks) = mpsc::unbounded_channel::<(Link, Welcome)>();
+    let fip = Arc::new(
+        Fip::new(FipConfig::default())
+            .map_err(|e| format!("cannot start the floating-IP driver: {e}"))?,
+    );
+    let mut configs = Vec::new();
+    for cfg in setup.services {
+        if cfg.nodes().contains(&setup.me.as_str()) {
+            configs.push(Arc::new(cfg));
+        } else {
+            tracing::info!(
+                "service {} does not run on {} (its nodes: {}): not managed here",
+                cfg.name,
+                setup.me,
+                cfg.nodes().join(", ")
+            );
+        }
+    }
+    let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
+    let (link, welcome) = link::connect(&setup.link, &names, line_tx.clone()).await?;
+    if welcome.node != setup.me {
+        return Err(format!(
+            "hamond runs as node {} but hasvrd was started as {}; give both the same --node",
+            welcome.node, setup.me
+        ));
+    }
+    let agents = Agents::start(
+        &setup.agent_socket,
+        setup.gid,
+        Watch::of_services(configs.iter().map(|c| c.as_ref())),
+    )
+    .map_err(|e| format!("cannot serve the agent socket: {e}"))?;
+    let listener = ctl_server::bind(&setup.socket, setup.gid).map_err(|e| {
+        format!(
+            "cannot create the control socket {}: {e}",
+            setup.socket.display()
+        )
+    })?;
+    tokio::spawn(ctl_server::serve(listener, setup.gid, calls_tx));
+    let origin = Instant::now();
+    let held: BTreeSet<&str> = welcome.held.iter().map(String::as_str).collect();
+    let mut units = BTreeMap::new();
+    for cfg in configs {
+        let steps = Arc::new(Steps::new(
+            &setup.me,
+            cfg.clone(),
+            fip.clone(),
+            event_tx.clone(),
+            Some(setup.agent_socket.clone()),
+        )?);
+        let owned = held.contains(cfg.name.as_str());
+        let up = found_up(&cfg, &steps, owned).await;
+        if up > 0 {
+            tracing::info!(
+                "service {}: found {} up here{}",
+                cfg.name,
+                Step::ORDER[..up]
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if owned {
+                    "; this node owns it: adopting it without a restart"
+                } else {
+                    "; this node does not own it: stopping it"
+                }
+            );
+        }
+        if owned {
+            for &step in &Step::ORDER[..up] {
+                // Watch again what runs: the IPs' carrier, the agent.
+                if let Err(e) = steps.resume(step).await {
+                    tracing::error!("service {}: cannot resume {step}: {e}", cfg.name);
+                }
+            }
+        }
+        let settings = Settings::from_config(&cfg, setup.fencing);
+        let svc = Service::restored(settings, &setup.me, origin.elapsed(), owned, up);
+        let jobs = worker::spawn(cfg.name.clone(), steps.clone(), done_tx.clone());
+        units.insert(
+            cfg.name.clone(),
+            Unit {
+                cfg,
+                svc,
+                steps,
+                jobs,
+                advertised: None,
+            },
+        );
+    }
+    let mut d = Daemon {
+        me: setup.me,
+        units,
+        hamond: link.tx,
+        writer: link.writer,
+        owners: BTreeMap::new(),
+        up: BTreeSet::new(),
+        peer_services: BTreeMap::new(),
+        requests: BTreeMap::new(),
+        origin,
+        agents,
+        leaving: false,
+    };
+    tracing::info!(
+        "hasvrd started on {} with {} service(s): {}",
+        d.me,
+        d.units.len(),
+        names.join(", ")
+    );
+    for node in welcome.up {
+        d.peer(node, true);
+    }
+    d.pump_all();
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut leave_by: Option<Instant> = None;
+    loop {
+        if d.leaving && d.units.values().all(|u| u.svc.settled()) {
+            tracing::info!("every service is stopped and released here: hasvrd exits");
+            break;
+        }
+        if leave_by.is_some_and(|t| Instant::now() >= t) {
+            tracing::error!(
+                "services still stopping when hasvrd's shutdown time ran out: exiting anyway; \
+                 check them with `hactl service status` on the other nodes"
+            );
+            break;
+        }
+        let wake = d
+            .next_deadline()
+            .into_iter()
+            .chain(leave_by)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => d.feed_all(&|| Input::Timer),
+            Some(line) = lines.recv() => match line {
+                Some(msg) => d.on_hamond(msg),
+                None => {
+                    tracing::warn!("hamond went away; services keep running, reconnecting");
+                    let (path, names, line_tx, relink_tx) =
+                        (setup.link.clone(), names.clone(), line_tx.clone(), relink_tx.clone());
+                    tokio::spawn(async move {
+                        match link::connect(&path, &names, line_tx).await {
+                            Ok(linked) => { let _ = relink_tx.send(linked); }
+                            Err(e) => tracing::error!(severity = "crit", "{e}"),
+                        }
+                    });
+                }
+            },
+            Some((link, welcome)) = relinks.recv() => d.relinked(link, welcome),
+            Some(result) = done.recv() => d.on_done(result),
+            Some(event) = step_events.recv() => d.on_step_event(event),
+            Some(event) = d.agents.next_event() => d.on_agent(event),
+            Some(call) = calls.recv() => {
+                let response = d.answer(call.request, call.uid);
+                let _ = call.reply.send(response);
+            }
+            _ = term.recv(), if !d.leaving => leave_by = Some(d.shut_down()),
+            _ = int.recv(), if !d.leaving => leave_by = Some(d.shut_down()),
+        }
+    }
+    // Let the last releases and requests to take over reach hamond.
+    let Daemon { hamond, writer, .. } = d;
+    drop(hamond);
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("hamond did not take hasvrd's last messages within 2 s");
+    }
+    Ok(())
+}
+
+/// How many steps of a service are up here, in start order: all volumes
+/// mounted, then all floating IPs held, then the application running. For a
+/// node that does not own it, anything up counts as all (so all is stopped;
+/// stops are idempotent).
+async fn found_up(cfg: &ServiceConfig, steps: &Steps, owned: bool) -> usize {
+    let held = steps.held_here().await;
+    let running = steps.probe().await != Status::NotRunning;
+    if !owned {
+        return if held.is_empty() && !running {
+            0
+        } else {
+            Step::ORDER.len()
+        };
+    }
+    let volumes = cfg
+        .volumes
+        .iter()
+        .all(|v| held.volumes.contains(&v.mount_point));
+    let ips = cfg
+        .ips
+        .iter()
+        .all(|ip| held.ips.iter().any(|(a, _)| *a == ip.addr));
+    match (volumes, ips, running && held.unknown.is_empty()) {
+        (false, _, _) => 0,
+        (true, false, _) => 1,
+        (true, true, false) => 2,
+        (true, true, true) => 3,
+    }
+}
+
+impl Daemon {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.units
+            .values()
+            .filter_map(|u| u.svc.next_deadline())
+            .min()
+            .map(|t| self.origin + t)
+    }
+
+    /// Feeds `input` to one service and carries out what follows.
+    pub(crate) fn feed(&mut self, service: &str, input: Input) {
+        let now = self.now();
+        let Some(unit) = self.units.get_mut(service) else {
+            tracing::warn!("no service {service} on this node: ignored");
+            return;
+        };
+        unit.svc.handle(now, input);
+        self.pump(service);
+    }
+
+    fn feed_all(&mut self, input: &dyn Fn() -> Input) {
+        let names: Vec<String> = self.units.keys().cloned().collect();
+        for name in names {
+            self.feed(&name, input());
+        }
+    }
+
+    fn pump_all(&mut self) {
+        let names: Vec<String> = self.units.keys().cloned().collect();
+        for name in names {
+            self.pump(&name);
+        }
+    }
+
+    /// Carries out one service's outputs, then advertises its state.
+    fn pump(&mut self, service: &str) {
+        loop {
+            let Some(unit) = self.units.get_mut(service) else {
+                return;
+            };
+            let Some(output) = unit.svc.poll() else {
+                break;
+            };
+            match output {
+                Output::Start(step) => {
+                    let _ = unit.jobs.send(Job::Start(step));
+                }
+                Output::Stop(step) => {
+                    if step == Step::Application {
+                        self.agents.disarm(service);
+                    }
+                    let _ = unit.jobs.send(Job::Stop(step));
+                }
+                Output::Probe => {
+                    let _ = unit.jobs.send(Job::Probe);
+                }
+                Output::RequestOwnership { priority } => {
+                    let priority = u8::try_from(priority).unwrap_or(u8::MAX);
+                    self.requests.insert(service.to_owned(), priority);
+                    self.send(ToHamond::Request {
+                        service: service.to_owned(),
+                        priority,
+                    });
+                }
+                Output::ReleaseOwnership => {
+                    self.requests.remove(service);
+                    self.send(ToHamond::Release {
+                        service: service.to_owned(),
+                    });
+                }
+                Output::AskPeerToTakeOver { node: Some(node) } => {
+                    tracing::info!("service {service}: asking {node} to take it over");
+                    self.send(ToHamond::Forward {
+                        node,
+                        service: service.to_owned(),
+                        op: ServiceOp::TakeOver,
+                        by: format!("hasvrd on {}", self.me),
+                    });
+                }
+                Output::AskPeerToTakeOver { node: None } => {
+                    tracing::warn!(
+                        "service {service}: released, and no other node is up and able to take it over"
+                    );
+                }
+                Output::Alert { level, text } => match level {
+                    Level::Info => tracing::info!("{text}"),
+                    Level::Warning => tracing::warn!("{text}"),
+                    Level::Error => tracing::error!("{text}"),
+                    Level::Emergency => tracing::error!(severity = "emerg", "{text}"),
+                },
+                Output::StopPettingWatchdog => tracing::error!(
+                    severity = "emerg",
+                    "service {service}: a stop failed with force_reboot, but this version does not \
+                     drive the watchdog yet: reboot this node by hand, then run `hactl service \
+                     cleanup {service}`"
+                ),
+                Output::StateChanged { from, to, cause } => {
+                    tracing::info!("service {service}: {from} -> {to} ({cause})")
+                }
+            }
+        }
+        self.advertise(service);
+    }
+
+    /// Tells the other nodes this node's state of `service`, when it
+    /// changed.
+    fn advertise(&mut self, service: &str) {
+        let leaving = self.leaving;
+        let Some(unit) = self.units.get_mut(service) else {
+            return;
+        };
+        let can_host = !leaving && unit.svc.fault().is_none() && !unit.svc.failed_here();
+        let now = (unit.svc.state(), can_host);
+        if unit.advertised != Some(now) {
+            unit.advertised = Some(now);
+            self.send(ToHamond::Advertise {
+                service: service.to_owned(),
+                state: now.0.to_string(),
+                can_host,
+            });
+        }
+    }
+
+    fn send(&mut self, msg: ToHamond) {
+        if self.hamond.send(msg).is_err() {
+            tracing::debug!("hamond is away: message dropped (sent again after the reconnect)");
+        }
+    }
+
+    fn relinked(&mut self, link: Link, welcome: Welcome) {
+        tracing::info!("reconnected to hamond");
+        self.hamond = link.tx;
+        self.writer = link.writer;
+        let held: BTreeSet<String> = welcome.held.into_iter().collect();
+        let names: Vec<String> = self.units.keys().cloned().collect();
+        for name in &names {
+            let owned = self.units[name].svc.owned();
+            match (owned, held.contains(name)) {
+                (true, false) => self.feed(name, Input::OwnershipLost),
+                (false, true) => self.feed(name, Input::OwnershipGranted),
+                _ => {}
+            }
+        }
+        let requests: Vec<(String, u8)> =
+            self.requests.iter().map(|(s, p)| (s.clone(), *p)).collect();
+        for (service, priority) in requests {
+            self.send(ToHamond::Request { service, priority });
+        }
+        for unit in self.units.values_mut() {
+            unit.advertised = None;
+        }
+        let up: BTreeSet<String> = welcome.up.into_iter().collect();
+        let was: Vec<String> = self.up.iter().cloned().collect();
+        for node in was.into_iter().filter(|n| !up.contains(n)) {
+            self.peer(node, false);
+        }
+        for node in up {
+            self.peer(node, true);
+        }
+        self.pump_all();
+    }
+
+    /// A node joined or left; tells every service it belongs to.
+    fn peer(&mut self, node: String, up: bool) {
+        if up {
+            self.up.insert(node.clone());
+        } else {
+            self.up.remove(&node);
+            self.peer_services.retain(|(n, _), _| *n != node);
+        }
+        let names: Vec<String> = self.units.keys().cloned().collect();
+        for name in names {
+            self.peer_state(&node, &name);
+        }
+        if up {
+            self.reannounce();
+        }
+    }
+
+    /// Feeds a service what is known of `node`.
+    fn peer_state(&mut self, node: &str, service: &str) {
+        let Some(unit) = self.units.get(service) else {
+            return;
+        };
+        if node == self.me || !unit.cfg.nodes().contains(&node) {
+            return;
+        }
+        let up = self.up.contains(node);
+        let can_host = up
+            && self
+                .peer_services
+                .get(&(node.to_owned(), service.to_owned()))
+                .is_some_and(|(_, c)| *c);
+        self.feed(
+            service,
+            Input::PeerState {
+                node: node.to_owned(),
+                up,
+                can_host,
+            },
+        );
+    }
+
+    /// A node came back: announce the floating IPs held here again, so
+    /// that neighbours which followed another claimant come back.
+    fn reannounce(&self) {
+        for unit in self.units.values() {
+            if unit.svc.owned() && unit.svc.steps_up().contains(&Step::Ips) {
+                let steps = unit.steps.clone();
+                tokio::spawn(async move { steps.reannounce().await });
+            }
+        }
+    }
+
+    fn on_hamond(&mut self, msg: ToHasvrd) {
+        match msg {
+            ToHasvrd::Granted { service } => self.feed(&service, Input::OwnershipGranted),
+            ToHasvrd::Lost { service } => self.feed(&service, Input::OwnershipLost),
+            ToHasvrd::Owner { service, holder } => {
+                self.owners.insert(service.clone(), holder.clone());
+                self.feed(&service, Input::OwnerIs(holder));
+            }
+            ToHasvrd::OwnerLost { service, node } => {
+                self.feed(&service, Input::OwnerLostUncleanly(node))
+            }
+            ToHasvrd::Peer { node, up } => self.peer(node, up),
+            ToHasvrd::PeerService {
+                node,
+                service,
+                state,
+                can_host,
+            } => {
+                self.peer_services
+                    .insert((node.clone(), service.clone()), (state, can_host));
+                self.peer_state(&node, &service);
+            }
+            ToHasvrd::Fenced { node } => self.feed_all(&|| Input::Fenced(node.clone())),
+            ToHasvrd::FenceConfirmed { node } => {
+                self.feed_all(&|| Input::FenceConfirmed(node.clone()))
+            }
+            ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
+            ToHasvrd::Welcome { .. } | ToHasvrd::Refused { .. } => {
+                tracing::warn!("hamond sent a second welcome: ignored")
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let input = match done.result {
+            Outcome::Started(step, Ok(())) => Input::Started(step),
+            Outcome::Started(step, Err(e)) => Input::StartFailed(step, e),
+            Outcome::Stopped(step, Ok(())) => Input::Stopped(step),
+            Outcome::Stopped(step, Err(e)) => Input::StopFailed(step, e),
+            Outcome::Probed(status) => Input::StatusProbe(status),
+        };
+        self.feed(&done.service, input);
+    }
+
+    fn on_step_event(&mut self, event: StepEvent) {
+        match event {
+            StepEvent::AgentExited { service, how } => {
+                tracing::warn!("service {service}: its agent exited ({how})");
+                self.agents.agent_exited(&service, how);
+            }
+            StepEvent::PublicNetworkLost { service, reason } => {
+                self.feed(&service, Input::AgentFailed(Cause::PublicNetwork(reason)))
+            }
+            StepEvent::IpMoved {
+                service,
+                addr,
+                from_nic,
+                to_nic,
+            } => tracing::warn!(
+                "service {service}: floating IP {addr} moved from {} to {to_nic}",
+                from_nic.as_deref().unwrap_or("no NIC")
+            ),
+        }
+    }
+
+    fn on_agent(&mut self, event: AgentEvent) {
+        match event {
+            AgentEvent::AgentFailed { service, cause } => self.feed(
+                &service,
+                Input::AgentFailed(Cause::Application(cause.to_string())),
+            ),
+            AgentEvent::Command {
+                verb,
+                service,
+                requested_by,
+            } => {
+                let op = match verb {
+                    haschema::agent::Verb::BringIn => ServiceOp::BringIn,
+                    haschema::agent::Verb::BringOut => ServiceOp::BringOut,
+                    haschema::agent::Verb::Failover => ServiceOp::FailOver,
+                };
+                let by = format!("apicmd (uid {requested_by})");
+                if let Err(e) = self.command(op, &service, &by) {
+                    tracing::warn!("{by}: {e}");
+                }
+            }
+            AgentEvent::AgentOpened { service, uid, pid } => {
+                tracing::info!("service {service}: agent opened (uid {uid}, pid {pid:?})")
+            }
+            AgentEvent::AgentClosed { service, uid, pid } => {
+                tracing::info!("service {service}: agent closed (uid {uid}, pid {pid:?})")
+            }
+            AgentEvent::CheckLate { service, late } => tracing::warn!(
+                "service {service}: the agent check ran {late:?} late (hasvrd was not scheduled); \
+                 its window starts over"
+            ),
+        }
+    }
+
+    fn answer(&mut self, request: Request, uid: Option<u32>) -> Response {
+        match request {
+            Request::Services => Response::Services {
+                services: crate::status::services(self),
+            },
+            Request::Service { op, service } => {
+                let by = match uid {
+                    Some(uid) => format!("hactl (uid {uid}) on {}", self.me),
+                    None => format!("hactl on {}", self.me),
+                };
+                match self.command(op, &service, &by) {
+                    Ok(message) => Response::Done { message },
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::Status | Request::FenceConfirm { .. } => Response::Error {
+                message:
+                    "hasvrd runs the services; ask hamond for this (hactl status, hactl fence)"
+                        .into(),
+            },
+        }
+    }
+
+    /// An operator's command, sent where it acts: TakeOver here; FailOver
+    /// to the holder; the others here and to every other node of the
+    /// service.
+    fn command(&mut self, op: ServiceOp, service: &str, by: &str) -> Result<String, String> {
+        if self.leaving {
+            return Err("hasvrd is shutting down on this node".into());
+        }
+        let Some(unit) = self.units.get(service) else {
+            return Err(format!(
+                "no service {service} on {}; `hactl service status` lists them",
+                self.me
+            ));
+        };
+        tracing::info!("service {service}: {} by {by}", op.as_str());
+        let others: Vec<String> = unit
+            .cfg
+            .nodes()
+            .into_iter()
+            .filter(|n| *n != self.me && self.up.contains(*n))
+            .map(str::to_owned)
+            .collect();
+        let owner = self.owners.get(service).cloned().flatten();
+        let forward = |d: &mut Daemon, node: String, op: ServiceOp| {
+            d.send(ToHamond::Forward {
+                node,
+                service: service.to_owned(),
+                op,
+                by: by.to_owned(),
+            })
+        };
+        match op {
+            ServiceOp::TakeOver => {
+                self.feed(service, Input::Command { op, by: by.into() });
+                if let Some(holder) = owner.filter(|h| *h != self.me) {
+                    forward(self, holder.clone(), ServiceOp::FailOver);
+                    return Ok(format!(
+                        "{} requested the service; {holder} was asked to hand it over",
+                        self.me
+                    ));
+                }
+                Ok(format!("{} requested the service", self.me))
+            }
+            ServiceOp::FailOver => match owner {
+                Some(holder) if holder == self.me => {
+                    self.feed(service, Input::Command { op, by: by.into() });
+                    Ok(format!("{} stops it for the best able peer", self.me))
+                }
+                Some(holder) if self.up.contains(&holder) => {
+                    forward(self, holder.clone(), op);
+                    Ok(format!("{holder} was asked to move it away"))
+                }
+                Some(holder) => Err(format!(
+                    "{holder} holds {service} and is not up: nothing to fail over from here"
+                )),
+                None => Err(format!("nobody holds {service}: nothing to fail over")),
+            },
+            _ => {
+                self.feed(service, Input::Command { op, by: by.into() });
+                for node in &others {
+                    forward(self, node.clone(), op);
+                }
+                Ok(format!(
+                    "{} on {}{}",
+                    op.as_str(),
+                    self.me,
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {}", others.join(", "))
+                    }
+                ))
+            }
+        }
+    }
+
+    /// Stops every service here (proven) and releases it; returns when
+    /// hasvrd must exit even if some stop still hangs.
+    fn shut_down(&mut self) -> Instant {
+        tracing::info!("shutting down: stopping every service here and releasing it");
+        self.leaving = true;
+        let longest = self
+            .units
+            .values()
+            .map(|u| {
+                let s = u.svc.settings();
+                s.stop_timeout + s.resource_release_timeout * 2 + s.check_interval
+            })
+            .max()
+            .unwrap_or_default();
+        self.feed_all(&|| Input::Shutdown);
+        Instant::now() + longest + Duration::from_secs(30)
+    }
+}

@@ -1,0 +1,109 @@
+//! hasvrd: the service daemon of one node. It runs the protected services
+//! of this node (volumes, floating IPs, scripts, agents) through their
+//! state machines, gets their ownership from hamond's lock service over the
+//! link, serves the agent socket, and answers `hactl service ...` on its
+//! control socket.
+
+mod daemon;
+mod link;
+mod status;
+mod worker;
+
+use clap::Parser;
+use haschema::config::ClusterConfig;
+use haschema::logging;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The service daemon of one node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Cluster config file.
+    #[arg(long, default_value = "/etc/hacluster/cluster.toml")]
+    config: PathBuf,
+    /// This node's name in the config (never taken from the hostname).
+    #[arg(long, env = "HA_NODE")]
+    node: String,
+    /// Directory of the service files (default: `services` beside the
+    /// cluster config).
+    #[arg(long)]
+    services: Option<PathBuf>,
+    /// hamond's link socket.
+    #[arg(long, default_value = haschema::svclink::DEFAULT_LINK)]
+    link: PathBuf,
+    /// Control socket for `hactl service`.
+    #[arg(long, default_value = haschema::ctl::DEFAULT_SERVICE_SOCKET)]
+    socket: PathBuf,
+    /// Socket the agents report to (libhaapi, haapi).
+    #[arg(long, default_value = haschema::agent::DEFAULT_SOCKET)]
+    agent_socket: PathBuf,
+    /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
+    #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
+    log_level: tracing_subscriber::filter::LevelFilter,
+    /// Log to stderr only.
+    #[arg(long)]
+    no_syslog: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init("hasvrd", args.log_level, !args.no_syslog);
+    match start(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args) -> Result<(), String> {
+    let cluster = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
+    if cluster.node(&args.node).is_none() {
+        return Err(format!(
+            "node {:?} is not in {}; --node must name one of its nodes",
+            args.node,
+            args.config.display()
+        ));
+    }
+    let dir = args.services.clone().unwrap_or_else(|| {
+        args.config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("services")
+    });
+    let services = haschema::service::load_dir(&dir, &cluster).map_err(|e| e.to_string())?;
+    let gid = match &cluster.control_group {
+        None => None,
+        Some(group) => Some(
+            nix::unistd::Group::from_name(group)
+                .map_err(|e| format!("cannot look up control_group {group:?}: {e}"))?
+                .ok_or_else(|| {
+                    format!(
+                        "control_group {group:?} does not exist; create it or remove the setting"
+                    )
+                })?
+                .gid
+                .as_raw(),
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let setup = daemon::Setup {
+            me: args.node,
+            fencing: !cluster.fences.is_empty(),
+            services,
+            link: args.link,
+            socket: args.socket.clone(),
+            agent_socket: args.agent_socket,
+            gid,
+        };
+        let result = daemon::run(setup).await;
+        let _ = std::fs::remove_file(&args.socket);
+        result
+    })
+}
