@@ -1,0 +1,125 @@
+//! Parsing of hactl's command line: the service and fence subcommands and
+//! the global sockets.
+
+use super::*;
+use clap::CommandFactory;
+use haschema::ctl::ServiceOp;
+
+fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+    Args::try_parse_from(std::iter::once("hactl").chain(args.iter().copied()))
+}
+
+#[test]
+fn the_command_line_is_consistent() {
+    Args::command().debug_assert();
+}
+
+#[test]
+fn service_status_and_sockets() {
+    let a = parse(&["service", "status"]).unwrap();
+    assert_eq!(a.socket, Path::new(haschema::ctl::DEFAULT_SOCKET));
+    assert_eq!(
+        a.service_socket,
+        Path::new(haschema::ctl::DEFAULT_SERVICE_SOCKET)
+    );
+    assert!(matches!(
+        a.command,
+        Command::Service {
+            command: ServiceCommand::Status { json: false }
+        }
+    ));
+    // Global options go before or after the subcommand.
+    let a = parse(&["service", "status", "--json", "--service-socket", "/tmp/s"]).unwrap();
+    assert_eq!(a.service_socket, Path::new("/tmp/s"));
+    assert!(matches!(
+        a.command,
+        Command::Service {
+            command: ServiceCommand::Status { json: true }
+        }
+    ));
+    let a = parse(&["--service-socket", "/tmp/t", "service", "status"]).unwrap();
+    assert_eq!(a.service_socket, Path::new("/tmp/t"));
+}
+
+#[test]
+fn every_service_op_is_a_subcommand() {
+    for op in ServiceOp::ALL {
+        let a = parse(&["service", op.as_str(), "web"]).unwrap();
+        match a.command {
+            Command::Service {
+                command: ServiceCommand::Op { op: got, service },
+            } => {
+                assert_eq!((got, service.as_str()), (op, "web"));
+            }
+            _ => panic!("{}: not a service op", op.as_str()),
+        }
+        // SERVICE is required.
+        let e = parse(&["service", op.as_str()]).err().unwrap();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+}
+
+#[test]
+fn bad_service_commands_are_refused() {
+    let kind = |args: &[&str]| parse(args).err().map(|e| e.kind());
+    use clap::error::ErrorKind::*;
+    assert_eq!(
+        kind(&["service", "restart", "web"]),
+        Some(InvalidSubcommand)
+    );
+    assert_eq!(
+        kind(&["service"]),
+        Some(DisplayHelpOnMissingArgumentOrSubcommand)
+    );
+    assert_eq!(kind(&["service", "status", "web"]), Some(UnknownArgument));
+    assert_eq!(
+        kind(&["service", "cleanup", "web", "db"]),
+        Some(UnknownArgument)
+    );
+}
+
+#[test]
+fn fence_confirm() {
+    let a = parse(&["fence", "confirm", "beta"]).unwrap();
+    assert!(matches!(
+        a.command,
+        Command::Fence {
+            command: FenceCommand::Confirm { node, yes_i_am_sure: false }
+        } if node == "beta"
+    ));
+    let a = parse(&[
+        "--socket",
+        "/tmp/m",
+        "fence",
+        "confirm",
+        "beta",
+        "--yes-i-am-sure",
+    ])
+    .unwrap();
+    assert_eq!(a.socket, Path::new("/tmp/m"));
+    assert!(matches!(
+        a.command,
+        Command::Fence {
+            command: FenceCommand::Confirm {
+                yes_i_am_sure: true,
+                ..
+            }
+        }
+    ));
+    assert!(parse(&["fence", "confirm"]).is_err());
+    assert!(parse(&["fence", "beta"]).is_err());
+}
+
+#[test]
+fn status_help_documents_the_exit_codes() {
+    let mut cmd = Args::command();
+    let help = cmd
+        .find_subcommand_mut("service")
+        .and_then(|s| s.find_subcommand_mut("status"))
+        .unwrap()
+        .render_help()
+        .to_string();
+    for code in ["0  OK", "1  WARNING", "2  CRITICAL", "3  UNKNOWN"] {
+        assert!(help.contains(code), "{code:?} not in:\n{help}");
+    }
+}
