@@ -423,3 +423,6 @@ impl Services {
             .unwrap_or_else(|| format!("domain {id}"))
     }
 }
+
+#[cfg(test)]
+mod tests;

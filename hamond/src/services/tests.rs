@@ -1,0 +1,171 @@
+//! The services' cluster side on two nodes wired back to back: hasvrd is
+//! greeted before it hears anything, grants reach it only after the
+//! replica was persisted, a lost holder is reported and its lock freed only
+//! by a fence, and advertisements and commands cross to the other node.
+
+use super::*;
+use litecloud::view::ViewId;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+/// One node: its services, what its hasvrd received, and what its daemon
+/// did, in order ("persist", "tell:<msg>").
+struct Side {
+    s: Services,
+    rx: UnboundedReceiver<ToHasvrd>,
+    log: Vec<String>,
+}
+
+fn side(me: NodeId) -> Side {
+    let names = [(1, "alpha".to_owned()), (2, "beta".to_owned())].into();
+    let nodes = NodeSet::of([1, 2]);
+    let mut s = Services::new(me, names, LockTable::new(me, nodes, 7));
+    let (tx, rx) = unbounded_channel();
+    s.attach(tx);
+    Side {
+        s,
+        rx,
+        log: Vec::new(),
+    }
+}
+
+fn view(epoch: u64, members: &[NodeId]) -> View {
+    View {
+        id: ViewId {
+            epoch,
+            coordinator: members[0],
+        },
+        members: NodeSet::of(members.iter().copied()),
+    }
+}
+
+impl Side {
+    fn note_told(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.log.push(format!("tell:{m:?}"));
+        }
+    }
+}
+
+/// Runs both sides until quiet, delivering messages between them while
+/// `connected`.
+fn settle(a: &mut Side, b: &mut Side, connected: bool) {
+    for _ in 0..100 {
+        let mut busy = false;
+        for from in [1, 2] {
+            let (src, dst) = if from == 1 {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            src.note_told();
+            while let Some(out) = src.s.poll() {
+                busy = true;
+                src.note_told();
+                match out {
+                    Out::Persist(_) => src.log.push("persist".into()),
+                    Out::Send { data, .. } if connected => dst.s.message(from, &data).unwrap(),
+                    Out::Send { .. } => {}
+                }
+            }
+            src.note_told();
+        }
+        if !busy {
+            return;
+        }
+    }
+    panic!("no quiet after 100 rounds");
+}
+
+fn hello(x: &mut Side) {
+    x.s.on_hasvrd(ToHamond::Hello {
+        services: vec!["www".into()],
+    });
+}
+
+fn request(x: &mut Side, priority: u8) {
+    x.s.on_hasvrd(ToHamond::Request {
+        service: "www".into(),
+        priority,
+    });
+}
+
+fn told(x: &Side, needle: &str) -> Option<usize> {
+    x.log.iter().position(|l| l.contains(needle))
+}
+
+/// Both greeted, in one view.
+fn joined() -> (Side, Side) {
+    let (mut a, mut b) = (side(1), side(2));
+    hello(&mut a);
+    hello(&mut b);
+    a.s.view_installed(view(2, &[1, 2]));
+    b.s.view_installed(view(2, &[1, 2]));
+    settle(&mut a, &mut b, true);
+    (a, b)
+}
+
+#[test]
+fn hasvrd_hears_nothing_before_its_welcome() {
+    let (mut a, mut b) = (side(1), side(2));
+    a.s.view_installed(view(2, &[1, 2]));
+    b.s.view_installed(view(2, &[1, 2]));
+    settle(&mut a, &mut b, true);
+    assert!(!a.log.iter().any(|l| l.starts_with("tell:")), "{:?}", a.log);
+    hello(&mut a);
+    settle(&mut a, &mut b, true);
+    let first = a.log.iter().find(|l| l.starts_with("tell:")).unwrap();
+    assert!(first.contains("Welcome"), "{:?}", a.log);
+}
+
+#[test]
+fn a_grant_is_told_after_the_replica_is_persisted() {
+    let (mut a, mut b) = joined();
+    a.log.clear();
+    request(&mut a, 100);
+    settle(&mut a, &mut b, true);
+    let granted = told(&a, "Granted").expect("granted");
+    let persisted = told(&a, "persist").expect("persisted");
+    assert!(persisted < granted, "{:?}", a.log);
+    assert!(told(&b, "holder: Some(\"alpha\")").is_some(), "{:?}", b.log);
+    assert_eq!(a.s.held_by(1), 1);
+}
+
+#[test]
+fn a_lost_holder_is_reported_and_its_lock_freed_only_by_a_fence() {
+    let (mut a, mut b) = joined();
+    request(&mut a, 100);
+    settle(&mut a, &mut b, true);
+    request(&mut b, 99);
+    settle(&mut a, &mut b, true);
+    // alpha is cut off: beta alone.
+    b.log.clear();
+    b.s.view_installed(view(3, &[2]));
+    settle(&mut a, &mut b, false);
+    assert!(told(&b, "OwnerLost").is_some(), "{:?}", b.log);
+    assert!(told(&b, "Granted").is_none(), "{:?}", b.log);
+    b.s.node_fenced(1, false);
+    settle(&mut a, &mut b, false);
+    let fenced = told(&b, "Fenced").expect("fenced told");
+    let granted = told(&b, "Granted").expect("granted after the fence");
+    assert!(fenced < granted, "{:?}", b.log);
+}
+
+#[test]
+fn advertisements_and_commands_reach_the_other_hasvrd() {
+    let (mut a, mut b) = joined();
+    a.s.on_hasvrd(ToHamond::Advertise {
+        service: "www".into(),
+        state: "ACTIVE".into(),
+        can_host: true,
+    });
+    a.s.on_hasvrd(ToHamond::Forward {
+        node: "beta".into(),
+        service: "www".into(),
+        op: ServiceOp::TakeOver,
+        by: "root".into(),
+    });
+    settle(&mut a, &mut b, true);
+    assert!(told(&b, "PeerService").is_some(), "{:?}", b.log);
+    assert!(told(&b, "TakeOver").is_some(), "{:?}", b.log);
+    assert!(b.s.message(1, &[PROTOCOL, b'{']).is_err());
+}
