@@ -1,12 +1,12 @@
 //! Where the daemon and tool binaries under test are.
 //!
-//! `HA_BIN_DIR` names a directory holding `hamond` and `hactl` (used as is;
+//! `HA_BIN_DIR` names a directory holding `hamond`, `hasvrd` and `hactl` (used as is;
 //! a relative path is read from the workspace root).
 //! Otherwise the binaries are the workspace's own, in the cargo target
 //! directory of the running test (`target/<profile>/deps/TEST` ->
 //! `target/<profile>`). `cargo test` does not build other packages'
 //! binaries, so the first test that needs them runs
-//! `cargo build -p hamond -p hactl --bins` once per test process with the
+//! `cargo build -p hamond -p hasvrd -p hactl --bins` once per test process with the
 //! same profile and target directory: never stale, no extra step.
 //! `HA_NO_BUILD=1` skips that build.
 
@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The packages whose binaries the tests run.
-const PACKAGES: [&str; 2] = ["hamond", "hactl"];
+const PACKAGES: [&str; 3] = ["hamond", "hasvrd", "hactl"];
 
 static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
@@ -34,6 +34,12 @@ pub fn bin_dir() -> PathBuf {
 #[track_caller]
 pub fn hamond() -> PathBuf {
     existing(bin_dir().join("hamond"))
+}
+
+/// Path of the `hasvrd` daemon.
+#[track_caller]
+pub fn hasvrd() -> PathBuf {
+    existing(bin_dir().join("hasvrd"))
 }
 
 /// Path of the `hactl` tool.

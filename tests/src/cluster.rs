@@ -15,7 +15,12 @@
 //! exactly one network. The temp dir DIR holds `cluster.toml`, `authkey`
 //! (written by `hactl keygen`), the cable's links `ttyA` and `ttyB` (stable
 //! across an unplug and replug), and per node `NODE.log` (stdout and stderr
-//! of its hamond), `NODE.state/` and `NODE.sock`.
+//! of its hamond, and of its hasvrd when it runs one), `NODE.state/`,
+//! `NODE.sock` (hamond's control socket), `NODE.link` (hamond's socket for
+//! hasvrd), `NODE.svc.sock` (hasvrd's control socket) and
+//! `NODE.agent.sock`. A test that runs services writes their files to
+//! `DIR/services/` ([`TestCluster::services_dir`]) and starts each node's
+//! hasvrd ([`TestCluster::start_hasvrd`]).
 
 use crate::account::RunAs;
 use crate::bins;
@@ -28,7 +33,7 @@ use crate::report::Snapshot;
 use crate::scratch::ScratchDir;
 use crate::unique;
 use haschema::config::ClusterConfig;
-use haschema::ctl::StatusReport;
+use haschema::ctl::{Request, Response, ServiceOp, ServiceStatus, StatusReport};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fmt::Write as _;
@@ -123,12 +128,18 @@ struct Node {
     socket: PathBuf,
     state_dir: PathBuf,
     child: Mutex<Option<Child>>,
+    /// The node's hasvrd, when the spec has services.
+    svc_child: Mutex<Option<Child>>,
     stopped: AtomicBool,
 }
 
 impl Node {
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
         self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn svc_child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.svc_child.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -183,6 +194,7 @@ impl TestCluster {
                 socket: dir.join(format!("{name}.sock")),
                 state_dir: dir.join(format!("{name}.state")),
                 child: Mutex::new(None),
+                svc_child: Mutex::new(None),
                 stopped: AtomicBool::new(false),
             })
             .collect();
@@ -247,6 +259,79 @@ impl TestCluster {
             s.reports.values().all(Result::is_ok)
         });
         cluster
+    }
+
+    /// Where hasvrd reads the service files (created empty).
+    pub fn services_dir(&self) -> PathBuf {
+        let dir = self.dir.join("services");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        dir
+    }
+
+    /// hasvrd's control socket on `node`.
+    #[track_caller]
+    pub fn service_socket(&self, node: &str) -> PathBuf {
+        self.side_path(self.node(node), "svc.sock")
+    }
+
+    /// A node's file beside the config: `DIR/NODE.suffix`.
+    fn side_path(&self, n: &Node, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}.{suffix}", n.name))
+    }
+
+    /// Starts `node`'s hasvrd with the services of
+    /// [`TestCluster::services_dir`], unless it runs (its log goes to the
+    /// node's log).
+    #[track_caller]
+    pub fn start_hasvrd(&self, node: &str) {
+        let n = self.node(node);
+        if n.svc_child().is_some() {
+            return;
+        }
+        let mut cmd = n.ns.command(bins::hasvrd());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["--node", &n.name])
+            .arg("--services")
+            .arg(self.services_dir())
+            .arg("--link")
+            .arg(self.side_path(n, "link"))
+            .arg("--socket")
+            .arg(self.side_path(n, "svc.sock"))
+            .arg("--agent-socket")
+            .arg(self.side_path(n, "agent.sock"));
+        let child = self.spawn_logged(n, "hasvrd", cmd);
+        *n.svc_child() = Some(child);
+    }
+
+    /// SIGKILL of `node`'s hasvrd, and reap: a crash of the service daemon.
+    #[track_caller]
+    pub fn crash_hasvrd(&self, node: &str) {
+        if let Some(mut child) = self.node(node).svc_child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM to `node`'s hasvrd and wait up to `timeout` (then SIGKILL):
+    /// its services are stopped and released. The exit status, None if it
+    /// had to be killed or was not running.
+    #[track_caller]
+    pub fn shutdown_hasvrd(
+        &self,
+        node: &str,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.node(node).svc_child().take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        match wait_deadline(&mut child, timeout) {
+            Some(status) => Some(status),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
     }
 
     /// The generated config file's text.
@@ -495,32 +580,57 @@ impl TestCluster {
     /// kernel then resets the connection after the answer, which is fine.
     #[track_caller]
     pub fn ctl_raw(&self, node: &str, bytes: &[u8]) -> Result<String, String> {
-        use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
-        use std::io::Read as _;
-        use std::os::unix::net::UnixStream;
-        let socket = &self.node(node).socket;
-        let err = |e: std::io::Error| format!("control socket {}: {e}", socket.display());
-        let mut stream = UnixStream::connect(socket).map_err(err)?;
-        stream.set_read_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
-        stream.set_write_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
-        match stream
-            .write_all(bytes)
-            .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
-        {
-            Err(e) if e.kind() != BrokenPipe => return Err(err(e)),
-            _ => {}
+        raw_call(&self.node(node).socket, bytes)
+    }
+
+    /// One request to a daemon's control socket: hamond's for
+    /// [`Request::Status`] and [`Request::FenceConfirm`], hasvrd's for the
+    /// service requests.
+    #[track_caller]
+    pub fn ask(&self, node: &str, request: &Request) -> Result<Response, String> {
+        let socket = match request {
+            Request::Status | Request::FenceConfirm { .. } => self.node(node).socket.clone(),
+            Request::Services | Request::Service { .. } => self.service_socket(node),
+        };
+        let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let answer = raw_call(&socket, &line)?;
+        serde_json::from_str(&answer).map_err(|e| format!("bad answer {answer:?}: {e}"))
+    }
+
+    /// The services as `node`'s hasvrd reports them.
+    #[track_caller]
+    pub fn services(&self, node: &str) -> Result<Vec<ServiceStatus>, String> {
+        match self.ask(node, &Request::Services)? {
+            Response::Services { services } => Ok(services),
+            other => Err(format!("{other:?}")),
         }
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ConnectionReset && !answer.is_empty() => break,
-                Err(e) => return Err(err(e)),
-            }
+    }
+
+    /// `node`'s state of `service` as its hasvrd reports it (None while it
+    /// does not answer).
+    #[track_caller]
+    pub fn service_state(&self, node: &str, service: &str) -> Option<String> {
+        let services = self.services(node).ok()?;
+        let s = services.into_iter().find(|s| s.name == service)?;
+        s.nodes
+            .into_iter()
+            .find(|n| n.node == node)
+            .map(|n| n.state)
+    }
+
+    /// An operator's command on `node`: the daemon's answer, or its error.
+    #[track_caller]
+    pub fn service_op(&self, node: &str, op: ServiceOp, service: &str) -> Result<String, String> {
+        let request = Request::Service {
+            op,
+            service: service.to_owned(),
+        };
+        match self.ask(node, &request)? {
+            Response::Done { message } => Ok(message),
+            Response::Error { message } => Err(message),
+            other => Err(format!("{other:?}")),
         }
-        Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
     /// Like [`TestCluster::try_status`], panicking with the log tail.
@@ -811,13 +921,6 @@ impl TestCluster {
 
     #[track_caller]
     fn spawn(&self, n: &Node, hamond: &Path) {
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&n.log)
-            .unwrap_or_else(|e| panic!("{}: {e}", n.log.display()));
-        let _ = writeln!(log, "=== hatests: starting hamond for {} ===", n.name);
-        let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         let mut cmd = n.ns.command(hamond);
         cmd.arg("--config")
             .arg(&self.config)
@@ -826,7 +929,24 @@ impl TestCluster {
             .arg(&n.state_dir)
             .arg("--socket")
             .arg(&n.socket)
-            .arg("--no-syslog")
+            .arg("--link")
+            .arg(self.side_path(n, "link"));
+        let child = self.spawn_logged(n, "hamond", cmd);
+        *n.child() = Some(child);
+        n.stopped.store(false, Ordering::Relaxed);
+    }
+
+    /// Starts a daemon's command with the node's log as its output.
+    #[track_caller]
+    fn spawn_logged(&self, n: &Node, daemon: &str, mut cmd: Command) -> Child {
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", n.log.display()));
+        let _ = writeln!(log, "=== hatests: starting {daemon} for {} ===", n.name);
+        let out = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        cmd.arg("--no-syslog")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
@@ -837,11 +957,8 @@ impl TestCluster {
             cmd.arg("--log-level").arg(level);
         }
         let what = describe(&cmd);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
-        *n.child() = Some(child);
-        n.stopped.store(false, Ordering::Relaxed);
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
     }
 
     /// Panics (with the log) if a daemon the test did not stop has exited.
@@ -1065,7 +1182,10 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         let failing = std::thread::panicking();
         for n in &self.nodes {
-            if let Some(mut child) = n.child().take() {
+            for mut child in [n.svc_child().take(), n.child().take()]
+                .into_iter()
+                .flatten()
+            {
                 let _ = child.kill();
                 let _ = wait_deadline(&mut child, Duration::from_secs(5));
             }
@@ -1102,4 +1222,34 @@ fn toml_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Sends `bytes` on a daemon's unix socket (as the test, root), closes the
+/// sending side, and returns everything the daemon answered.
+fn raw_call(socket: &Path, bytes: &[u8]) -> Result<String, String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    use std::io::Read as _;
+    use std::os::unix::net::UnixStream;
+    let err = |e: std::io::Error| format!("control socket {}: {e}", socket.display());
+    let mut stream = UnixStream::connect(socket).map_err(err)?;
+    stream.set_read_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
+    stream.set_write_timeout(Some(HACTL_TIMEOUT)).map_err(err)?;
+    match stream
+        .write_all(bytes)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+    {
+        Err(e) if e.kind() != BrokenPipe => return Err(err(e)),
+        _ => {}
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ConnectionReset && !answer.is_empty() => break,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }

@@ -7,8 +7,12 @@
 //! * [`cable`]: the serial cable ([`Cable`]): pacing, cuts, line noise.
 //! * [`rawudp`]: capture, forge and replay UDP datagrams.
 //! * [`cluster`]: [`TestCluster`], which puts it all together.
+//! * [`publan`]: the public LAN of the floating IPs, with a client
+//!   ([`PublicLan`]).
 //! * [`power`]: a power switch for namespaced nodes ([`PowerSwitch`]) and
 //!   its fence agent.
+//! * [`web`]: a protected web service on a two-node cluster, reached by a
+//!   client through its floating IP ([`web::WebService`]).
 //! * [`report`]: lookups on `hactl status` reports.
 //! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
 //!   another user ([`RunAs`]), for access-control tests.
@@ -22,17 +26,20 @@ pub mod command;
 pub mod netns;
 pub mod nft;
 pub mod power;
+pub mod publan;
 pub mod rawudp;
 pub mod report;
 pub mod root;
 pub mod scratch;
 pub mod unique;
 pub mod watchdog;
+pub mod web;
 
 pub use account::{RunAs, TempGroup};
 pub use cable::{Cable, Direction, End};
 pub use cluster::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster};
 pub use netns::{Netns, Veth};
 pub use power::PowerSwitch;
+pub use publan::PublicLan;
 pub use report::{ReportExt, Snapshot};
 pub use root::require_root;
