@@ -159,6 +159,24 @@ impl Default for ProbeConfig {
 }
 
 impl ProbeConfig {
+    /// The timing hasvrd uses when it takes a service over: the RFC's
+    /// shape (a short random wait, 3 probes at random gaps, a final
+    /// listen), compressed to about 1 s at worst. The address's previous
+    /// holder is already proven stopped or fenced; the probe is the last
+    /// line of defence (rule 8) against a host that answers ARP at all,
+    /// which any live host does within milliseconds, not a wait for a slow
+    /// booting one.
+    pub fn failover() -> ProbeConfig {
+        ProbeConfig {
+            initial_wait: Duration::from_millis(100),
+            count: 3,
+            spacing_min: Duration::from_millis(200),
+            spacing_max: Duration::from_millis(300),
+            final_wait: Duration::from_millis(400),
+            limit: Duration::from_secs(3),
+        }
+    }
+
     /// The longest a probe can take with this timing (no answer heard).
     pub fn worst_case(&self) -> Duration {
         self.initial_wait + self.spacing_max * self.count.saturating_sub(1) + self.final_wait
@@ -932,6 +950,14 @@ mod tests {
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn both_probe_timings_are_valid() {
+        assert!(ProbeConfig::default().validate().is_ok());
+        let fast = ProbeConfig::failover();
+        assert!(fast.validate().is_ok());
+        assert!(fast.worst_case() <= Duration::from_millis(1200));
     }
 
     #[test]

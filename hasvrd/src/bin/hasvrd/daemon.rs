@@ -18,7 +18,7 @@ use haschema::ctl_server;
 use haschema::service::ServiceConfig;
 use haschema::svclink::{ToHamond, ToHasvrd};
 use hasvrd::agent::{Agents, Event as AgentEvent, Watch};
-use hasvrd::fip::{Fip, FipConfig};
+use hasvrd::fip::{Fip, FipConfig, ProbeConfig};
 use hasvrd::service::{Cause, Input, Level, Output, Service, Settings, State, Status, Step};
 use hasvrd::steps::{StepEvent, Steps};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,7 +76,10 @@ pub async fn run(setup: Setup) -> Result<(), String> {
     let (calls_tx, mut calls) = mpsc::channel(16);
     let (relink_tx, mut relinks) = mpsc::unbounded_channel::<(Link, Welcome)>();
     let fip = Arc::new(
-        Fip::new(FipConfig::default())
+        Fip::new(FipConfig {
+            probe: ProbeConfig::failover(),
+            ..FipConfig::default()
+        })
             .map_err(|e| format!("cannot start the floating-IP driver: {e}"))?,
     );
     let mut configs = Vec::new();
