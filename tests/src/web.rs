@@ -63,8 +63,9 @@ exit 2"#,
     write_script(dir, SERVICE, &body)
 }
 
-/// The service file: alpha active, beta standby, one floating IP.
-fn service_file(script: &str, ip: Ipv4Addr) -> String {
+/// The service file: alpha active, beta standby, one floating IP;
+/// `extra` lines go in before the floating IP's table.
+fn service_file(script: &str, ip: Ipv4Addr, extra: &str) -> String {
     format!(
         r#"name = "{SERVICE}"
 active = "alpha"
@@ -79,6 +80,7 @@ check_interval = "1s"
 check_tko = 1
 restart_times = 1
 onstart = true
+{extra}
 
 [[ip]]
 address = "{ip}/24"
@@ -100,6 +102,19 @@ pub struct Outage {
     pub failed_probes: usize,
 }
 
+/// How to build a [`WebService`].
+#[derive(Clone, Debug, Default)]
+pub struct WebSpec {
+    /// The power switch is the cluster's fencing device; without it the
+    /// cluster has none (a lost owner stalls its service until `fence
+    /// confirm`).
+    pub fencing: bool,
+    /// Lines added to the service file's top-level keys (e.g.
+    /// `switchback = true`, `check_tko = 2`, `agent = [...]`); a key
+    /// given here must not be one the fixture writes.
+    pub service_extra: String,
+}
+
 /// A two-node cluster running the web service `www`, with its public LAN,
 /// its client and a power switch. Dropping it tears everything down.
 pub struct WebService {
@@ -119,6 +134,19 @@ impl WebService {
     /// none (a lost owner stalls its service until `fence confirm`).
     #[track_caller]
     pub fn start(test: &str, fencing: bool) -> WebService {
+        WebService::start_with(
+            test,
+            WebSpec {
+                fencing,
+                ..WebSpec::default()
+            },
+        )
+    }
+
+    /// [`WebService::start`] with more settings.
+    #[track_caller]
+    pub fn start_with(test: &str, web: WebSpec) -> WebService {
+        let fencing = web.fencing;
         let dir = ScratchDir::new(test);
         let switch = PowerSwitch::install(dir.path());
         let mut spec = ClusterSpec::with_nodes(&NODES);
@@ -137,7 +165,7 @@ impl WebService {
         let fip = lan.floating(0);
         let script = app_script(dir.path());
         let file = cluster.services_dir().join(format!("{SERVICE}.toml"));
-        std::fs::write(&file, service_file(&script, fip))
+        std::fs::write(&file, service_file(&script, fip, &web.service_extra))
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for node in NODES {
             cluster.start_hasvrd(node);
