@@ -65,11 +65,8 @@ fn a_powered_off_owner_is_fenced_and_its_service_taken_over() {
     let ((), outage) = w.outage_during("alpha", "beta", || {
         w.switch().power_off(w.cluster().ns("alpha"))
     });
-    // The loss is noticed only after the deadtime (1 s on the LANs).
-    assert!(
-        outage.failed_probes > 0 && outage.gap >= Duration::from_millis(500),
-        "{outage:?}"
-    );
+    // The client saw the crash (its length is measured in bench/).
+    assert!(outage.failed_probes > 0, "{outage:?}");
     assert_eq!(w.holders(), ["beta"]);
     let log = w.cluster().log("beta");
     assert!(log.contains("fenced (powered off by switch)"), "{log}");
