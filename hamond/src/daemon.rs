@@ -8,6 +8,7 @@
 use crate::fencing::{FenceMsg, Fencing};
 use crate::link::LinkEvent;
 use crate::services::{Out, Services};
+use crate::supervise::{HasvrdCommand, Supervisor};
 use crate::transport::Inbound;
 use crate::{clock, serial, udp};
 use haschema::config::{ClusterConfig, NetworkKind};
@@ -55,9 +56,15 @@ struct Daemon {
     /// The current hasvrd connection.
     hasvrd: Option<u64>,
     fencing: Fencing,
+    /// The hasvrd hamond started, if it starts one.
+    supervisor: Option<Supervisor>,
     ports: Vec<Port>,
     started: Time,
 }
+
+/// How long hamond waits at shutdown for its peers to acknowledge its last
+/// messages before it leaves.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The file in the state directory that keeps this node's lock replica.
 const LOCKS_FILE: &str = "locks";
@@ -132,6 +139,7 @@ pub async fn run(
     setup: Setup,
     ctl: mpsc::Receiver<CtlCall>,
     link: mpsc::Receiver<LinkEvent>,
+    hasvrd: Option<HasvrdCommand>,
 ) -> std::io::Result<()> {
     let (inbound_tx, inbound) = mpsc::channel(1024);
     let now = clock::now();
@@ -156,6 +164,7 @@ pub async fn run(
         services,
         hasvrd: None,
         fencing,
+        supervisor: hasvrd.map(Supervisor::start),
         ports,
         started: now,
     };
@@ -208,23 +217,46 @@ impl Daemon {
     ) -> std::io::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let (stopped_tx, mut stopped) = mpsc::channel(1);
+        let mut stopping = false;
         self.log_start();
         loop {
             let deadline = clock::instant_at(self.node.poll_timeout());
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => self.node.handle_timeout(clock::now()),
-                Some(report) = inbound.recv() => self.on_inbound(report),
+            let signalled = tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    self.node.handle_timeout(clock::now());
+                    false
+                }
+                Some(report) = inbound.recv() => { self.on_inbound(report); false }
                 Some(call) = ctl.recv() => {
                     let response = self.answer(call.request);
                     let _ = call.reply.send(response);
+                    false
                 }
-                Some(event) = link.recv() => self.on_link(event),
-                Some(msg) = fences.recv() => self.on_fence(msg),
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                Some(event) = link.recv() => { self.on_link(event); false }
+                Some(msg) = fences.recv() => { self.on_fence(msg); false }
+                Some(()) = stopped.recv() => break,
+                _ = term.recv(), if !stopping => true,
+                _ = int.recv(), if !stopping => true,
+            };
+            if signalled {
+                stopping = true;
+                // hasvrd first: it stops and releases every service while
+                // this loop still carries the releases to the peers.
+                match self.supervisor.take() {
+                    Some(supervisor) => {
+                        let done = stopped_tx.clone();
+                        tokio::spawn(async move {
+                            supervisor.stop().await;
+                            let _ = done.send(()).await;
+                        });
+                    }
+                    None => break,
+                }
             }
             self.drain();
         }
+        self.flush_messages(&mut inbound).await;
         tracing::info!("shutting down: telling peers this node leaves the cluster");
         self.node.leave(clock::now());
         self.drain();
@@ -240,6 +272,26 @@ impl Daemon {
         tokio::time::sleep(longest.min(Duration::from_millis(300)) + Duration::from_millis(50))
             .await;
         Ok(())
+    }
+
+    /// Lets the peers acknowledge what was sent to them (the services'
+    /// releases), for at most [`FLUSH_TIMEOUT`], before the leave.
+    async fn flush_messages(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
+        let until = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        let pending = |d: &Daemon| {
+            d.node
+                .peers()
+                .iter()
+                .any(|p| p.up && d.node.unacked(p.id) > 0)
+        };
+        while pending(self) && tokio::time::Instant::now() < until {
+            let deadline = clock::instant_at(self.node.poll_timeout()).min(until);
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => self.node.handle_timeout(clock::now()),
+                Some(report) = inbound.recv() => self.on_inbound(report),
+            }
+            self.drain();
+        }
     }
 
     fn log_start(&self) {

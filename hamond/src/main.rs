@@ -11,6 +11,7 @@ mod link;
 mod metrics;
 mod serial;
 mod services;
+mod supervise;
 mod transport;
 mod udp;
 
@@ -41,6 +42,17 @@ struct Args {
     /// The socket hasvrd connects to.
     #[arg(long, default_value = haschema::svclink::DEFAULT_LINK)]
     link: PathBuf,
+    /// Start this node's hasvrd (this program) and keep it running; it is
+    /// stopped, with every service, before hamond leaves the cluster.
+    #[arg(long, value_name = "PATH")]
+    hasvrd: Option<PathBuf>,
+    /// One more argument for hasvrd (repeat for several), after the
+    /// config, node, link and logging ones hamond gives it.
+    #[arg(long = "hasvrd-arg", value_name = "ARG", allow_hyphen_values = true)]
+    hasvrd_args: Vec<String>,
+    /// How long hasvrd may take to stop every service at shutdown.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    hasvrd_stop_timeout: std::time::Duration,
     /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
     #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
     log_level: tracing_subscriber::filter::LevelFilter,
@@ -141,7 +153,28 @@ fn start(args: Args) -> Result<(), String> {
             incarnation,
             key,
         };
-        let result = daemon::run(setup, calls, link_rx)
+        let hasvrd = args.hasvrd.clone().map(|program| {
+            let mut hasvrd_args = vec![
+                "--config".to_owned(),
+                args.config.display().to_string(),
+                "--node".to_owned(),
+                args.node.clone(),
+                "--link".to_owned(),
+                args.link.display().to_string(),
+                "--log-level".to_owned(),
+                args.log_level.to_string(),
+            ];
+            if args.no_syslog {
+                hasvrd_args.push("--no-syslog".to_owned());
+            }
+            hasvrd_args.extend(args.hasvrd_args.iter().cloned());
+            supervise::HasvrdCommand {
+                program,
+                args: hasvrd_args,
+                stop_timeout: args.hasvrd_stop_timeout,
+            }
+        });
+        let result = daemon::run(setup, calls, link_rx, hasvrd)
             .await
             .map_err(|e| e.to_string());
         let _ = std::fs::remove_file(&args.socket);

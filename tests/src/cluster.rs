@@ -81,6 +81,10 @@ pub struct ClusterSpec {
     /// How long [`TestCluster::start`] waits for every daemon to answer
     /// `hactl status`.
     pub start_timeout: Duration,
+    /// hamond starts and supervises each node's hasvrd (`--hasvrd`) with
+    /// the services of [`TestCluster::services_dir`], instead of the test
+    /// starting it ([`TestCluster::start_hasvrd`]).
+    pub hamond_runs_hasvrd: bool,
 }
 
 impl Default for ClusterSpec {
@@ -98,6 +102,7 @@ impl Default for ClusterSpec {
             control_group: None,
             extra_config: String::new(),
             start_timeout: Duration::from_secs(20),
+            hamond_runs_hasvrd: false,
         }
     }
 }
@@ -274,6 +279,19 @@ impl TestCluster {
         self.side_path(self.node(node), "svc.sock")
     }
 
+    /// hasvrd's arguments besides config, node and link: its services and
+    /// sockets in the cluster's directory.
+    fn hasvrd_args(&self, n: &Node) -> Vec<std::ffi::OsString> {
+        vec![
+            "--services".into(),
+            self.services_dir().into(),
+            "--socket".into(),
+            self.side_path(n, "svc.sock").into(),
+            "--agent-socket".into(),
+            self.side_path(n, "agent.sock").into(),
+        ]
+    }
+
     /// A node's file beside the config: `DIR/NODE.suffix`.
     fn side_path(&self, n: &Node, suffix: &str) -> PathBuf {
         self.dir.join(format!("{}.{suffix}", n.name))
@@ -292,14 +310,9 @@ impl TestCluster {
         cmd.arg("--config")
             .arg(&self.config)
             .args(["--node", &n.name])
-            .arg("--services")
-            .arg(self.services_dir())
             .arg("--link")
             .arg(self.side_path(n, "link"))
-            .arg("--socket")
-            .arg(self.side_path(n, "svc.sock"))
-            .arg("--agent-socket")
-            .arg(self.side_path(n, "agent.sock"));
+            .args(self.hasvrd_args(n));
         let child = self.spawn_logged(n, "hasvrd", cmd);
         *n.svc_child() = Some(child);
     }
@@ -931,6 +944,14 @@ impl TestCluster {
             .arg(&n.socket)
             .arg("--link")
             .arg(self.side_path(n, "link"));
+        if self.spec.hamond_runs_hasvrd {
+            cmd.arg("--hasvrd").arg(bins::hasvrd());
+            for arg in self.hasvrd_args(n) {
+                let mut opt = std::ffi::OsString::from("--hasvrd-arg=");
+                opt.push(arg);
+                cmd.arg(opt);
+            }
+        }
         let child = self.spawn_logged(n, "hamond", cmd);
         *n.child() = Some(child);
         n.stopped.store(false, Ordering::Relaxed);
