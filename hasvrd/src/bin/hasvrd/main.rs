@@ -73,7 +73,16 @@ fn start(args: Args) -> Result<(), String> {
             .unwrap_or(std::path::Path::new("."))
             .join("services")
     });
-    let services = haschema::service::load_dir(&dir, &cluster).map_err(|e| e.to_string())?;
+    let services = if dir.is_dir() {
+        haschema::service::load_dir(&dir, &cluster).map_err(|e| e.to_string())?
+    } else {
+        tracing::warn!(
+            "no service directory {}: no services run on this node (write service files \
+             there, then restart hacluster)",
+            dir.display()
+        );
+        Vec::new()
+    };
     let gid = match &cluster.control_group {
         None => None,
         Some(group) => Some(
