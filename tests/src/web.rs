@@ -3,21 +3,42 @@
 //!
 //! Real hamond and hasvrd run on two nodes, `alpha` (the service's active
 //! node) and `beta` (its standby). The service `www` is a floating IP on a
-//! [`PublicLan`] and a small HTTP server (`socat`) started and stopped by
-//! its scripts; a client in its own namespace fetches it. Each node's
-//! server answers with that node's own address on the public LAN, so an
-//! answer says which node served. A [`PowerSwitch`] can power a node off
-//! (a crash) and, when asked for, is the cluster's fencing device.
+//! [`PublicLan`] and an HTTP server started and stopped by its scripts
+//! ([`App`]: a small `socat` one, or Debian's nginx); a client in its own
+//! namespace fetches it. Each node's server answers `/` with that node's
+//! own address on the public LAN, so an answer says which node served. A
+//! [`PowerSwitch`] can power a node off (a crash) and, when asked for, is
+//! the cluster's fencing device.
+//!
+//! With [`WebSpec::volume`] the service also has a shared ext4 volume
+//! ([`SharedDisk`]: one image file, one [`LoopDevice`] per node, never one
+//! shared device, which would hide a double mount), mounted before the
+//! floating IP and the application; nginx serves and stores its files.
 //!
 //! Every poll of the waits here also checks that the floating IP is on at
-//! most one node at once (safety rule 1) and panics, with the daemons' log
-//! tails, the first time it is on both.
+//! most one node at once, and the volume mounted on at most one node
+//! (safety rule 1), and panics, with the daemons' log tails, the first time
+//! either is on both.
+//!
+//! Mount namespaces: `ip netns exec` gives each process it starts a private
+//! mount namespace (a slave of the host's), so hasvrd's mounts, and the
+//! application's view of them, are seen neither by the test nor by the
+//! other node, as on two hosts. Which node has the volume mounted is
+//! therefore read from the kernel's own list of live ext4 file systems
+//! (`/sys/fs/ext4/<device>`, one per mounted device whatever the namespace:
+//! the node is known by its loop device), and what a node mounted where
+//! from its hasvrd's `/proc/PID/mountinfo`. A power-off kills every process
+//! of the node, so its mount namespaces die and its mounts with them.
 
+use crate::command::{must, run_for};
 use crate::publan::NIC;
 use crate::scratch::{ScratchDir, write_script};
-use crate::{ClusterSpec, PowerSwitch, PublicLan, TestCluster};
+use crate::{ClusterSpec, PowerSwitch, PublicLan, TestCluster, unique};
+use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Longest wait for the service to settle somewhere (fence, start).
@@ -32,6 +53,16 @@ pub const NODES: [&str; 2] = ["alpha", "beta"];
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// How long one of those probes waits for its answer.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Debian's nginx (package `nginx`, see scripts/install-deps).
+pub const NGINX: &str = "/usr/sbin/nginx";
+/// The size of the shared volume's image.
+const VOLUME_MIB: u32 = 64;
+/// The URL path under which nginx serves (GET) and stores (PUT) the
+/// volume's files.
+pub const DATA: &str = "/data/";
+/// The header nginx puts on every answer: the address of the node that
+/// served it.
+const SERVED_BY: &str = "x-served-by";
 
 /// The test application: `www start|stop|status`. It answers HTTP on
 /// `PORT` with the node's own address on the public LAN (so the client
@@ -61,6 +92,137 @@ exit 2"#,
         dir = dir.display()
     );
     write_script(dir, SERVICE, &body)
+}
+
+/// The test application with Debian's nginx: `www start|stop|status`. Each
+/// node runs nginx with its own config, pid file, logs and temp paths in
+/// `DIR/nginx-ADDR/` ([`nginx_conf`], picked by the node's address on the
+/// public LAN). nginx does not daemonize (`daemon off`, started in the
+/// background): it stays in the start script's process group, so hasvrd
+/// tracks (and reaps) it even without cgroup2, which a daemon's `setsid`
+/// escapes. `start` returns once nginx listens (its pid file is written
+/// after the bind; 10 s at most), `stop` waits until its master is gone
+/// (10 s, then SIGKILL), `status` follows LSB (0 running, 3 stopped).
+fn nginx_script(dir: &Path) -> String {
+    let body = format!(
+        r#"me=$(ip -o -4 addr show dev {NIC} scope global | awk 'NR == 1 {{ split($4, a, "/"); print a[1] }}')
+d="{dir}/nginx-$me"
+pidfile="$d/nginx.pid"
+# Alive and not a zombie: kill -0 succeeds on a zombie, and the master,
+# orphaned when the start script exits, is reaped by hasvrd only later.
+alive() {{ s=$(cut -d ' ' -f 3 "/proc/$1/stat" 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; }}
+running() {{ [ -s "$pidfile" ] && alive "$(cat "$pidfile")"; }}
+case "$1" in
+start)
+    running && exit 0
+    rm -f "$pidfile"
+    {NGINX} -p "$d/" -e "$d/error.log" -c "$d/nginx.conf" \
+        </dev/null >/dev/null 2>>"$d/stderr.log" &
+    pid=$!
+    # nginx writes its pid file once it listens.
+    for _ in $(seq 100); do
+        [ "$(cat "$pidfile" 2>/dev/null)" = "$pid" ] && exit 0
+        alive "$pid" || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    echo "nginx did not start:" >&2
+    tail -n 20 "$d/stderr.log" "$d/error.log" >&2
+    exit 1 ;;
+stop)
+    if running; then
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid"
+        for _ in $(seq 100); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            pkill -KILL -P "$pid"
+            kill -KILL "$pid"
+        fi
+    fi
+    rm -f "$pidfile"
+    exit 0 ;;
+status)
+    running && exit 0
+    exit 3 ;;
+esac
+exit 2"#,
+        dir = dir.display()
+    );
+    write_script(dir, SERVICE, &body)
+}
+
+/// nginx's config for the node at `addr`, whose files are in `state`
+/// (pid, logs, temp paths): it listens on 0.0.0.0:[`PORT`] in the node's
+/// namespace; `/` answers with `addr`, [`DATA`] serves and stores (WebDAV
+/// PUT, DELETE) the files of `docs` (the volume's mount point); every
+/// answer carries `X-Served-By: addr`. Workers run as www-data, the
+/// volume's owner.
+fn nginx_conf(addr: &str, state: &Path, docs: &Path) -> String {
+    let (d, docs) = (state.display(), docs.display());
+    format!(
+        r#"daemon off;
+master_process on;
+worker_processes 1;
+user www-data www-data;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type text/plain;
+    keepalive_timeout 0;
+    server {{
+        listen 0.0.0.0:{PORT};
+        add_header X-Served-By {addr} always;
+        location = / {{
+            return 200 "{addr}\n";
+        }}
+        location {DATA} {{
+            alias {docs}/;
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+            client_max_body_size 1m;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+/// The service's `[[volume]]` table: `devices` (node, device) of one
+/// shared ext4 disk at `mount_point`, checked before it is mounted, its
+/// root owned by www-data (nginx's workers).
+fn volume_table(devices: &[(&str, &Path)], mount_point: &Path) -> String {
+    let devices: Vec<String> = devices
+        .iter()
+        .map(|(node, dev)| format!("{node} = \"{}\"", dev.display()))
+        .collect();
+    format!(
+        r#"
+[[volume]]
+device = {{ {} }}
+mount_point = "{}"
+fstype = "ext4"
+options = "noatime,nodev,nosuid"
+owner = "www-data"
+group = "www-data"
+mode = "0755"
+fsck = true
+"#,
+        devices.join(", "),
+        mount_point.display()
+    )
 }
 
 /// The service file: alpha active, beta standby, one floating IP;
@@ -102,6 +264,20 @@ pub struct Outage {
     pub failed_probes: usize,
 }
 
+/// The application the service's scripts start on its node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum App {
+    /// A `socat` loop that answers every request with the node's address.
+    #[default]
+    Socat,
+    /// Debian's nginx ([`NGINX`]): `/` answers with the node's address,
+    /// [`DATA`] serves (GET) and stores (PUT, DELETE) files on the volume's
+    /// mount point (a plain directory of the test without
+    /// [`WebSpec::volume`]), and every answer says which node served it
+    /// ([`Reply::served_by`]).
+    Nginx,
+}
+
 /// How to build a [`WebService`].
 #[derive(Clone, Debug, Default)]
 pub struct WebSpec {
@@ -113,16 +289,182 @@ pub struct WebSpec {
     /// `switchback = true`, `check_tko = 2`, `agent = [...]`); a key
     /// given here must not be one the fixture writes.
     pub service_extra: String,
+    /// The service has a shared volume: a fresh 64 MiB ext4 image seen by
+    /// each node through a loop device of its own ([`SharedDisk`]), at a
+    /// mount point of this test ([`WebService::mount_point`]), checked
+    /// before it is mounted, its root owned by www-data. The mount point
+    /// is registered with the power switch, which unmounts it where it
+    /// sees it; hasvrd's own mount is in its private mount namespace and
+    /// dies with the node's processes (see the module docs).
+    pub volume: bool,
+    /// The HTTP server the scripts start.
+    pub app: App,
+}
+
+/// A loop device attached to an image file (`losetup -f --show`), detached
+/// again when dropped.
+#[derive(Debug)]
+pub struct LoopDevice {
+    path: PathBuf,
+}
+
+impl LoopDevice {
+    /// Attaches the first free loop device to `image`.
+    #[track_caller]
+    pub fn attach(image: &Path) -> LoopDevice {
+        let out = must(Command::new("losetup").arg("-f").arg("--show").arg(image));
+        LoopDevice {
+            path: PathBuf::from(out.trim()),
+        }
+    }
+
+    /// `/dev/loopN`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `loopN`: the kernel's name of the device.
+    pub fn name(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
+    /// `major:minor`, as mountinfo shows a file system of this device.
+    #[track_caller]
+    pub fn devno(&self) -> String {
+        let file = format!("/sys/block/{}/dev", self.name());
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// Whether an ext4 file system of this device is live in the kernel:
+    /// mounted in any mount namespace (or not yet released). The kernel
+    /// keeps `/sys/fs/ext4/loopN` from the mount to the end of the
+    /// unmount, whoever mounted it.
+    pub fn ext4_live(&self) -> bool {
+        Path::new("/sys/fs/ext4").join(self.name()).exists()
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        if let Err(e) = crate::command::run_ok(Command::new("losetup").arg("-d").arg(&self.path)) {
+            eprintln!("hatests: {e}");
+        }
+    }
+}
+
+/// A shared disk: one ext4 image file, seen by each node through a loop
+/// device of its own (as two hosts see one LUN), so that a mount on each
+/// node at once is two mounts the kernel can show, not one.
+#[derive(Debug)]
+pub struct SharedDisk {
+    image: PathBuf,
+    devices: Vec<(&'static str, LoopDevice)>,
+}
+
+impl SharedDisk {
+    /// Creates `image` (`mib` MiB, `mkfs.ext4`) and attaches one loop
+    /// device per node.
+    #[track_caller]
+    pub fn new(image: PathBuf, mib: u32, nodes: &[&'static str]) -> SharedDisk {
+        must(
+            Command::new("truncate")
+                .arg("-s")
+                .arg(format!("{mib}M"))
+                .arg(&image),
+        );
+        must(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let devices = nodes
+            .iter()
+            .map(|node| (*node, LoopDevice::attach(&image)))
+            .collect();
+        SharedDisk { image, devices }
+    }
+
+    /// The image file.
+    pub fn image(&self) -> &Path {
+        &self.image
+    }
+
+    /// `node`'s loop device.
+    #[track_caller]
+    pub fn device(&self, node: &str) -> &LoopDevice {
+        self.devices
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| panic!("no device of {node}"))
+    }
+
+    /// The nodes whose device carries a live (mounted) file system now,
+    /// in any mount namespace ([`LoopDevice::ext4_live`]).
+    pub fn mounted_on(&self) -> Vec<&'static str> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.ext4_live())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// A node's mount namespace kept after the node is gone: what a node that
+/// is not really off (hung, cut off, its processes killed but its kernel
+/// up) still has mounted. Dropping it releases the namespace, and with it
+/// whatever is still mounted there ([`WebService::hold_mounts`]).
+#[derive(Debug)]
+pub struct HeldMounts {
+    ns: File,
+    node: &'static str,
+    mount_point: PathBuf,
+}
+
+impl HeldMounts {
+    /// The node whose mounts these are.
+    pub fn node(&self) -> &'static str {
+        self.node
+    }
+
+    /// Unmounts the volume in the held namespace (the operator's cleanup
+    /// of the lost node, never lazily); panics if `umount` fails.
+    #[track_caller]
+    pub fn unmount(&self) {
+        let ns = format!("/proc/{}/fd/{}", unique::pid(), self.ns.as_raw_fd());
+        must(
+            Command::new("nsenter")
+                .arg(format!("--mount={ns}"))
+                .arg("umount")
+                .arg(&self.mount_point),
+        );
+    }
+}
+
+/// An HTTP answer the client got ([`WebService::get`], [`WebService::put`]).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code (`200`, `201`, `404`, ...).
+    pub status: u16,
+    /// The node that served it (nginx's `X-Served-By`), if known.
+    pub served_by: Option<&'static str>,
+    pub body: String,
 }
 
 /// A two-node cluster running the web service `www`, with its public LAN,
 /// its client and a power switch. Dropping it tears everything down.
 pub struct WebService {
-    // Dropped in this order: the LAN (client), the cluster, the directory.
+    // Dropped in this order: the LAN (client), the cluster (its processes,
+    // and with them their mounts), the shared disk, the directory.
     lan: PublicLan,
     cluster: TestCluster,
+    disk: Option<SharedDisk>,
     fip: Ipv4Addr,
     switch: PowerSwitch,
+    mount_point: PathBuf,
+    app: App,
     dir: ScratchDir,
 }
 
@@ -147,7 +489,19 @@ impl WebService {
     #[track_caller]
     pub fn start_with(test: &str, web: WebSpec) -> WebService {
         let fencing = web.fencing;
+        if web.app == App::Nginx {
+            assert!(
+                Path::new(NGINX).exists(),
+                "{NGINX} is missing: install Debian's nginx (scripts/install-deps)"
+            );
+        }
         let dir = ScratchDir::new(test);
+        let mount_point = dir.join("docroot");
+        std::fs::create_dir_all(&mount_point)
+            .unwrap_or_else(|e| panic!("{}: {e}", mount_point.display()));
+        let disk = web
+            .volume
+            .then(|| SharedDisk::new(dir.join("shared.img"), VOLUME_MIB, &NODES));
         let switch = PowerSwitch::install(dir.path());
         let mut spec = ClusterSpec::with_nodes(&NODES);
         if fencing {
@@ -158,23 +512,58 @@ impl WebService {
             );
         }
         let cluster = TestCluster::start(test, spec);
+        // Unmounted by a power-off (where the switch sees the mount: the
+        // node's own mount namespaces die with its processes anyway).
+        let mounts: &[&Path] = if disk.is_some() {
+            &[mount_point.as_path()]
+        } else {
+            &[]
+        };
         for node in NODES {
-            switch.connect(node, cluster.ns(node), &[]);
+            switch.connect(node, cluster.ns(node), mounts);
         }
         let lan = PublicLan::new(test, &[cluster.ns("alpha"), cluster.ns("beta")]);
         let fip = lan.floating(0);
-        let script = app_script(dir.path());
+        let script = match web.app {
+            App::Socat => app_script(dir.path()),
+            App::Nginx => {
+                // Without a volume nginx's workers store in the directory.
+                must(
+                    Command::new("chown")
+                        .arg("www-data:www-data")
+                        .arg(&mount_point),
+                );
+                for (i, _) in NODES.iter().enumerate() {
+                    let addr = lan.host(i as u8 + 1).to_string();
+                    let state = dir.join(format!("nginx-{addr}"));
+                    std::fs::create_dir_all(&state)
+                        .unwrap_or_else(|e| panic!("{}: {e}", state.display()));
+                    let conf = state.join("nginx.conf");
+                    std::fs::write(&conf, nginx_conf(&addr, &state, &mount_point))
+                        .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+                }
+                nginx_script(dir.path())
+            }
+        };
+        let mut text = service_file(&script, fip, &web.service_extra);
+        if let Some(disk) = &disk {
+            let devices: Vec<(&str, &Path)> =
+                NODES.iter().map(|n| (*n, disk.device(n).path())).collect();
+            text.push_str(&volume_table(&devices, &mount_point));
+        }
         let file = cluster.services_dir().join(format!("{SERVICE}.toml"));
-        std::fs::write(&file, service_file(&script, fip, &web.service_extra))
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for node in NODES {
             cluster.start_hasvrd(node);
         }
         WebService {
             lan,
             cluster,
+            disk,
             fip,
             switch,
+            mount_point,
+            app: web.app,
             dir,
         }
     }
@@ -197,6 +586,117 @@ impl WebService {
     /// The service's floating IP.
     pub fn fip(&self) -> Ipv4Addr {
         self.fip
+    }
+
+    /// The shared disk ([`WebSpec::volume`]).
+    #[track_caller]
+    pub fn disk(&self) -> &SharedDisk {
+        self.disk
+            .as_ref()
+            .unwrap_or_else(|| panic!("the service has no volume (WebSpec::volume)"))
+    }
+
+    /// Where the volume is mounted (a directory of this test), and what
+    /// nginx serves under [`DATA`].
+    pub fn mount_point(&self) -> &Path {
+        &self.mount_point
+    }
+
+    /// The pid of `node`'s hasvrd (found in the node's namespace), if it
+    /// runs.
+    pub fn hasvrd_pid(&self, node: &str) -> Option<i32> {
+        self.cluster.ns(node).pids().into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "hasvrd")
+        })
+    }
+
+    /// The file `name` under the mount point as `node`'s hasvrd (and so
+    /// its application) sees it, through `/proc/PID/root`: on the volume
+    /// while that node has it mounted, else in the bare directory.
+    #[track_caller]
+    pub fn volume_file(&self, node: &str, name: &str) -> PathBuf {
+        let pid = self
+            .hasvrd_pid(node)
+            .unwrap_or_else(|| panic!("{node}'s hasvrd does not run"));
+        let inside = self
+            .mount_point
+            .strip_prefix("/")
+            .unwrap_or(&self.mount_point);
+        PathBuf::from(format!("/proc/{pid}/root"))
+            .join(inside)
+            .join(name)
+    }
+
+    /// What is mounted at the mount point in `node`'s hasvrd's mount
+    /// table: the `major:minor` of its file system and its source, as
+    /// `/proc/PID/mountinfo` shows them (the last, topmost mount).
+    #[track_caller]
+    pub fn mounted_in(&self, node: &str) -> Option<(String, String)> {
+        let pid = self.hasvrd_pid(node)?;
+        let file = format!("/proc/{pid}/mountinfo");
+        let table = std::fs::read_to_string(&file).ok()?;
+        let want = self.mount_point.to_string_lossy();
+        table
+            .lines()
+            .filter_map(|line| {
+                let (mount, fs) = line.split_once(" - ")?;
+                let f: Vec<&str> = mount.split(' ').collect();
+                let source = fs.split(' ').nth(1)?;
+                (f.get(4) == Some(&want.as_ref())).then(|| (f[2].to_owned(), source.to_owned()))
+            })
+            .next_back()
+    }
+
+    /// The nodes that have the volume mounted now (none without a
+    /// volume): whose loop device carries a live ext4 file system, in any
+    /// mount namespace.
+    pub fn volume_holders(&self) -> Vec<&'static str> {
+        self.disk
+            .as_ref()
+            .map(SharedDisk::mounted_on)
+            .unwrap_or_default()
+    }
+
+    /// Panics, with the log tails, unless the volume is mounted on `node`
+    /// and nowhere else, from `node`'s own loop device, at the mount point
+    /// of `node`'s hasvrd.
+    #[track_caller]
+    pub fn assert_volume_on(&self, node: &str) {
+        let holders = self.volume_holders();
+        let dev = self.disk().device(node);
+        let mounted = self.mounted_in(node);
+        let want = (dev.devno(), dev.path().to_string_lossy().into_owned());
+        assert!(
+            holders == [node] && mounted.as_ref() == Some(&want),
+            "the volume should be mounted on {node} only, from {} ({}): live on {holders:?}, \
+             {node}'s hasvrd has {mounted:?} at {}\n{}",
+            want.1,
+            want.0,
+            self.mount_point.display(),
+            self.cluster.log_tails(40)
+        );
+    }
+
+    /// Keeps `node`'s hasvrd's mount namespace (and so the volume mounted
+    /// there) after the node's processes are gone: the test's stand-in for
+    /// a lost node that still has the disk mounted.
+    #[track_caller]
+    pub fn hold_mounts(&self, node: &str) -> HeldMounts {
+        let pid = self
+            .hasvrd_pid(node)
+            .unwrap_or_else(|| panic!("{node}'s hasvrd does not run"));
+        let file = format!("/proc/{pid}/ns/mnt");
+        let ns = File::open(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let node = NODES
+            .into_iter()
+            .find(|n| *n == node)
+            .unwrap_or_else(|| panic!("no node {node}"));
+        HeldMounts {
+            ns,
+            node,
+            mount_point: self.mount_point.clone(),
+        }
     }
 
     /// The URL the client fetches: `http://FIP:PORT/`.
@@ -227,6 +727,67 @@ impl WebService {
         self.lan.fetch(self.fip, PORT, Duration::from_secs(2))
     }
 
+    /// One GET of `path` (e.g. `/data/note.txt`) by the client through the
+    /// floating IP (3 s at most).
+    pub fn get(&self, path: &str) -> Result<Reply, String> {
+        self.http(path, None)
+    }
+
+    /// One PUT of `body` to `path` by the client through the floating IP
+    /// (3 s at most); nginx answers 201 (created) or 204 (replaced).
+    pub fn put(&self, path: &str, body: &str) -> Result<Reply, String> {
+        let file = self.dir.join(format!("put-{}.body", unique::next()));
+        std::fs::write(&file, body).map_err(|e| format!("{}: {e}", file.display()))?;
+        let reply = self.http(path, Some(&file));
+        let _ = std::fs::remove_file(&file);
+        reply
+    }
+
+    /// One request of the client with curl: GET, or PUT of `upload`.
+    fn http(&self, path: &str, upload: Option<&Path>) -> Result<Reply, String> {
+        let mut cmd = self.lan.client().command("curl");
+        cmd.args(["-sS", "-i", "--max-time", "3", "-H", "Expect:"]);
+        if let Some(file) = upload {
+            cmd.arg("-T").arg(file);
+        }
+        cmd.arg(format!("http://{}:{PORT}{path}", self.fip));
+        let out = run_for(&mut cmd, Duration::from_secs(10))?;
+        if !out.status.success() {
+            return Err(out.stderr.trim().to_owned());
+        }
+        self.parse_reply(&out.stdout)
+    }
+
+    /// Status, `X-Served-By` and body of curl's `-i` output (after any
+    /// `100 Continue`).
+    fn parse_reply(&self, raw: &str) -> Result<Reply, String> {
+        let mut rest = raw;
+        loop {
+            let (head, body) = rest
+                .split_once("\r\n\r\n")
+                .ok_or_else(|| format!("no HTTP header in {raw:?}"))?;
+            let mut lines = head.lines();
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("no HTTP status in {raw:?}"))?;
+            if status == 100 {
+                rest = body;
+                continue;
+            }
+            let served_by = lines
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(SERVED_BY))
+                .and_then(|(_, v)| self.node_of(v));
+            return Ok(Reply {
+                status,
+                served_by,
+                body: body.to_owned(),
+            });
+        }
+    }
+
     /// The nodes that hold the floating IP now.
     pub fn holders(&self) -> Vec<&'static str> {
         NODES
@@ -240,7 +801,8 @@ impl WebService {
             .collect()
     }
 
-    /// Panics, with the log tails, if the floating IP is on both nodes.
+    /// Panics, with the log tails, if the floating IP is on both nodes,
+    /// or the volume mounted on both.
     #[track_caller]
     pub fn assert_never_twice(&self) {
         let holders = self.holders();
@@ -249,6 +811,31 @@ impl WebService {
             "the floating IP is on {holders:?} at once\n{}",
             self.cluster.log_tails(40)
         );
+        let mounted = self.volume_holders();
+        assert!(
+            mounted.len() <= 1,
+            "the shared volume is mounted on {mounted:?} at once (live ext4 on {})\n{}",
+            mounted
+                .iter()
+                .map(|n| self.disk().device(n).path().display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            self.cluster.log_tails(40)
+        );
+    }
+
+    /// Once `node` served: with a volume, it must be mounted there, and
+    /// nowhere else (the application is started after the volumes).
+    #[track_caller]
+    fn assert_serving_with_volume(&self, node: &str) {
+        if self.disk.is_some() {
+            let holders = self.volume_holders();
+            assert!(
+                holders == [node],
+                "{node} serves, but the volume is live on {holders:?}\n{}",
+                self.cluster.log_tails(40)
+            );
+        }
     }
 
     /// Waits (at most [`WAIT`]) until the client gets `node`'s answer
@@ -261,7 +848,10 @@ impl WebService {
         while Instant::now() < end {
             self.assert_never_twice();
             match self.fetch() {
-                Ok(body) if body.trim() == want => return,
+                Ok(body) if body.trim() == want => {
+                    self.assert_serving_with_volume(node);
+                    return;
+                }
                 Ok(body) => last = format!("answered {body:?}"),
                 Err(e) => last = e,
             }
@@ -346,6 +936,7 @@ impl WebService {
                 }
                 std::thread::sleep((asked + PROBE_EVERY).saturating_duration_since(Instant::now()));
             };
+            self.assert_serving_with_volume(to);
             let value = match (value, running) {
                 (Some(value), _) => value,
                 (None, Some(running)) => join(running),
@@ -360,10 +951,16 @@ impl WebService {
         })
     }
 
-    /// The pid the application wrote on `node`.
+    /// The pid the application wrote on `node` (nginx's: its master's).
     #[track_caller]
     pub fn app_pid(&self, node: &str) -> String {
-        let file = self.dir.join(format!("{SERVICE}-{}.pid", self.addr(node)));
+        let file = match self.app {
+            App::Socat => self.dir.join(format!("{SERVICE}-{}.pid", self.addr(node))),
+            App::Nginx => self
+                .dir
+                .join(format!("nginx-{}", self.addr(node)))
+                .join("nginx.pid"),
+        };
         std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
             .trim()
