@@ -299,6 +299,9 @@ pub struct WebSpec {
     pub volume: bool,
     /// The HTTP server the scripts start.
     pub app: App,
+    /// hamond starts and supervises each node's hasvrd (as installed),
+    /// instead of the test starting it.
+    pub hamond_runs_hasvrd: bool,
 }
 
 /// A loop device attached to an image file (`losetup -f --show`), detached
@@ -504,6 +507,7 @@ impl WebService {
             .then(|| SharedDisk::new(dir.join("shared.img"), VOLUME_MIB, &NODES));
         let switch = PowerSwitch::install(dir.path());
         let mut spec = ClusterSpec::with_nodes(&NODES);
+        spec.hamond_runs_hasvrd = web.hamond_runs_hasvrd;
         if fencing {
             spec.extra_config = format!(
                 "[[fence]]\nname = \"switch\"\nagent = [\"{}\"]\nnodes = [\"alpha\", \"beta\"]\n\
@@ -554,7 +558,13 @@ impl WebService {
         let file = cluster.services_dir().join(format!("{SERVICE}.toml"));
         std::fs::write(&file, text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for node in NODES {
-            cluster.start_hasvrd(node);
+            if web.hamond_runs_hasvrd {
+                // Its hasvrd started without the service: a restart of
+                // hamond (and so of its hasvrd) reads it.
+                cluster.restart(node);
+            } else {
+                cluster.start_hasvrd(node);
+            }
         }
         WebService {
             lan,

@@ -15,8 +15,8 @@
 
 use haschema::ctl::{Request, Response, ServiceOp};
 use hatests::require_root;
-use hatests::web::{SERVICE, WAIT, WebService};
-use std::time::Duration;
+use hatests::web::{SERVICE, WAIT, WebService, WebSpec};
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_service_runs_on_its_active_node_and_moves_on_failover_and_takeover() {
@@ -130,4 +130,47 @@ fn a_restarted_hasvrd_adopts_its_service_and_a_clean_stop_hands_it_over() {
     assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
     w.wait_served_by("beta");
     assert_eq!(w.holders(), ["beta"]);
+}
+
+#[test]
+fn hamond_restarts_a_dead_hasvrd_and_stops_it_before_leaving() {
+    if !require_root() {
+        return;
+    }
+    let w = WebService::start_with(
+        "svc_supervised",
+        WebSpec {
+            fencing: true,
+            hamond_runs_hasvrd: true,
+            ..WebSpec::default()
+        },
+    );
+    w.wait_served_by("alpha");
+    w.wait_state("beta", "STANDBY");
+    let app = w.app_pid("alpha");
+    let first = w.hasvrd_pid("alpha").expect("alpha's hasvrd");
+
+    // A killed hasvrd is started again by hamond and adopts the service.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let end = Instant::now() + WAIT;
+    while w.hasvrd_pid("alpha").is_none_or(|p| p == first) {
+        assert!(Instant::now() < end, "hamond did not restart hasvrd");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.wait_state("alpha", "ACTIVE");
+    w.wait_served_by("alpha");
+    assert_eq!(w.app_pid("alpha"), app, "the application was restarted");
+
+    // Stopping hamond stops its hasvrd first: the service is handed over
+    // and beta sees a clean leave, no fence.
+    let stopped = w.cluster().shutdown("alpha");
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    w.wait_served_by("beta");
+    let log = w.cluster().log("beta");
+    assert!(log.contains("left the cluster cleanly"), "{log}");
+    assert!(!log.contains("fencing it"), "{log}");
 }
