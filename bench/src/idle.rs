@@ -57,6 +57,7 @@ pub fn report(window: Duration, peer: Option<&str>) {
     for baud in [9600, 19200] {
         occupancy(baud, window);
     }
+    println!();
 }
 
 fn spec(interval_ms: u64, baud: u32) -> ClusterSpec {
