@@ -225,9 +225,31 @@ fsck = true
     )
 }
 
-/// The service file: alpha active, beta standby, one floating IP;
-/// `extra` lines go in before the floating IP's table.
-fn service_file(script: &str, ip: Ipv4Addr, extra: &str) -> String {
+/// A duration as the service file writes it: whole seconds as `"Ns"`,
+/// anything else in milliseconds (`"100ms"`).
+#[track_caller]
+fn duration_value(d: Duration) -> String {
+    assert!(
+        d.subsec_nanos().is_multiple_of(1_000_000),
+        "{d:?} is not a whole number of milliseconds"
+    );
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("\"{}s\"", ms / 1000)
+    } else {
+        format!("\"{ms}ms\"")
+    }
+}
+
+/// The service file: alpha active, beta standby, one floating IP, the
+/// checks and restarts of `web` ([`WebSpec::check`],
+/// [`WebSpec::restart_times`]); `web.service_extra` lines go in before the
+/// floating IP's table.
+fn service_file(script: &str, ip: Ipv4Addr, web: &WebSpec) -> String {
+    let (interval, tko) = web.check.unwrap_or((Duration::from_secs(1), 1));
+    let check_interval = duration_value(interval);
+    let restart_times = web.restart_times.unwrap_or(1);
+    let extra = &web.service_extra;
     format!(
         r#"name = "{SERVICE}"
 active = "alpha"
@@ -238,9 +260,9 @@ status = ["{script}", "status"]
 start_timeout = "20s"
 stop_timeout = "15s"
 resource_release_timeout = "15s"
-check_interval = "1s"
-check_tko = 1
-restart_times = 1
+check_interval = {check_interval}
+check_tko = {tko}
+restart_times = {restart_times}
 onstart = true
 {extra}
 
@@ -302,6 +324,14 @@ pub struct WebSpec {
     /// hamond starts and supervises each node's hasvrd (as installed),
     /// instead of the test starting it.
     pub hamond_runs_hasvrd: bool,
+    /// The cluster's spec; None: `ClusterSpec::with_nodes(&NODES)`. Its
+    /// nodes must be [`NODES`]; with `fencing` the switch's `[[fence]]`
+    /// table is appended to its `extra_config`.
+    pub cluster: Option<ClusterSpec>,
+    /// The service's `check_interval` and `check_tko`; None: 1 s and 1.
+    pub check: Option<(Duration, u32)>,
+    /// The service's `restart_times`; None: 1.
+    pub restart_times: Option<u32>,
 }
 
 /// A loop device attached to an image file (`losetup -f --show`), detached
@@ -506,14 +536,24 @@ impl WebService {
             .volume
             .then(|| SharedDisk::new(dir.join("shared.img"), VOLUME_MIB, &NODES));
         let switch = PowerSwitch::install(dir.path());
-        let mut spec = ClusterSpec::with_nodes(&NODES);
+        let mut spec = web
+            .cluster
+            .clone()
+            .unwrap_or_else(|| ClusterSpec::with_nodes(&NODES));
+        assert_eq!(
+            spec.nodes, NODES,
+            "WebSpec::cluster: the fixture's nodes are {NODES:?}"
+        );
         spec.hamond_runs_hasvrd = web.hamond_runs_hasvrd;
         if fencing {
-            spec.extra_config = format!(
+            if !spec.extra_config.is_empty() && !spec.extra_config.ends_with('\n') {
+                spec.extra_config.push('\n');
+            }
+            spec.extra_config.push_str(&format!(
                 "[[fence]]\nname = \"switch\"\nagent = [\"{}\"]\nnodes = [\"alpha\", \"beta\"]\n\
                  timeout = \"20s\"\n",
                 switch.agent().display()
-            );
+            ));
         }
         let cluster = TestCluster::start(test, spec);
         // Unmounted by a power-off (where the switch sees the mount: the
@@ -549,7 +589,7 @@ impl WebService {
                 nginx_script(dir.path())
             }
         };
-        let mut text = service_file(&script, fip, &web.service_extra);
+        let mut text = service_file(&script, fip, &web);
         if let Some(disk) = &disk {
             let devices: Vec<(&str, &Path)> =
                 NODES.iter().map(|n| (*n, disk.device(n).path())).collect();
