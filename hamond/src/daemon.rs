@@ -445,6 +445,7 @@ impl Daemon {
                 cause: NodeCause::Left,
             } => self.services.node_left(*peer),
             Event::NodeDown { peer, cause } => {
+                self.services.node_lost(*peer);
                 let mine = self.services.held_by(self.setup.me);
                 let theirs = self.services.held_by(*peer);
                 // Rule 4: the side that hosts more services shoots first;

@@ -60,6 +60,10 @@ pub struct Services {
     view: Option<View>,
     /// Nodes fenced (or confirmed off) since they left the view.
     off: NodeSet,
+    /// Nodes that were up and went down (cleanly or not) and are not back
+    /// in the view: a lock they hold is orphaned. A node not seen since
+    /// this daemon started is not "lost" (it may be booting).
+    lost: NodeSet,
     /// What hasvrd was last told of each service's owner, and of an
     /// orphaned lock's lost holder.
     told_owner: BTreeMap<LockId, Option<NodeId>>,
@@ -92,6 +96,7 @@ impl Services {
             greeted: false,
             view: None,
             off: NodeSet::default(),
+            lost: NodeSet::default(),
             told_owner: BTreeMap::new(),
             told_lost: BTreeMap::new(),
             adverts: BTreeMap::new(),
@@ -129,6 +134,7 @@ impl Services {
         let before = self.view.map(|v| v.members).unwrap_or_default();
         self.view = Some(view);
         self.off = NodeSet::of(self.off.iter().filter(|&n| !view.members.contains(n)));
+        self.lost = NodeSet::of(self.lost.iter().filter(|&n| !view.members.contains(n)));
         self.lock.view_installed(view);
         let others: Vec<NodeId> = self
             .names
@@ -163,7 +169,13 @@ impl Services {
 
     /// A peer left the cluster cleanly (its Leave was authenticated).
     pub fn node_left(&mut self, node: NodeId) {
+        self.lost.insert(node);
         self.lock.node_left(node);
+    }
+
+    /// A peer that was up is lost (crash, partition).
+    pub fn node_lost(&mut self, node: NodeId) {
+        self.lost.insert(node);
     }
 
     /// `node` is confirmed off: by a fence device, or by the operator.
@@ -382,7 +394,10 @@ impl Services {
                 });
             }
             let lost = holder.filter(|&h| {
-                h != self.me && self.view.is_some() && !members.contains(h) && !self.off.contains(h)
+                h != self.me
+                    && !members.contains(h)
+                    && self.lost.contains(h)
+                    && !self.off.contains(h)
             });
             match lost {
                 Some(h) if self.told_lost.get(&l) != Some(&h) => {
@@ -392,7 +407,15 @@ impl Services {
                 }
                 Some(_) => {}
                 None => {
-                    self.told_lost.remove(&l);
+                    if self.told_lost.remove(&l).is_some() {
+                        // Back (or fenced): the owner, told again, ends a
+                        // STALLED state that waited for it.
+                        let holder_name = holder.map(|h| self.name(h));
+                        self.tell(ToHasvrd::Owner {
+                            service,
+                            holder: holder_name,
+                        });
+                    }
                 }
             }
         }

@@ -139,6 +139,7 @@ fn a_lost_holder_is_reported_and_its_lock_freed_only_by_a_fence() {
     settle(&mut a, &mut b, true);
     // alpha is cut off: beta alone.
     b.log.clear();
+    b.s.node_lost(1);
     b.s.view_installed(view(3, &[2]));
     settle(&mut a, &mut b, false);
     assert!(told(&b, "OwnerLost").is_some(), "{:?}", b.log);
@@ -148,6 +149,28 @@ fn a_lost_holder_is_reported_and_its_lock_freed_only_by_a_fence() {
     let fenced = told(&b, "Fenced").expect("fenced told");
     let granted = told(&b, "Granted").expect("granted after the fence");
     assert!(fenced < granted, "{:?}", b.log);
+}
+
+#[test]
+fn a_holder_not_seen_since_start_is_not_reported_lost_and_one_back_is_told_again() {
+    let (mut a, mut b) = joined();
+    request(&mut a, 100);
+    settle(&mut a, &mut b, true);
+    // beta alone, alpha never lost (e.g. beta's daemon just restarted).
+    b.log.clear();
+    b.s.view_installed(view(3, &[2]));
+    settle(&mut a, &mut b, false);
+    assert!(told(&b, "OwnerLost").is_none(), "{:?}", b.log);
+    // Lost, then back in the view: the owner is told again.
+    b.s.node_lost(1);
+    b.s.view_installed(view(4, &[2]));
+    settle(&mut a, &mut b, false);
+    assert!(told(&b, "OwnerLost").is_some(), "{:?}", b.log);
+    b.log.clear();
+    a.s.view_installed(view(5, &[1, 2]));
+    b.s.view_installed(view(5, &[1, 2]));
+    settle(&mut a, &mut b, true);
+    assert!(told(&b, "holder: Some(\"alpha\")").is_some(), "{:?}", b.log);
 }
 
 #[test]
