@@ -36,12 +36,27 @@
 //!   agent report, or `check_tko` failed status probes in a row) restarts the
 //!   application locally, up to `restart_times` times; after that the service
 //!   fails over only if a peer is up and can host it; otherwise it keeps
-//!   recovering locally and raises an emergency alert. A public-network (or
-//!   storage) failure is not restarted: with an able peer the service fails
-//!   over, without one it stays and raises an emergency. A failed start
-//!   counts as a failure too (retried after `check_interval`). Failures are
-//!   counted from each grant of ownership and reset by Cleanup; they never
-//!   expire by themselves (as Pacemaker's default).
+//!   recovering locally and raises an emergency alert. A storage failure is
+//!   not restarted: with an able peer the service fails over, without one
+//!   it stays and raises an emergency. A failed start counts as a failure
+//!   too (retried after `check_interval`). Failures are counted from each
+//!   grant of ownership and reset by Cleanup; they never expire by
+//!   themselves (as Pacemaker's default). The node the service failed over
+//!   away from after its failures cannot host it until Cleanup
+//!   ([`Service::failed_here`]; it queues only as a last resort and refuses
+//!   an operator's TakeOver).
+//! * **Public network.** A lost public network
+//!   ([`Cause::PublicNetwork`]: some floating IP has no NIC with carrier
+//!   left on this node) is a *fact* about this node, not a failure count: it
+//!   holds until [`Input::PublicNetworkBack`]. While it holds, this node
+//!   cannot host the service ([`Service::can_host`] is false, so peers
+//!   neither fail over nor switch back to it), it queues for the lock only
+//!   as a last resort ([`PRIORITY_FAILED`]), an operator's TakeOver is
+//!   refused, and a holder here with an able peer fails over at once, or as
+//!   soon as a peer becomes able (no local restart: it would not help);
+//!   with no able peer it stays and raises an emergency. When the network is
+//!   back, the node can host again by itself (no Cleanup): with switchback
+//!   on, a node it prefers gets the service back.
 //! * **Switchback.** Off: a returning node never takes a service back by
 //!   itself (it queues a request and waits). On: the holder stops (proven)
 //!   and releases when a node it prefers (earlier in `active`, `standby`) is
@@ -113,10 +128,21 @@
 //!   SwitchbackOn/Off and Cleanup to every node. [`Output::AskPeerToTakeOver`]
 //!   reaches the named node as a TakeOver; a TakeOver on one node reaches the
 //!   holder as a FailOver.
-//! * [`Service::failed_here`] is true after the service failed over away from
-//!   this node because of its failures; the driver should advertise this
-//!   node as unable to host it (so a switchback does not bounce it back)
-//!   until Cleanup.
+//! * The driver advertises [`Service::can_host`] to the other nodes (their
+//!   [`Input::PeerState`]). It is false after the service failed over away
+//!   from this node because of its failures ([`Service::failed_here`], so a
+//!   switchback does not bounce it back) until Cleanup; while the public
+//!   network is lost here, until [`Input::PublicNetworkBack`]; in error;
+//!   and once shutting down.
+//! * The driver watches the carrier of this node's NICs listed for the
+//!   service's floating IPs for as long as it runs, whether or not the IPs
+//!   are up here: [`Input::AgentFailed`] with [`Cause::PublicNetwork`] when
+//!   some IP has no listed NIC with carrier left (the IP keeper also reports
+//!   it while the IPs are up here), [`Input::PublicNetworkBack`] when every
+//!   IP has one again. Reports that repeat the known state are harmless.
+//! * Operator commands the machine would refuse are told by
+//!   [`Service::refusal`], so the driver can answer the operator (and
+//!   forward nothing) instead of only logging the refusal.
 //! * Ownership facts are fed before probe results at startup, so a restarted
 //!   hasvrd that still holds the lock is not taken for a stray copy.
 
@@ -198,7 +224,8 @@ pub enum Cause {
     /// The application itself: restarted locally first.
     Application(String),
     /// The public network the floating IPs live on (no NIC with carrier
-    /// left): a restart does not help.
+    /// left): a restart does not help. It holds until
+    /// [`Input::PublicNetworkBack`].
     PublicNetwork(String),
     /// The service's storage cannot be reached from this node.
     Storage(String),
@@ -248,6 +275,10 @@ pub enum Input {
         op: Op,
         by: String,
     },
+    /// This node's NICs can carry every floating IP of the service again
+    /// (each has a listed NIC with carrier): ends a
+    /// [`Cause::PublicNetwork`] loss. Harmless when none was reported.
+    PublicNetworkBack,
     /// The fence device confirmed that node powered off.
     Fenced(String),
     /// The operator swore that node is off (`hactl fence confirm`).
@@ -456,6 +487,8 @@ pub struct Service {
     switchback: bool,
     failures: u32,
     failed_here: bool,
+    /// The public network is lost here (why), until PublicNetworkBack.
+    net_down: Option<String>,
     error: Option<Fault>,
     watchdog_stopped: bool,
     leaving: bool,
@@ -522,6 +555,7 @@ impl Service {
             switchback: s.switchback,
             failures: 0,
             failed_here: false,
+            net_down: None,
             error: None,
             watchdog_stopped: false,
             leaving: false,
@@ -580,6 +614,16 @@ impl Service {
             }
             Input::StatusProbe(status) => self.on_status(status),
             Input::AgentFailed(cause) => self.on_agent_failed(cause),
+            Input::PublicNetworkBack => {
+                if let Some(reason) = self.net_down.take() {
+                    self.alert(
+                        Level::Info,
+                        format!(
+                            "public network back here (it was: {reason}): this node can host again"
+                        ),
+                    );
+                }
+            }
             Input::PeerState { node, up, can_host } => {
                 if node != self.me && self.s.nodes.contains(&node) {
                     self.peers.insert(node, (up, can_host));
@@ -647,6 +691,61 @@ impl Service {
     /// driver advertises this node as unable to host it until Cleanup.
     pub fn failed_here(&self) -> bool {
         self.failed_here
+    }
+
+    /// Why this node's public network is lost, while it is
+    /// ([`Cause::PublicNetwork`] until [`Input::PublicNetworkBack`]).
+    pub fn public_network_down(&self) -> Option<&str> {
+        self.net_down.as_deref()
+    }
+
+    /// Whether this node can host the service, as the driver advertises it
+    /// to the other nodes: not in error, not failed away from here (until
+    /// Cleanup), its public network not lost, not shutting down.
+    pub fn can_host(&self) -> bool {
+        self.error.is_none() && !self.failed_here && self.net_down.is_none() && !self.leaving
+    }
+
+    /// Why this machine would refuse the operator's `op` now, if it would:
+    /// the driver answers the operator with it instead of carrying `op`
+    /// out (a TakeOver here is then not forwarded to the holder).
+    pub fn refusal(&self, op: Op) -> Option<String> {
+        let why = match op {
+            Op::TakeOver => {
+                if self.error.is_some() {
+                    "the service is in error; Cleanup first".to_owned()
+                } else if !self.managed {
+                    "the service is brought out; BringIn first".to_owned()
+                } else if self.my_index.is_none() {
+                    "this node is not one of the service's nodes".to_owned()
+                } else if self.leaving {
+                    "hasvrd is shutting down on this node".to_owned()
+                } else if self.failed_here {
+                    "the service failed over away from this node after its failures; Cleanup \
+                     first"
+                        .to_owned()
+                } else if let Some(reason) = &self.net_down {
+                    format!("this node's public network is lost ({reason}); plug it back first")
+                } else {
+                    return None;
+                }
+            }
+            Op::FailOver => {
+                if self.error.is_some() {
+                    "the service is in error; Cleanup first".to_owned()
+                } else if !self.owned {
+                    "the service is not held here".to_owned()
+                } else if !self.managed {
+                    "the service is brought out; BringIn first".to_owned()
+                } else if self.best_peer().is_none() {
+                    "no peer is up and able to host it".to_owned()
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+        Some(why)
     }
 
     /// Why the service is in error, if it is.
@@ -728,7 +827,7 @@ impl Service {
 
     fn priority(&self) -> u32 {
         match self.my_index {
-            _ if self.failed_here => PRIORITY_FAILED,
+            _ if self.failed_here || self.net_down.is_some() => PRIORITY_FAILED,
             Some(i) => PRIORITY_ACTIVE
                 .saturating_sub(i as u32)
                 .max(PRIORITY_FAILED + 1),
@@ -788,6 +887,18 @@ impl Service {
     }
 
     fn drive_steps(&mut self, now: Time) {
+        // No public network here and an able peer: move, whatever this node
+        // was doing with the service (a restart here would not help).
+        if self.net_down.is_some()
+            && self.owned
+            && self.want_here
+            && self.managed
+            && let Some(peer) = self.best_peer().map(str::to_owned)
+        {
+            let reason = self.net_down.clone().unwrap_or_default();
+            self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
+            self.move_away();
+        }
         if let Some(floor) = self.cycle {
             if self.up > floor {
                 return self.issue_stop();
@@ -836,8 +947,14 @@ impl Service {
         }
         let want =
             self.managed && self.want_here && self.my_index.is_some() && self.error.is_none();
-        if want && self.requested.is_none() {
-            let priority = self.priority();
+        // A queued request follows this node's priority (it drops while the
+        // node cannot host, and comes back); an operator's TakeOver keeps
+        // its own, unless this node can no longer host.
+        let priority = self.priority();
+        let stale = self.requested.is_some_and(|p| {
+            p != priority && (p != PRIORITY_TAKEOVER || priority == PRIORITY_FAILED)
+        });
+        if want && (self.requested.is_none() || stale) {
             self.requested = Some(priority);
             self.emit(Output::RequestOwnership { priority });
         } else if !want
@@ -1058,7 +1175,8 @@ impl Service {
                     self.app_failed(&format!("agent: {reason}"));
                 }
             }
-            Cause::PublicNetwork(reason) | Cause::Storage(reason) => {
+            Cause::PublicNetwork(reason) => self.on_network_lost(reason),
+            Cause::Storage(reason) => {
                 if !(self.owned && self.want_here && self.managed && self.up > 0)
                     || self.error.is_some()
                 {
@@ -1074,6 +1192,32 @@ impl Service {
                     );
                 }
             }
+        }
+    }
+
+    /// The public network is lost here: remembered until PublicNetworkBack.
+    /// A holder with an able peer fails over in [`Service::drive_steps`];
+    /// without one it stays, with an emergency (once per loss).
+    fn on_network_lost(&mut self, reason: String) {
+        let first = self.net_down.is_none();
+        self.net_down = Some(reason.clone());
+        if !first {
+            return;
+        }
+        let running_here =
+            self.owned && self.want_here && self.managed && self.up > 0 && self.error.is_none();
+        if running_here {
+            if self.best_peer().is_none() {
+                self.alert(
+                    Level::Emergency,
+                    format!("{reason}, and no peer is up and able to host: staying here"),
+                );
+            }
+        } else {
+            self.alert(
+                Level::Warning,
+                format!("{reason}: this node cannot host the service until it is back"),
+            );
         }
     }
 
@@ -1169,9 +1313,10 @@ impl Service {
     // ---- commands --------------------------------------------------------
 
     fn on_command(&mut self, now: Time, op: Op, by: &str) {
-        let refuse = |svc: &mut Service, why: &str| {
-            svc.alert(Level::Warning, format!("{op:?} by {by} refused: {why}"));
-        };
+        if let Some(why) = self.refusal(op) {
+            self.alert(Level::Warning, format!("{op:?} by {by} refused: {why}"));
+            return;
+        }
         match op {
             Op::BringIn => {
                 if !self.managed {
@@ -1191,15 +1336,7 @@ impl Service {
                 }
             }
             Op::TakeOver => {
-                if self.error.is_some() {
-                    refuse(self, "the service is in error; Cleanup first");
-                } else if !self.managed {
-                    refuse(self, "the service is brought out; BringIn first");
-                } else if self.my_index.is_none() {
-                    refuse(self, "this node is not one of the service's nodes");
-                } else if self.leaving {
-                    refuse(self, "hasvrd is shutting down on this node");
-                } else if self.owned {
+                if self.owned {
                     self.want_here = true;
                     self.alert(Level::Info, format!("TakeOver by {by}: already held here"));
                 } else {
@@ -1215,20 +1352,13 @@ impl Service {
                 }
             }
             Op::FailOver => {
-                if self.error.is_some() {
-                    refuse(self, "the service is in error; Cleanup first");
-                } else if !self.owned {
-                    refuse(self, "the service is not held here");
-                } else if !self.managed {
-                    refuse(self, "the service is brought out; BringIn first");
-                } else if let Some(peer) = self.best_peer().map(str::to_owned) {
+                // refusal() made sure there is one.
+                if let Some(peer) = self.best_peer().map(str::to_owned) {
                     self.alert(
                         Level::Info,
                         format!("FailOver by {by}: stopping here for {peer}"),
                     );
                     self.move_away();
-                } else {
-                    refuse(self, "no peer is up and able to host it");
                 }
             }
             Op::SwitchbackOn => self.switchback = true,

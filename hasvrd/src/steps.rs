@@ -20,6 +20,15 @@
 //!   carrier ([`StepEvent::IpMoved`], or [`StepEvent::PublicNetworkLost`]
 //!   when no NIC is left). Stop ends that task, then removes each IP from
 //!   whichever NIC holds it.
+//! * **Public network watch** (`steps/ips.rs`, [`Steps::watch_public_network`]):
+//!   for as long as the [`Steps`] live, whether the IPs are up here or not,
+//!   a task follows the carrier of the NICs listed for this node and tells
+//!   whether every floating IP has one with carrier: its state when it
+//!   starts, then each change ([`StepEvent::PublicNetworkLost`],
+//!   [`StepEvent::PublicNetworkBack`]), so a node whose cable is out says
+//!   it cannot host the service, and says so no longer once it is back. A
+//!   loss reported by the keeper makes it read and report the state again,
+//!   so such a loss is always followed by the true state.
 //! * **Application** (`steps/app.rs`): start runs the `start` script in the
 //!   service's [`Tracker`], then starts the agent, whose exit is reported
 //!   ([`StepEvent::AgentExited`]). Stop kills the agent (not reported), runs
@@ -94,8 +103,17 @@ pub enum StepEvent {
     /// A floating IP has no NIC with carrier left on this node (or could
     /// not be claimed on any that has): the service's public network is
     /// lost here, [`crate::service::Cause::PublicNetwork`]. Reported once
-    /// until the IP is on a NIC with carrier again.
+    /// until the IP is on a NIC with carrier again. Also sent by the public
+    /// network watch ([`Steps::watch_public_network`]) when some IP has no
+    /// listed NIC with carrier, whether the IPs are up here or not (and
+    /// again at its start, or when the keeper reported a loss).
     PublicNetworkLost { service: String, reason: String },
+    /// The public network watch ([`Steps::watch_public_network`]): every
+    /// floating IP of the service has a NIC listed for this node with
+    /// carrier (at its start, after a [`StepEvent::PublicNetworkLost`], or
+    /// when the keeper reported a loss):
+    /// [`crate::service::Input::PublicNetworkBack`].
+    PublicNetworkBack { service: String },
     /// A floating IP moved to another NIC of this node because its NIC
     /// lost carrier; `from_nic` is `None` when it was on no NIC (a move
     /// that failed half-way, reported as [`StepEvent::PublicNetworkLost`]).
@@ -142,6 +160,8 @@ struct Ctx {
     agent_socket: Option<PathBuf>,
     /// Held while floating IPs are added, moved, announced or removed.
     ip_lock: tokio::sync::Mutex<()>,
+    /// Asks the public network watch to read and report the state again.
+    recheck: tokio::sync::Notify,
 }
 
 impl Ctx {
@@ -229,14 +249,16 @@ impl Action {
 }
 
 /// One service's steps on this node; see the module documentation.
-/// Dropping it ends its background tasks: the IP keeper, and the agent
-/// (killed).
+/// Dropping it ends its background tasks: the IP keeper, the public network
+/// watch, and the agent (killed).
 pub struct Steps {
     ctx: Arc<Ctx>,
     /// The task that keeps the floating IPs (announces, follows carrier).
     keeper: Slot,
     /// The agent's task.
     agent: Slot,
+    /// The public network watch.
+    network: Slot,
 }
 
 impl Steps {
@@ -276,10 +298,36 @@ impl Steps {
                 events,
                 agent_socket,
                 ip_lock: tokio::sync::Mutex::new(()),
+                recheck: tokio::sync::Notify::new(),
             }),
             keeper: Slot::default(),
             agent: Slot::default(),
+            network: Slot::default(),
         })
+    }
+
+    /// Starts the public network watch (see the module documentation),
+    /// unless it runs or the service has no floating IP. Its first report
+    /// (the state now) follows at once. Fails when the kernel's link
+    /// notifications cannot be subscribed to.
+    pub async fn watch_public_network(&self) -> Result<(), String> {
+        if self.ctx.cfg.ips.is_empty()
+            || lock(&self.network)
+                .as_ref()
+                .is_some_and(Background::is_running)
+        {
+            return Ok(());
+        }
+        let watch = self.ctx.fip.watch_carrier().await.map_err(|e| {
+            format!(
+                "service {}: cannot watch the carrier of its NICs ({e}): a lost public \
+                 network will be noticed only while the service runs here",
+                self.ctx.name()
+            )
+        })?;
+        let task = ips::watch_network(self.ctx.clone(), watch);
+        *lock(&self.network) = Some(Background::spawn(task));
+        Ok(())
     }
 
     /// The service's process tracker (its scripts, agent and application).

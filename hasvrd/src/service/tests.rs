@@ -61,8 +61,9 @@ fn owner(node: Option<&str>) -> Input {
 }
 
 use Input::{
-    AgentFailed, FenceConfirmed, Fenced, OwnerLostUncleanly, OwnershipGranted, OwnershipLost,
-    StartFailed, Started, StatusProbe, StopFailed, Stopped, Timer,
+    AgentFailed, FenceConfirmed, Fenced, OwnerIs, OwnerLostUncleanly, OwnershipGranted,
+    OwnershipLost, PublicNetworkBack as NetBack, StartFailed, Started, StatusProbe, StopFailed,
+    Stopped, Timer,
 };
 use Status::{Failed, NotRunning, Running};
 use Step::{Application, Ips, Volumes};
@@ -87,6 +88,11 @@ struct Checker {
     /// The holder lost uncleanly and not fenced (safety rule 1).
     stall: Option<String>,
     fenced: std::collections::BTreeSet<String>,
+    /// This node's public network is lost (until PublicNetworkBack).
+    net_down: bool,
+    /// The other nodes of the service (those of [`base`]) last said up and
+    /// able to host.
+    able: std::collections::BTreeSet<String>,
 }
 
 impl Checker {
@@ -102,6 +108,8 @@ impl Checker {
             last: initial,
             stall: None,
             fenced: Default::default(),
+            net_down: false,
+            able: Default::default(),
         }
     }
 
@@ -122,6 +130,17 @@ impl Checker {
                 if *x != self.me && !self.granted && !self.fenced.remove(x) =>
             {
                 self.stall = Some(x.clone());
+            }
+            Input::AgentFailed(Cause::PublicNetwork(_)) => self.net_down = true,
+            Input::PublicNetworkBack => self.net_down = false,
+            Input::PeerState { node, up, can_host }
+                if *node != self.me && base().nodes.contains(node) =>
+            {
+                if *up && *can_host {
+                    self.able.insert(node.clone());
+                } else {
+                    self.able.remove(node);
+                }
             }
             Input::Fenced(x) | Input::FenceConfirmed(x) => {
                 if self.stall.as_ref() == Some(x) {
@@ -167,6 +186,11 @@ impl Checker {
                 );
                 assert!(self.outstanding.is_none(), "two steps at once");
                 assert_eq!(self.stack.len(), s.index(), "Start({s}) out of order");
+                assert!(
+                    !self.net_down || self.able.is_empty(),
+                    "Start({s}) without public network while {:?} can host",
+                    self.able
+                );
                 self.stack.push(s.index());
                 self.outstanding = Some((true, s.index()));
                 self.dirty = true;
@@ -190,6 +214,10 @@ impl Checker {
                 }
                 self.outstanding = Some((false, s.index()));
             }
+            Output::RequestOwnership { priority } => assert!(
+                !self.net_down || *priority == PRIORITY_FAILED,
+                "request at {priority} without public network"
+            ),
             Output::Probe => {
                 self.in_flight += 1;
                 if self.stack.is_empty() && self.outstanding.is_none() {
@@ -819,7 +847,183 @@ fn scenarios() -> Vec<Scenario> {
             ),
             end: State::Standby,
         },
+        Scenario {
+            name: "public network lost on the holder: fail over (no restart), queue last; back: own priority again",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: with(
+                running_alpha(),
+                vec![
+                    (5000, net_lost(), &["error", "stop application"]),
+                    (5100, Stopped(Application), &["stop ips"]),
+                    (5150, net_lost(), &[]),
+                    (5200, Stopped(Ips), &["stop volumes"]),
+                    (5300, Stopped(Volumes), &["probe"]),
+                    (
+                        5400,
+                        StatusProbe(NotRunning),
+                        &["release", "ask beta", "=STANDBY"],
+                    ),
+                    (6000, owner(Some("beta")), &["request 1"]),
+                    (6500, cmd(Op::TakeOver), &["warning"]),
+                    (7000, NetBack, &["info", "request 100"]),
+                    (7100, NetBack, &[]),
+                    (60000, Timer, &[]),
+                ],
+            ),
+            end: State::Standby,
+        },
+        Scenario {
+            name: "public network lost, no able peer: stay (one emergency); fail over once a peer can host",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: with(
+                running_alpha(),
+                vec![
+                    (4500, peer("beta", true, false), &["=ACTIVEACT"]),
+                    (5000, net_lost(), &["emergency"]),
+                    (5100, net_lost(), &[]),
+                    (9000, Timer, &["probe"]),
+                    (9100, StatusProbe(Running), &[]),
+                    (
+                        10000,
+                        peer("beta", true, true),
+                        &["error", "stop application", "=ACTIVE"],
+                    ),
+                    (10100, Stopped(Application), &["stop ips"]),
+                ],
+            ),
+            end: State::Active,
+        },
+        Scenario {
+            name: "public network lost on the holder, back before it is gone: it still moves",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: with(
+                running_alpha(),
+                vec![
+                    (5000, net_lost(), &["error", "stop application"]),
+                    (5050, NetBack, &["info"]),
+                    (5100, Stopped(Application), &["stop ips"]),
+                    (5200, Stopped(Ips), &["stop volumes"]),
+                    (5300, Stopped(Volumes), &["probe"]),
+                    (
+                        5400,
+                        StatusProbe(NotRunning),
+                        &["release", "ask beta", "=STANDBY"],
+                    ),
+                    (6000, owner(Some("beta")), &["request 100"]),
+                ],
+            ),
+            end: State::Standby,
+        },
+        Scenario {
+            name: "a standby without public network queues last, refuses TakeOver, drops a TakeOver's priority",
+            me: "beta",
+            tweak: none,
+            init: &["probe", "request 99"],
+            steps: vec![
+                (0, StatusProbe(NotRunning), &[]),
+                (0, owner(Some("alpha")), &[]),
+                (500, peer("alpha", true, true), &[]),
+                (1000, net_lost(), &["warning", "request 1"]),
+                (2000, cmd(Op::TakeOver), &["warning"]),
+                (3000, NetBack, &["info", "request 99"]),
+                (4000, cmd(Op::TakeOver), &["request 1000", "info"]),
+                (5000, net_lost(), &["warning", "request 1"]),
+                (6000, NetBack, &["info", "request 99"]),
+            ],
+            end: State::Standby,
+        },
+        Scenario {
+            name: "granted without public network while a peer can host: released unstarted",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: vec![
+                (0, StatusProbe(NotRunning), &[]),
+                (0, peer("beta", true, true), &[]),
+                (500, net_lost(), &["warning", "request 1"]),
+                (1000, OwnershipGranted, &["error", "release", "ask beta"]),
+            ],
+            end: State::Standby,
+        },
+        Scenario {
+            name: "granted without public network and no able peer: the last resort starts it",
+            me: "alpha",
+            tweak: none,
+            init: &["probe", "request 100"],
+            steps: vec![
+                (0, StatusProbe(NotRunning), &[]),
+                (0, peer("beta", true, false), &[]),
+                (500, net_lost(), &["warning", "request 1"]),
+                (1000, OwnershipGranted, &["start volumes", "=ACTIVEACT"]),
+            ],
+            end: State::ActiveAct,
+        },
+        Scenario {
+            name: "switchback waits while the preferred node's network is lost, hands back when it is back",
+            me: "beta",
+            tweak: |s| s.switchback = true,
+            init: &["probe", "request 99"],
+            steps: vec![
+                (0, StatusProbe(NotRunning), &[]),
+                (0, owner(Some("alpha")), &[]),
+                (0, peer("alpha", true, true), &[]),
+                (500, OwnerIs(None), &[]),
+                // alpha failed over for its network: it advertises unable.
+                (600, peer("alpha", true, false), &[]),
+                (1000, OwnershipGranted, &["start volumes", "=ACTIVEACT"]),
+                (2000, Started(Volumes), &["start ips"]),
+                (3000, Started(Ips), &["start application"]),
+                (4000, Started(Application), &[]),
+                (9000, Timer, &["probe"]),
+                (9100, StatusProbe(Running), &[]),
+                (
+                    10000,
+                    peer("alpha", true, true),
+                    &["info", "stop application", "=ACTIVESTB"],
+                ),
+            ],
+            end: State::ActiveStb,
+        },
+        Scenario {
+            name: "failed away after its failures: TakeOver refused until Cleanup, which restores the priority",
+            me: "alpha",
+            tweak: |s| s.restart_times = 0,
+            init: &["probe", "request 100"],
+            steps: with(
+                running_alpha(),
+                vec![
+                    (
+                        5000,
+                        AgentFailed(Cause::Application("crashed".into())),
+                        &["error", "stop application"],
+                    ),
+                    (5100, Stopped(Application), &["stop ips"]),
+                    (5200, Stopped(Ips), &["stop volumes"]),
+                    (5300, Stopped(Volumes), &["probe"]),
+                    (
+                        5400,
+                        StatusProbe(NotRunning),
+                        &["release", "ask beta", "=STANDBY"],
+                    ),
+                    (6000, owner(Some("beta")), &["request 1"]),
+                    (7000, cmd(Op::TakeOver), &["warning"]),
+                    (8000, cmd(Op::Cleanup), &["request 100"]),
+                    (9000, cmd(Op::TakeOver), &["request 1000", "info"]),
+                ],
+            ),
+            end: State::Standby,
+        },
     ]
+}
+
+fn net_lost() -> Input {
+    AgentFailed(Cause::PublicNetwork("pub: no carrier".into()))
 }
 
 #[test]
@@ -989,6 +1193,54 @@ fn results_for_other_steps_are_ignored() {
 }
 
 #[test]
+fn can_host_follows_failures_the_public_network_and_cleanup() {
+    let mut s = base();
+    s.restart_times = 0;
+    let (mut rig, _) = Rig::new(s, "alpha");
+    for (t, i, _) in running_alpha() {
+        rig.feed(ms(t), i);
+    }
+    assert!(rig.svc.can_host());
+    assert_eq!(rig.svc.refusal(Op::TakeOver), None);
+    // The network: lost, then back; no Cleanup needed.
+    rig.feed(ms(5000), peer("beta", true, false));
+    rig.feed(ms(5100), net_lost());
+    assert!(!rig.svc.can_host());
+    assert_eq!(rig.svc.public_network_down(), Some("pub: no carrier"));
+    let why = rig.svc.refusal(Op::TakeOver).unwrap_or_default();
+    assert!(why.contains("public network"), "{why}");
+    rig.feed(ms(5200), NetBack);
+    assert!(rig.svc.can_host());
+    assert_eq!(rig.svc.public_network_down(), None);
+    // Failures: unable until Cleanup.
+    rig.feed(ms(5300), peer("beta", true, true));
+    rig.feed(ms(5400), AgentFailed(Cause::Application("crashed".into())));
+    assert!(rig.svc.failed_here() && !rig.svc.can_host());
+    assert_eq!(
+        rig.svc.refusal(Op::FailOver),
+        None,
+        "the holder can still be asked to move"
+    );
+    for (t, i) in [
+        (5500, Stopped(Application)),
+        (5600, Stopped(Ips)),
+        (5700, Stopped(Volumes)),
+        (5800, StatusProbe(NotRunning)),
+    ] {
+        rig.feed(ms(t), i);
+    }
+    let why = rig.svc.refusal(Op::TakeOver).unwrap_or_default();
+    assert!(why.contains("Cleanup"), "{why}");
+    let why = rig.svc.refusal(Op::FailOver).unwrap_or_default();
+    assert!(why.contains("not held here"), "{why}");
+    rig.feed(ms(6000), cmd(Op::Cleanup));
+    assert!(rig.svc.can_host());
+    // Shutting down: unable.
+    rig.feed(ms(7000), Input::Shutdown);
+    assert!(!rig.svc.can_host());
+}
+
+#[test]
 fn next_deadline_follows_the_probe_and_the_retry() {
     let (mut rig, _) = Rig::new(base(), "alpha");
     assert_eq!(rig.svc.next_deadline(), None);
@@ -1107,6 +1359,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
         }
         12 => StatusProbe(rng.pick(&statuses)),
         13 if rng.chance(10) => Input::Shutdown,
+        14 => Input::PublicNetworkBack,
         _ => Timer,
     }
 }

@@ -16,7 +16,13 @@
 //!   every process left in the tracker is killed ([`Tracker::kill_all`]):
 //!   nothing of the service outlives its stop (safety rule 7). The stop
 //!   fails if the script did not exit 0 or a process survived.
-//! * Status: see [`status_of`].
+//! * Status: see [`status_of`]. Before the `status` script runs, the
+//!   tracker is scanned: in process-group mode hasvrd is the subreaper of
+//!   the service's orphaned processes (a daemon its `start` script left
+//!   behind), and a scan reaps those that died. Otherwise a crashed daemon
+//!   would stay a zombie of hasvrd, and a status script that checks its pid
+//!   (`kill -0 $(cat pidfile)`, as LSB scripts do) would take it for
+//!   running: the crash would never be noticed.
 //!
 //! [`Tracker::kill_all`]: crate::track::Tracker::kill_all
 
@@ -24,7 +30,7 @@ use super::{Ctx, KILL_WAIT, StepEvent, TERM_GRACE, joined, left};
 use crate::script::verdict::{lsb_status, ocf_code_name, ocf_monitor};
 use crate::script::{self, Outcome, ScriptSpec, StatusVerdict, Termination};
 use crate::service::{Status, Step};
-use crate::track::TrackError;
+use crate::track::{Mode, TrackError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -211,6 +217,13 @@ pub(super) async fn probe(ctx: &Ctx) -> Status {
             }
         };
     };
+    if *ctx.tracker.mode() == Mode::ProcessGroup
+        && let Err(e) = ctx.tracker.pids()
+    {
+        tracing::warn!(
+            "service {service}: cannot reap its dead processes before the status probe: {e}"
+        );
+    }
     let mut spec = spec(ctx, argv, "status", ctx.cfg.check_interval.max(PROBE_MIN));
     spec.term_grace = PROBE_TERM_GRACE;
     let outcome = match run(ctx, spec).await {

@@ -18,6 +18,14 @@
 //! IP stays where it is and [`StepEvent::PublicNetworkLost`] is sent; when
 //! a listed NIC comes back, it is placed there again.
 //!
+//! The public network watch ([`watch_network`]) runs for as long as the
+//! service's steps exist, whether the IPs are up here or not: it follows
+//! the carrier of the NICs listed for this node and reports whether every
+//! IP has one with carrier ([`StepEvent::PublicNetworkLost`],
+//! [`StepEvent::PublicNetworkBack`]): at its start, on each change, and
+//! whenever the keeper reported a loss (which may have had another cause,
+//! such as a claim refused on a NIC with carrier).
+//!
 //! [`Fip::claim`]: crate::fip::Fip::claim
 //! [`Fip::watch_carrier`]: crate::fip::Fip::watch_carrier
 
@@ -227,9 +235,85 @@ async fn follow(ctx: &Ctx, lost: &mut HashSet<IpAddr>) {
                         service: service.clone(),
                         reason,
                     });
+                    // The true state follows this report.
+                    ctx.recheck.notify_one();
                 }
             }
         }
+    }
+}
+
+/// Whether every floating IP has a NIC listed for this node with carrier;
+/// else which have none, and why.
+async fn network(ctx: &Ctx) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for ip in &ctx.cfg.ips {
+        let mut why = Vec::new();
+        let mut ok = false;
+        for nic in ctx.nics(ip) {
+            match ctx.fip.carrier(nic).await {
+                Ok(true) => {
+                    ok = true;
+                    break;
+                }
+                Ok(false) => why.push(format!("{nic} has no carrier")),
+                Err(e) => why.push(e.to_string()),
+            }
+        }
+        if !ok {
+            if why.is_empty() {
+                why.push("none is listed".to_owned());
+            }
+            missing.push(format!(
+                "public network lost on {}: floating IP {} has no NIC with carrier ({})",
+                ctx.node,
+                ip.addr,
+                why.join("; ")
+            ));
+        }
+    }
+    joined(missing)
+}
+
+/// The public network watch: reports the state at once, then each change
+/// of it, and again after each `recheck`.
+pub(super) async fn watch_network(ctx: Arc<Ctx>, mut watch: CarrierWatch) {
+    let service = ctx.name().to_owned();
+    let mut told: Option<bool> = None;
+    let mut again = true;
+    loop {
+        let state = network(&ctx).await;
+        if again || told != Some(state.is_ok()) {
+            told = Some(state.is_ok());
+            ctx.send(match state {
+                Ok(()) => StepEvent::PublicNetworkBack {
+                    service: service.clone(),
+                },
+                Err(reason) => StepEvent::PublicNetworkLost {
+                    service: service.clone(),
+                    reason,
+                },
+            });
+        }
+        again = loop {
+            tokio::select! {
+                event = watch.recv() => match event {
+                    Some(e) if ctx.cfg.ips.iter().any(|ip| ctx.nics(ip).contains(&e.nic)) => {
+                        break false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::error!(
+                            "service {service}: NIC carrier is no longer watched (the kernel's \
+                             link notifications stopped): a lost or returning public network \
+                             will not be noticed while the service is not here; restart hasvrd"
+                        );
+                        return;
+                    }
+                },
+                () = ctx.recheck.notified() => break true,
+            }
+        };
     }
 }
 

@@ -1,9 +1,12 @@
 //! hasvrd's loop: one state machine ([`hasvrd::service::Service`]) per
 //! service of this node, fed with what hamond says (ownership, peers,
-//! fencing, forwarded commands), the workers' results, the agents' reports
-//! and the operator's commands; their outputs carried out by the workers
-//! (steps, probes), sent to hamond (lock requests and releases, advertised
-//! states) or logged.
+//! fencing, forwarded commands), the workers' results, the agents' reports,
+//! the public network (each service's carrier watch and IP keeper,
+//! [`StepEvent`]) and the operator's commands; their outputs carried out by
+//! the workers (steps, probes), sent to hamond (lock requests and releases,
+//! advertised states and whether this node can host, [`Service::can_host`])
+//! or logged. A command the machine would refuse
+//! ([`Service::refusal`]) is answered with the reason, and not forwarded.
 //!
 //! At start it connects to hamond first and learns which services this
 //! node still owns, then looks at what is up here ([`Steps::held_here`] and
@@ -80,7 +83,7 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             probe: ProbeConfig::failover(),
             ..FipConfig::default()
         })
-            .map_err(|e| format!("cannot start the floating-IP driver: {e}"))?,
+        .map_err(|e| format!("cannot start the floating-IP driver: {e}"))?,
     );
     let mut configs = Vec::new();
     for cfg in setup.services {
@@ -127,6 +130,11 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             event_tx.clone(),
             Some(setup.agent_socket.clone()),
         )?);
+        // Whether this node's NICs can carry the service's IPs, told to its
+        // machine from the start and whether or not it runs here.
+        if let Err(e) = steps.watch_public_network().await {
+            tracing::error!("{e}");
+        }
         let owned = held.contains(cfg.name.as_str());
         let up = found_up(&cfg, &steps, owned).await;
         if up > 0 {
@@ -396,7 +404,7 @@ impl Daemon {
         let Some(unit) = self.units.get_mut(service) else {
             return;
         };
-        let can_host = !leaving && unit.svc.fault().is_none() && !unit.svc.failed_here();
+        let can_host = !leaving && unit.svc.can_host();
         let now = (unit.svc.state(), can_host);
         if unit.advertised != Some(now) {
             unit.advertised = Some(now);
@@ -552,6 +560,9 @@ impl Daemon {
             StepEvent::PublicNetworkLost { service, reason } => {
                 self.feed(&service, Input::AgentFailed(Cause::PublicNetwork(reason)))
             }
+            StepEvent::PublicNetworkBack { service } => {
+                self.feed(&service, Input::PublicNetworkBack)
+            }
             StepEvent::IpMoved {
                 service,
                 addr,
@@ -634,6 +645,24 @@ impl Daemon {
                 self.me
             ));
         };
+        if let Some(why) = unit.svc.refusal(op) {
+            // Only where the command acts here (a FailOver acts on the
+            // holder, which may be another node).
+            let here = match op {
+                ServiceOp::FailOver => {
+                    self.owners.get(service).cloned().flatten() == Some(self.me.clone())
+                }
+                _ => true,
+            };
+            if here {
+                tracing::warn!("service {service}: {} by {by} refused: {why}", op.as_str());
+                return Err(format!(
+                    "{} of {service} refused on {}: {why}",
+                    op.as_str(),
+                    self.me
+                ));
+            }
+        }
         tracing::info!("service {service}: {} by {by}", op.as_str());
         let others: Vec<String> = unit
             .cfg

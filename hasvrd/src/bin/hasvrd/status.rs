@@ -21,7 +21,7 @@ pub(crate) fn services(d: &Daemon) -> Vec<ServiceStatus> {
                         ServiceNode {
                             node: node.to_owned(),
                             state: unit.svc.state().to_string(),
-                            can_host: unit.svc.fault().is_none() && !unit.svc.failed_here(),
+                            can_host: unit.svc.can_host(),
                         }
                     } else {
                         let (state, can_host) = d
