@@ -26,17 +26,7 @@ pub enum LinkEvent {
 
 /// Creates the socket (replacing a stale one), mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    haschema::ctl_server::bind_socket(path, 0o600, None)
 }
 
 /// Accepts hasvrd's connections until the daemon goes away.

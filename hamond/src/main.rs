@@ -53,24 +53,14 @@ struct Args {
     /// How long hasvrd may take to stop every service at shutdown.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     hasvrd_stop_timeout: std::time::Duration,
-    /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
-    #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
-    log_level: tracing_subscriber::filter::LevelFilter,
-    /// Log to stderr only.
-    #[arg(long)]
-    no_syslog: bool,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    logging::init("hamond", args.log_level, !args.no_syslog);
-    match start(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    let log = args.log.clone();
+    logging::run_daemon("hamond", &log, || start(args))
 }
 
 fn start(args: Args) -> Result<(), String> {
@@ -97,20 +87,7 @@ fn start(args: Args) -> Result<(), String> {
             args.state_dir.display()
         )
     })?;
-    let gid = match &config.control_group {
-        None => None,
-        Some(group) => Some(
-            nix::unistd::Group::from_name(group)
-                .map_err(|e| format!("cannot look up control_group {group:?}: {e}"))?
-                .ok_or_else(|| {
-                    format!(
-                        "control_group {group:?} does not exist; create it or remove the setting"
-                    )
-                })?
-                .gid
-                .as_raw(),
-        ),
-    };
+    let gid = haschema::ctl_server::control_gid(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -162,9 +139,9 @@ fn start(args: Args) -> Result<(), String> {
                 "--link".to_owned(),
                 args.link.display().to_string(),
                 "--log-level".to_owned(),
-                args.log_level.to_string(),
+                args.log.log_level.to_string(),
             ];
-            if args.no_syslog {
+            if args.log.no_syslog {
                 hasvrd_args.push("--no-syslog".to_owned());
             }
             hasvrd_args.extend(args.hasvrd_args.iter().cloned());

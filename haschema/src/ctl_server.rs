@@ -26,8 +26,29 @@ pub struct CtlCall {
     pub reply: oneshot::Sender<Response>,
 }
 
-/// Creates the socket (replacing a stale one), mode 0660, group `gid`.
+/// Creates the control socket (replacing a stale one), mode 0660, group
+/// `gid`.
 pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
+    bind_socket(path, 0o660, gid)
+}
+
+/// The gid of the cluster's `control_group`, if it names one; an error
+/// says what to fix when the group does not exist.
+pub fn control_gid(config: &crate::config::ClusterConfig) -> Result<Option<u32>, String> {
+    let Some(group) = &config.control_group else {
+        return Ok(None);
+    };
+    let found = nix::unistd::Group::from_name(group)
+        .map_err(|e| format!("cannot look up control_group {group:?}: {e}"))?
+        .ok_or_else(|| {
+            format!("control_group {group:?} does not exist; create it or remove the setting")
+        })?;
+    Ok(Some(found.gid.as_raw()))
+}
+
+/// Creates a unix socket (replacing a stale one, creating its directory)
+/// with `mode`, and group `gid` when given.
+pub fn bind_socket(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -37,7 +58,7 @@ pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
         _ => {}
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     if let Some(gid) = gid {
         std::os::unix::fs::chown(path, None, Some(gid))?;
     }

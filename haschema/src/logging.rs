@@ -12,6 +12,34 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The daemons' logging options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
+    #[arg(long, default_value = "LOG_INFO", value_parser = parse_level)]
+    pub log_level: LevelFilter,
+    /// Log to stderr only.
+    #[arg(long)]
+    pub no_syslog: bool,
+}
+
+/// A daemon's `main`: sets up logging for `process`, runs `start`, and
+/// logs the error it ends with (exit code 1).
+pub fn run_daemon(
+    process: &str,
+    log: &LogArgs,
+    start: impl FnOnce() -> Result<(), String>,
+) -> std::process::ExitCode {
+    init(process, log.log_level, !log.no_syslog);
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Parses a syslog level name (`LOG_INFO`, `info`, `warning`, ...).
 pub fn parse_level(name: &str) -> Result<LevelFilter, String> {
     let bare = name.trim().to_ascii_lowercase();

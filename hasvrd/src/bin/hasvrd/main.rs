@@ -38,24 +38,14 @@ struct Args {
     /// Socket the agents report to (libhaapi, haapi).
     #[arg(long, default_value = haschema::agent::DEFAULT_SOCKET)]
     agent_socket: PathBuf,
-    /// Log level, by syslog name (LOG_EMERG ... LOG_DEBUG).
-    #[arg(long, default_value = "LOG_INFO", value_parser = logging::parse_level)]
-    log_level: tracing_subscriber::filter::LevelFilter,
-    /// Log to stderr only.
-    #[arg(long)]
-    no_syslog: bool,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    logging::init("hasvrd", args.log_level, !args.no_syslog);
-    match start(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    let log = args.log.clone();
+    logging::run_daemon("hasvrd", &log, || start(args))
 }
 
 fn start(args: Args) -> Result<(), String> {
@@ -83,20 +73,7 @@ fn start(args: Args) -> Result<(), String> {
         );
         Vec::new()
     };
-    let gid = match &cluster.control_group {
-        None => None,
-        Some(group) => Some(
-            nix::unistd::Group::from_name(group)
-                .map_err(|e| format!("cannot look up control_group {group:?}: {e}"))?
-                .ok_or_else(|| {
-                    format!(
-                        "control_group {group:?} does not exist; create it or remove the setting"
-                    )
-                })?
-                .gid
-                .as_raw(),
-        ),
-    };
+    let gid = haschema::ctl_server::control_gid(&cluster)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
