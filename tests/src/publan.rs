@@ -24,8 +24,15 @@ impl PublicLan {
     /// new client namespace.
     #[track_caller]
     pub fn new(tag: &str, nodes: &[&Netns]) -> PublicLan {
+        PublicLan::with_octet(tag, nodes, unique::subnet_octet())
+    }
+
+    /// [`PublicLan::new`] on 10.93.`octet`.0/24, an octet taken from
+    /// [`unique::subnet_octet`] beforehand (to name the nodes' addresses in
+    /// a config written before the LAN exists).
+    #[track_caller]
+    pub fn with_octet(tag: &str, nodes: &[&Netns], octet: u8) -> PublicLan {
         let client = Netns::new(&format!("{tag}-client"));
-        let octet = unique::subnet_octet();
         let lan = PublicLan { client, octet };
         let c = lan.client.name().to_owned();
         ip(&["-n", &c, "link", "add", "br0", "type", "bridge"]);
@@ -71,7 +78,7 @@ impl PublicLan {
 
     /// 10.93.X.`n`.
     pub fn host(&self, n: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 93, self.octet, n)
+        host(self.octet, n)
     }
 
     /// The `k`th floating IP of the LAN (10.93.X.(100 + k)).
@@ -153,4 +160,9 @@ fn ip(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     );
+}
+
+/// 10.93.`octet`.`n`: node `i` of a public LAN is `n = i + 1`.
+pub fn host(octet: u8, n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 93, octet, n)
 }

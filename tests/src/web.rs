@@ -45,6 +45,10 @@ use std::time::{Duration, Instant};
 pub const WAIT: Duration = Duration::from_secs(40);
 /// The port the application answers HTTP on.
 pub const PORT: u16 = 8080;
+/// The heartbeat path on the public LAN ([`WebSpec::public_heartbeat`]).
+pub const PUBLIC_NET: &str = "public";
+/// Its UDP port.
+pub const PUBLIC_PORT: u16 = 5407;
 /// The service's name.
 pub const SERVICE: &str = "www";
 /// The two nodes: the service's active node, then its standby.
@@ -324,6 +328,10 @@ pub struct WebSpec {
     /// hamond starts and supervises each node's hasvrd (as installed),
     /// instead of the test starting it.
     pub hamond_runs_hasvrd: bool,
+    /// The public LAN also carries a heartbeat path, `public` (UDP port
+    /// [`PUBLIC_PORT`], the lowest priority), as SureHA's test 2 of 6.1
+    /// has it.
+    pub public_heartbeat: bool,
     /// The cluster's spec; None: `ClusterSpec::with_nodes(&NODES)`. Its
     /// nodes must be [`NODES`]; with `fencing` the switch's `[[fence]]`
     /// table is appended to its `extra_config`.
@@ -545,6 +553,21 @@ impl WebService {
             "WebSpec::cluster: the fixture's nodes are {NODES:?}"
         );
         spec.hamond_runs_hasvrd = web.hamond_runs_hasvrd;
+        let octet = crate::unique::subnet_octet();
+        if web.public_heartbeat {
+            // The addresses appear with the LAN, after hamond starts: its
+            // driver retries until they do.
+            if !spec.extra_config.is_empty() && !spec.extra_config.ends_with('\n') {
+                spec.extra_config.push('\n');
+            }
+            spec.extra_config.push_str(&format!(
+                "[[network]]\nname = \"{PUBLIC_NET}\"\nkind = \"udp\"\npriority = 0\n\
+                 interval = \"100ms\"\nmaxmiss = 10\n\
+                 address = {{ alpha = \"{}:{PUBLIC_PORT}\", beta = \"{}:{PUBLIC_PORT}\" }}\n",
+                crate::publan::host(octet, 1),
+                crate::publan::host(octet, 2)
+            ));
+        }
         if fencing {
             if !spec.extra_config.is_empty() && !spec.extra_config.ends_with('\n') {
                 spec.extra_config.push('\n');
@@ -566,7 +589,7 @@ impl WebService {
         for node in NODES {
             switch.connect(node, cluster.ns(node), mounts);
         }
-        let lan = PublicLan::new(test, &[cluster.ns("alpha"), cluster.ns("beta")]);
+        let lan = PublicLan::with_octet(test, &[cluster.ns("alpha"), cluster.ns("beta")], octet);
         let fip = lan.floating(0);
         let script = match web.app {
             App::Socat => app_script(dir.path()),
