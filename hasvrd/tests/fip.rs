@@ -39,15 +39,7 @@ impl Lan {
     /// Runs the future made by `make` on a current-thread runtime inside
     /// our namespace, so every socket `hasvrd::fip` opens is there.
     fn run<R: Send, F: Future<Output = R>>(&self, make: impl FnOnce() -> F + Send) -> R {
-        self.ours
-            .enter(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime")
-                    .block_on(make())
-            })
-            .expect("enter our namespace")
+        self.ours.block_on(make)
     }
 }
 

@@ -13,6 +13,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Cleanup;
+
 // ---- helpers ----------------------------------------------------------------
 
 /// Everything logged by this test binary (one global subscriber, as script
@@ -103,24 +106,6 @@ async fn read_pid(path: &Path) -> i32 {
         }
         assert!(Instant::now() < end, "{} never written", path.display());
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Kills and removes a tracker's cgroup when a test ends, even by panic.
-struct Cleanup(Tracker);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.cgroup_dir() {
-            for _ in 0..200 {
-                if self.0.is_empty().unwrap_or(true) {
-                    break;
-                }
-                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.0.remove();
-        }
     }
 }
 

@@ -19,19 +19,19 @@ use haschema::service::{FloatingIp, ServiceConfig, ServiceType, Volume};
 use hasvrd::fip::{Fip, FipConfig, ProbeConfig};
 use hasvrd::service::{Status, Step};
 use hasvrd::steps::{StepEvent, Steps};
-use hasvrd::track::Tracker;
-use hatests::command::must;
 use hatests::scratch::{ScratchDir, write_script};
-use hatests::{Netns, Veth};
+use hatests::{Netns, SharedDisk, Veth};
 use nix::mount::MntFlags;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+mod common;
+use common::Cleanup;
 
 const NODE: &str = "alpha";
 const FLOATING: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
@@ -77,15 +77,7 @@ impl Lan {
     /// Runs the future made by `make` on a current-thread runtime inside
     /// our namespace: the Fip's sockets, and every script, are there.
     fn run<R: Send, F: Future<Output = R>>(&self, make: impl FnOnce() -> F + Send) -> R {
-        self.ours
-            .enter(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime")
-                    .block_on(make())
-            })
-            .expect("enter our namespace")
+        self.ours.block_on(make)
     }
 
     /// Whether the client gets an answer to one ping of `addr`.
@@ -180,25 +172,6 @@ fn floating_ip() -> FloatingIp {
     }
 }
 
-/// Kills what is left of a service and removes its cgroup when a test
-/// ends, even by panic.
-struct Cleanup(Tracker);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.cgroup_dir() {
-            for _ in 0..200 {
-                if self.0.is_empty().unwrap_or(true) {
-                    break;
-                }
-                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = self.0.remove();
-    }
-}
-
 /// The steps of `cfg` on alpha, with their events, the agent socket
 /// `<scratch>/agent.sock`. Must run inside the test's runtime.
 fn steps(lan: &Lan, cfg: ServiceConfig) -> (Arc<Steps>, UnboundedReceiver<StepEvent>, Cleanup) {
@@ -267,21 +240,17 @@ fn read_pid(path: &Path) -> i32 {
 }
 
 /// An ext4 image on a loop device: alpha's device of a shared disk.
-/// Drop unmounts what is left under the scratch directory and detaches
-/// the device.
+/// Drop unmounts what is left under the scratch directory; the device is
+/// detached after that.
 struct Disk {
-    device: PathBuf,
+    shared: SharedDisk,
     under: PathBuf,
 }
 
 impl Disk {
     fn new(scratch: &ScratchDir) -> Disk {
-        let image = scratch.join("shared.img");
-        must(Command::new("truncate").arg("-s").arg("64M").arg(&image));
-        must(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
-        let out = must(Command::new("losetup").arg("-f").arg("--show").arg(&image));
         Disk {
-            device: PathBuf::from(out.trim()),
+            shared: SharedDisk::new(scratch.join("shared.img"), 64, &[NODE]),
             under: scratch.path().to_path_buf(),
         }
     }
@@ -290,7 +259,10 @@ impl Disk {
     fn volume(&self, mount_point: PathBuf) -> Volume {
         Volume {
             devices: BTreeMap::from([
-                (NODE.to_owned(), self.device.clone()),
+                (
+                    NODE.to_owned(),
+                    self.shared.device(NODE).path().to_path_buf(),
+                ),
                 ("beta".to_owned(), PathBuf::from("/dev/beta-disk")),
             ]),
             mount_point,
@@ -314,7 +286,6 @@ impl Drop for Disk {
                 let _ = nix::mount::umount2(&e.mount_point, MntFlags::MNT_DETACH);
             }
         }
-        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
     }
 }
 

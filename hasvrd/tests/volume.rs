@@ -11,6 +11,7 @@
 use haschema::service::Volume;
 use hasvrd::track::Tracker;
 use hasvrd::volume::{self, Error, fsck::Verdict};
+use hatests::SharedDisk;
 use hatests::command::must;
 use hatests::scratch::ScratchDir;
 use nix::mount::MntFlags;
@@ -32,9 +33,7 @@ const BETA: &str = "beta";
 /// is mounted under its directory, detaches the loop devices and removes
 /// the service's cgroup, even when the test failed.
 struct Disk {
-    image: PathBuf,
-    alpha: PathBuf,
-    beta: PathBuf,
+    disk: SharedDisk,
     tracker: Tracker,
     children: Vec<Child>,
     scratch: ScratchDir,
@@ -47,19 +46,12 @@ fn init_log() {
         .try_init();
 }
 
-fn attach(image: &Path) -> PathBuf {
-    let out = must(Command::new("losetup").arg("-f").arg("--show").arg(image));
-    PathBuf::from(out.trim())
-}
-
 impl Disk {
     /// A fresh ext4 image with two loop devices over it.
     fn new(tag: &str) -> Disk {
         init_log();
         let scratch = ScratchDir::new(&format!("vol-{tag}"));
-        let image = scratch.join("shared.img");
-        must(Command::new("truncate").arg("-s").arg("64M").arg(&image));
-        must(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let disk = SharedDisk::new(scratch.join("shared.img"), 64, &[ALPHA, BETA]);
         let service = format!(
             "vol-{}-{}-{}",
             hatests::unique::sanitize(tag, 20),
@@ -67,26 +59,31 @@ impl Disk {
             hatests::unique::next()
         );
         let tracker = Tracker::for_service("hatests", &service).expect("tracker");
-        let mut disk = Disk {
-            alpha: PathBuf::new(),
-            beta: PathBuf::new(),
-            image,
+        assert_ne!(disk.device(ALPHA).path(), disk.device(BETA).path());
+        Disk {
+            disk,
             tracker,
             children: Vec::new(),
             scratch,
-        };
-        disk.alpha = attach(&disk.image);
-        disk.beta = attach(&disk.image);
-        assert_ne!(disk.alpha, disk.beta);
-        disk
+        }
+    }
+
+    /// alpha's device of the disk.
+    fn alpha(&self) -> PathBuf {
+        self.disk.device(ALPHA).path().to_path_buf()
+    }
+
+    /// beta's device of the disk.
+    fn beta(&self) -> PathBuf {
+        self.disk.device(BETA).path().to_path_buf()
     }
 
     /// A volume of this disk at `<scratch>/<name>`, fsck off, defaults.
     fn volume(&self, name: &str) -> Volume {
         Volume {
             devices: BTreeMap::from([
-                (ALPHA.to_owned(), self.alpha.clone()),
-                (BETA.to_owned(), self.beta.clone()),
+                (ALPHA.to_owned(), self.alpha()),
+                (BETA.to_owned(), self.beta()),
             ]),
             mount_point: self.scratch.join(name),
             fstype: "ext4".into(),
@@ -105,7 +102,7 @@ impl Disk {
                 .arg("-w")
                 .arg("-R")
                 .arg(request)
-                .arg(&self.image),
+                .arg(self.disk.image()),
         );
     }
 
@@ -156,11 +153,6 @@ impl Drop for Disk {
                 }
             }
         }
-        for dev in [&self.alpha, &self.beta] {
-            if !dev.as_os_str().is_empty() {
-                let _ = Command::new("losetup").arg("-d").arg(dev).status();
-            }
-        }
         let _ = self.tracker.remove();
     }
 }
@@ -204,17 +196,17 @@ async fn shared_disk_moves_between_two_loop_devices() {
 
     let report = mount(&disk, &vol, ALPHA).await.expect("mount on alpha");
     assert!(!report.already);
-    assert_eq!(report.mounted.source, disk.alpha);
+    assert_eq!(report.mounted.source, disk.alpha());
     assert_eq!(report.mounted.fstype, "ext4");
     // Reconcile view: the loop device and the image behind it.
     let seen = volume::is_mounted(&vol.mount_point)
         .await
         .unwrap()
         .expect("mounted");
-    assert_eq!(seen.device.as_deref(), Some(disk.alpha.as_path()));
+    assert_eq!(seen.device.as_deref(), Some(disk.alpha().as_path()));
     assert_eq!(
         seen.backing_file.as_deref(),
-        Some(std::fs::canonicalize(&disk.image).unwrap().as_path())
+        Some(std::fs::canonicalize(disk.disk.image()).unwrap().as_path())
     );
     assert!(seen.to_string().contains("loop device over"), "{seen}");
 
@@ -222,7 +214,7 @@ async fn shared_disk_moves_between_two_loop_devices() {
     let down = volume::umount(&vol, ALPHA, RELEASE)
         .await
         .expect("umount on alpha");
-    assert_eq!(down.unmounted.unwrap().source, disk.alpha);
+    assert_eq!(down.unmounted.unwrap().source, disk.alpha());
     assert!(down.released.terminated.is_empty());
     assert!(
         volume::is_mounted(&vol.mount_point)
@@ -234,7 +226,7 @@ async fn shared_disk_moves_between_two_loop_devices() {
 
     // Beta's device: the same disk, another block device.
     let report = mount(&disk, &vol, BETA).await.expect("mount on beta");
-    assert_eq!(report.mounted.source, disk.beta);
+    assert_eq!(report.mounted.source, disk.beta());
     assert_eq!(
         std::fs::read_to_string(vol.mount_point.join("hello.txt")).unwrap(),
         "written on alpha\n"
@@ -264,13 +256,13 @@ async fn mount_is_idempotent_and_refuses_another_device_or_place() {
     mount(&disk, &vol, ALPHA).await.expect("first mount");
     let again = mount(&disk, &vol, ALPHA).await.expect("second mount");
     assert!(again.already);
-    assert_eq!(again.mounted.source, disk.alpha);
+    assert_eq!(again.mounted.source, disk.alpha());
 
     // The same mount point, from beta's device: refused, naming both.
     let err = mount(&disk, &vol, BETA).await.unwrap_err();
     assert!(matches!(err, Error::MountedFromOther { .. }), "{err:?}");
     let text = shown(&err);
-    for dev in [&disk.alpha, &disk.beta] {
+    for dev in [&disk.alpha(), &disk.beta()] {
         assert!(text.contains(&dev.display().to_string()), "{text}");
     }
 
@@ -288,7 +280,7 @@ async fn mount_is_idempotent_and_refuses_another_device_or_place() {
 
     // A symlink to the device is the same device.
     let link = disk.scratch.join("disk-link");
-    std::os::unix::fs::symlink(&disk.alpha, &link).unwrap();
+    std::os::unix::fs::symlink(disk.alpha(), &link).unwrap();
     let mut via_link = vol.clone();
     via_link.devices.insert(ALPHA.into(), link);
     assert!(mount(&disk, &via_link, ALPHA).await.unwrap().already);
@@ -302,7 +294,7 @@ async fn mount_is_idempotent_and_refuses_another_device_or_place() {
             .await
             .unwrap()
             .map(|m| m.source),
-        Some(disk.alpha.clone())
+        Some(disk.alpha().clone())
     );
 
     volume::umount(&vol, ALPHA, RELEASE).await.unwrap();
@@ -317,7 +309,7 @@ async fn mount_is_idempotent_and_refuses_another_device_or_place() {
     // and says where.
     std::fs::create_dir(&elsewhere.mount_point).unwrap();
     nix::mount::mount(
-        Some(&disk.alpha),
+        Some(&disk.alpha()),
         &elsewhere.mount_point,
         Some("ext4"),
         nix::mount::MsFlags::empty(),
@@ -518,7 +510,7 @@ async fn fsck_runs_and_a_zeroed_superblock_refuses_the_mount() {
     must(
         Command::new("dd")
             .arg("if=/dev/zero")
-            .arg(format!("of={}", disk.image.display()))
+            .arg(format!("of={}", disk.disk.image().display()))
             .args(["bs=1024", "seek=1", "count=1", "conv=notrunc,fsync"]),
     );
     let err = mount(&disk, &vol, BETA).await.unwrap_err();
@@ -528,7 +520,7 @@ async fn fsck_runs_and_a_zeroed_superblock_refuses_the_mount() {
     assert!(text.contains("operational error"), "{text}");
     assert!(text.contains("NOT mounted"), "{text}");
     assert!(text.contains("e2fsck -b 32768"), "{text}");
-    assert!(text.contains(&disk.beta.display().to_string()), "{text}");
+    assert!(text.contains(&disk.beta().display().to_string()), "{text}");
     assert!(
         volume::is_mounted(&vol.mount_point)
             .await
@@ -582,7 +574,7 @@ async fn fsck_exit_code_decides_the_mount() {
     assert!(text.contains("errors left uncorrected"), "{text}");
     assert!(text.contains("NOT mounted"), "{text}");
     assert!(
-        text.contains(&format!("e2fsck -f {}", disk.beta.display())),
+        text.contains(&format!("e2fsck -f {}", disk.beta().display())),
         "{text}"
     );
     assert!(
@@ -666,7 +658,8 @@ async fn bad_devices_and_options_are_refused_with_advice() {
     assert!(shown(&err).contains("lsblk"), "{err}");
 
     let mut file = vol.clone();
-    file.devices.insert(ALPHA.into(), disk.image.clone());
+    file.devices
+        .insert(ALPHA.into(), disk.disk.image().to_path_buf());
     let err = mount(&disk, &file, ALPHA).await.unwrap_err();
     assert!(matches!(err, Error::NotBlockDevice { .. }), "{err:?}");
     assert!(shown(&err).contains("losetup"), "{err}");

@@ -7,6 +7,8 @@
 //! * [`cable`]: the serial cable ([`Cable`]): pacing, cuts, line noise.
 //! * [`rawudp`]: capture, forge and replay UDP datagrams.
 //! * [`cluster`]: [`TestCluster`], which puts it all together.
+//! * [`disk`]: shared disks: one image, one loop device per node
+//!   ([`SharedDisk`], [`LoopDevice`]).
 //! * [`publan`]: the public LAN of the floating IPs, with a client
 //!   ([`PublicLan`]).
 //! * [`power`]: a power switch for namespaced nodes ([`PowerSwitch`]) and
@@ -23,6 +25,7 @@ pub mod bins;
 pub mod cable;
 pub mod cluster;
 pub mod command;
+pub mod disk;
 pub mod netns;
 pub mod nft;
 pub mod power;
@@ -38,6 +41,7 @@ pub mod web;
 pub use account::{RunAs, TempGroup};
 pub use cable::{Cable, Direction, End};
 pub use cluster::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster};
+pub use disk::{LoopDevice, SharedDisk};
 pub use netns::{Netns, Veth};
 pub use power::PowerSwitch;
 pub use publan::PublicLan;

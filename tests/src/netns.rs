@@ -96,6 +96,24 @@ impl Netns {
         })
     }
 
+    /// Runs the future made by `make` to its end on a current-thread tokio
+    /// runtime inside this namespace ([`Netns::enter`]), so every socket it
+    /// opens is here.
+    #[track_caller]
+    pub fn block_on<R: Send, F: std::future::Future<Output = R>>(
+        &self,
+        make: impl FnOnce() -> F + Send,
+    ) -> R {
+        self.enter(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(make())
+        })
+        .unwrap_or_else(|e| panic!("enter namespace {}: {e}", self.name()))
+    }
+
     /// Pids of the processes inside (never this test process).
     pub fn pids(&self) -> Vec<i32> {
         pids_in(&self.name)
