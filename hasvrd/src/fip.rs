@@ -669,6 +669,16 @@ impl Fip {
                 });
             };
             if mine.flags.contains(AddressFlags::Dadfailed) {
+                if defender.is_none() && listening {
+                    // The kernel may mark the failure before this loop has
+                    // read the defender's advertisement from the socket.
+                    const DRAIN: Duration = Duration::from_millis(250);
+                    if let Ok(Ok(mac)) =
+                        tokio::time::timeout(DRAIN, listener.defender(addr)).await
+                    {
+                        defender = Some(mac);
+                    }
+                }
                 tracing::warn!(
                     "duplicate address detection of {addr} on {nic} failed (defended by {})",
                     who(&defender)
