@@ -1,7 +1,8 @@
 //! Shared schemas used by the daemons, `hactl`, the agents and the tests:
 //! the cluster config file and the service files (TOML), the cluster key
 //! file, the local control protocol, the link between hamond and hasvrd, the
-//! agent heartbeat protocol, and who may use the local sockets
+//! agent heartbeat protocol, the cluster events of the history and the
+//! alerts, and who may use the local sockets
 //! (SO_PEERCRED). With the `daemon` feature, what hamond and hasvrd share:
 //! the control socket server and logging.
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod ctl;
 #[cfg(feature = "daemon")]
 pub mod ctl_server;
+pub mod event;
 pub mod key;
 #[cfg(feature = "daemon")]
 pub mod logging;

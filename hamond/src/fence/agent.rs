@@ -22,21 +22,12 @@
 //! password itself is never logged.
 
 use super::{Action, BoxFuture, FenceDevice, FenceError, FenceOutcome, PowerState};
+use crate::helper::{self, Finished, RunError};
 use haschema::config::FenceConfig;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-
-/// Most bytes of each of stdout and stderr kept (the rest is read and dropped).
-const MAX_OUTPUT: u64 = 64 * 1024;
-/// How long, once the agent exited, its output may take to reach EOF (a
-/// process it left behind may hold the pipes open).
-const DRAIN: Duration = Duration::from_millis(500);
 /// What a password is replaced with in logs and errors.
 const MASK: &str = "******";
 
@@ -55,13 +46,6 @@ pub struct ExternalAgent {
 struct Request {
     stdin: String,
     password: Option<String>,
-}
-
-/// What a finished agent left behind (password already masked).
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl ExternalAgent {
@@ -127,56 +111,26 @@ impl ExternalAgent {
         interpret(action, finished.code, last_line(&finished))
     }
 
-    /// Spawns the agent, feeds its stdin, waits (killing its process group
-    /// at the timeout) and collects its output, masked.
+    /// Runs the agent with the request on its stdin (its process group is
+    /// killed at the timeout) and collects its output, masked.
     async fn run(&self, request: &Request) -> Result<Finished, FenceError> {
-        let (program, args) = self
-            .argv
-            .split_first()
-            .ok_or_else(|| FenceError::Setup(format!("{}: no agent program", self.name)))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| FenceError::Setup(format!("cannot start {program}: {e}")))?;
-        let group = GroupKill(child.id());
-        let out = tokio::spawn(read_capped(child.stdout.take()));
-        let err = tokio::spawn(read_capped(child.stderr.take()));
-        let mut stdin = child.stdin.take();
-        let waited = tokio::time::timeout(self.timeout, async {
-            if let Some(pipe) = stdin.as_mut() {
-                // An agent that exits without reading its stdin is judged
-                // by its exit code, not by the broken pipe.
-                let _ = pipe.write_all(request.stdin.as_bytes()).await;
-                let _ = pipe.shutdown().await;
+        let ran = helper::run(&self.argv, &[], request.stdin.as_bytes(), self.timeout).await;
+        let finished = match ran {
+            Ok(f) => f,
+            Err(RunError::TimedOut(after)) => return Err(FenceError::TimedOut(after)),
+            Err(RunError::NoProgram) => {
+                return Err(FenceError::Setup(format!(
+                    "{}: no agent program",
+                    self.name
+                )));
             }
-            drop(stdin);
-            child.wait().await
-        })
-        .await;
-        // Whatever the agent left in its group is of no use any more.
-        drop(group);
-        let status = match waited {
-            Err(_) => {
-                let _ = child.wait().await;
-                out.abort();
-                err.abort();
-                return Err(FenceError::TimedOut(self.timeout));
-            }
-            Ok(Err(e)) => return Err(FenceError::Setup(format!("waiting for {program}: {e}"))),
-            Ok(Ok(status)) => status,
+            Err(e) => return Err(FenceError::Setup(e.to_string())),
         };
-        let mask = |t: String| redact(&t, request.password.as_deref());
-        let stdout = tokio::time::timeout(DRAIN, out).await;
-        let stderr = tokio::time::timeout(DRAIN, err).await;
+        let mask = |t: &str| redact(t, request.password.as_deref());
         Ok(Finished {
-            code: status.code(),
-            stdout: mask(stdout.ok().and_then(Result::ok).unwrap_or_default()),
-            stderr: mask(stderr.ok().and_then(Result::ok).unwrap_or_default()),
+            code: finished.code,
+            stdout: mask(&finished.stdout),
+            stderr: mask(&finished.stderr),
         })
     }
 }
@@ -277,29 +231,6 @@ fn last_line(f: &Finished) -> String {
 
 fn last_nonempty(text: &str) -> Option<&str> {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty())
-}
-
-/// Reads a pipe to its end, keeping the first [`MAX_OUTPUT`] bytes.
-async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>) -> String {
-    let Some(pipe) = pipe else {
-        return String::new();
-    };
-    let mut kept = Vec::new();
-    let mut head = pipe.take(MAX_OUTPUT);
-    let _ = head.read_to_end(&mut kept).await;
-    let _ = tokio::io::copy(&mut head.into_inner(), &mut tokio::io::sink()).await;
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-/// SIGKILL to the agent's process group when dropped.
-struct GroupKill(Option<u32>);
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.and_then(|p| i32::try_from(p).ok()) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ fn timeout_kills_the_process_group() {
         .parse()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
             .contains(") Z")
