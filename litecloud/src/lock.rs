@@ -15,7 +15,10 @@
 //!   partition never gives one lock to two nodes (safety rule 1).
 //! - A fresh node knows nothing of locks held elsewhere, so a master grants
 //!   only once its table is trusted: it completed a resync of a view of
-//!   every configured node (wait-for-all at boot, rule 4), or merged the
+//!   every configured node (wait-for-all at boot, rule 4), or of a view of
+//!   all the nodes not confirmed off (a node that is off holds nothing:
+//!   after a fence, or the operator's confirmation that the peer that never
+//!   came back is off, the survivor takes the services), or merged the
 //!   replica of a node that was trusted. It also needs quorum; of two
 //!   nodes, one alone grants only once the other was confirmed off, or
 //!   left cleanly ([`LockTable::node_left`]).
@@ -179,6 +182,11 @@ impl LockTable {
         self.table.get(&lock).is_some_and(|e| {
             e.holder == Some(self.me) && self.confirmed.get(&lock) == Some(&e.version)
         })
+    }
+
+    /// Whether this node asked for `lock` and has not given it back.
+    pub fn wants(&self, lock: LockId) -> bool {
+        self.wanted.contains_key(&lock)
     }
 
     /// Who holds `lock`, as far as this node knows.
@@ -558,6 +566,17 @@ impl LockTable {
             self.synced(view);
             let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
             self.broadcast(&entries);
+        }
+        // A node confirmed off holds nothing: with every other node either
+        // reported in this resync or fenced, nothing can be held unknown.
+        if !self.trusted
+            && self
+                .nodes
+                .iter()
+                .all(|n| view.members.contains(n) || self.fenced.contains(n))
+        {
+            self.trusted = true;
+            self.persist();
         }
         let orphans: Vec<LockId> = self
             .table
@@ -1004,6 +1023,23 @@ mod tests {
         fresh.lock(1).request(1, 1);
         fresh.settle();
         assert!(!fresh.lock(1).holds(1) && !fresh.lock(1).trusted());
+        // Until the peer that never came back is confirmed off (by a fence
+        // device or the operator): then nothing can be held elsewhere.
+        fresh.lock(1).node_fenced(2);
+        fresh.settle();
+        assert!(fresh.lock(1).trusted() && fresh.lock(1).holds(1));
+    }
+
+    #[test]
+    fn a_fresh_node_of_three_needs_the_third_seen_or_fenced() {
+        let mut m = Mini::of(2, NodeSet::of([1, 2, 3]));
+        m.lock(1).request(1, 1);
+        m.settle();
+        assert!(!m.lock(1).holds(1), "quorum but not every node seen");
+        m.lock(1).node_fenced(3);
+        m.lock(2).node_fenced(3);
+        m.settle();
+        assert!(m.lock(1).holds(1));
     }
 
     #[test]

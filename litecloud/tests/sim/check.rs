@@ -138,6 +138,8 @@ pub struct Stats {
     /// Services still running when their node's daemon restarted (its
     /// restored table must hold their locks again).
     pub locks_kept: u64,
+    /// Runs that ended settled, where "never lost" was checked.
+    pub never_lost_checks: u64,
 }
 
 pub struct Checker {

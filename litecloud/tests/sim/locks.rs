@@ -8,7 +8,9 @@
 //! daemon is up, and no two running daemons believe they hold the same
 //! lock (safety rule 1: never twice); a running daemon holds exactly the
 //! locks whose services run on its node (the driver hears every grant and
-//! loss, and a restarted daemon holds again what still runs).
+//! loss, and a restarted daemon holds again what still runs). Once the
+//! faults healed and every lost node was fenced: never lost (safety rule
+//! 2): a lock that some running daemon wants is held by one of them.
 
 use super::world::SimNode;
 use litecloud::lock::LockId;
@@ -54,4 +56,43 @@ pub fn runs_what_it_holds(n: &SimNode) -> Option<String> {
             n.id
         )
     })
+}
+
+/// Never lost, checked once everything settled: every node's daemon runs
+/// (and is not stalled or stopping), or its OS is off and every running
+/// daemon was told so by the fencer; and with three or more nodes, a
+/// majority runs. Then a
+/// lock some daemon asked for and did not give back is held by a running
+/// daemon. `Ok(false)`: not settled, nothing checked; `Err`: a violation.
+pub fn never_lost(nodes: &[SimNode]) -> Result<bool, String> {
+    let running = |n: &&SimNode| n.live() && n.engine.is_some() && !n.stopping;
+    let settled = nodes.iter().all(|n| {
+        running(&n) || (!n.os_up && nodes.iter().filter(running).all(|r| r.told_fenced(n.id)))
+    });
+    // Three or more nodes need a majority running (two: the survivor of a
+    // fenced peer may go on alone).
+    let quorate = nodes.len() == 2 || nodes.iter().filter(running).count() * 2 > nodes.len();
+    if !settled || !quorate {
+        return Ok(false);
+    }
+    for lock in LOCKS {
+        let wanters: Vec<u8> = nodes
+            .iter()
+            .filter(|n| {
+                n.locks
+                    .as_ref()
+                    .is_some_and(|l| l.wants(lock) || l.holds(lock))
+            })
+            .map(|n| n.id)
+            .collect();
+        let held = nodes
+            .iter()
+            .any(|n| n.locks.as_ref().is_some_and(|l| l.holds(lock)));
+        if !wanters.is_empty() && !held {
+            return Err(format!(
+                "lock {lock} is wanted by n{wanters:?} and held by none after everything settled"
+            ));
+        }
+    }
+    Ok(true)
 }

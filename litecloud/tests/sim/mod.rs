@@ -81,6 +81,7 @@ pub fn run_seeds(test: &str, first: u64, count: u64, make: impl Fn(u64) -> Confi
         stats.leaves_heard += s.leaves_heard;
         stats.grants_after_leave += s.grants_after_leave;
         stats.locks_kept += s.locks_kept;
+        stats.never_lost_checks += s.never_lost_checks;
         if let Some(v) = c.violation() {
             let mut lines = v.lines();
             let what = lines.next().unwrap_or("");

@@ -75,6 +75,8 @@ pub enum Ev {
     CutEnd(Vec<(u8, usize, usize)>),
     Heal,
     HealCheck,
+    /// At the end, if everything settled: no wanted lock is lost.
+    LockCheck,
 }
 
 struct Queued {
@@ -139,6 +141,12 @@ pub struct SimNode {
 }
 
 impl SimNode {
+    /// Whether this daemon was told that node `id` is off (since it
+    /// started, and since `id` was last in its view).
+    pub fn told_fenced(&self, id: NodeId) -> bool {
+        self.told_fenced.contains(id)
+    }
+
     pub fn live(&self) -> bool {
         self.engine.is_some() && self.stalled_until.is_none()
     }
@@ -157,6 +165,8 @@ pub struct World {
     pub check: Checker,
     pub mail: Mail,
     pub views: Views,
+    /// When the fencer last confirmed a node off.
+    last_fenced: Option<Time>,
 }
 
 /// The engine's stall tolerance: max(shortest interval, 50 ms).
@@ -204,6 +214,7 @@ impl World {
             key: cluster_key(),
             mail: Mail::default(),
             views: Views::default(),
+            last_fenced: None,
         }
     }
 
@@ -246,6 +257,9 @@ impl World {
         let view_check = heal_at + self.cfg.heal_bound() + self.cfg.max_interval() * 4;
         if view_check <= self.cfg.end_at {
             self.push(view_check, Ev::ViewCheck);
+        }
+        if self.cfg.fencer && self.cfg.random_locks {
+            self.push(self.cfg.end_at, Ev::LockCheck);
         }
         while let Some(q) = self.queue.pop() {
             if q.at > self.cfg.end_at {
@@ -316,6 +330,18 @@ impl World {
                         .fail(now, self.step, "(h) messages after the heal", v);
                 }
             }
+            Ev::LockCheck => {
+                // The last confirmation needs a few round trips to become
+                // a grant.
+                let settling = self.cfg.max_interval() * 8;
+                if self.last_fenced.is_some_and(|t| now < t + settling) {
+                    return;
+                }
+                match locks::never_lost(&self.nodes) {
+                    Ok(checked) => self.check.stats.never_lost_checks += u64::from(checked),
+                    Err(v) => self.check.fail(now, self.step, "(k) never lost", v),
+                }
+            }
             Ev::Mail => self.mail(),
             Ev::LockOp => self.lock_op(),
             Ev::FenceSweep => self.fence_sweep(),
@@ -331,6 +357,7 @@ impl World {
                     self.nodes[i].told_fenced.insert(node);
                     self.drive(i, Cause::Client, |_, _| {});
                 }
+                self.last_fenced = Some(now);
             }
             Ev::ViewCheck => {
                 if let Some(v) = self.views.heal_check(&self.nodes) {
@@ -751,8 +778,10 @@ impl World {
                 self.push(self.now, Ev::Fenced(j));
             }
         }
+        // After the heal too: nodes lost then are powered off and
+        // confirmed (no live node is crashed after the heal).
         let next = self.now + FENCE_EVERY;
-        if next < self.cfg.heal_at {
+        if next <= self.cfg.end_at {
             self.push(next, Ev::FenceSweep);
         }
     }
