@@ -1,6 +1,6 @@
 //! Human-readable rendering of hamond's reports.
 
-use haschema::ctl::{State, StatusReport};
+use haschema::ctl::{State, StatusReport, WatchdogStatus};
 use std::fmt::Write;
 
 fn state(s: State) -> &'static str {
@@ -52,6 +52,9 @@ pub fn status(r: &StatusReport) -> String {
             r.stalls,
             r.last_stall_ms.unwrap_or(0)
         );
+    }
+    if let Some(w) = &r.watchdog {
+        let _ = writeln!(out, "{}", watchdog(w));
     }
     let _ = writeln!(out, "\nNODE        STATE  SINCE     INCARNATION  CONFIG");
     for p in &r.peers {
@@ -109,4 +112,57 @@ pub fn status(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// The watchdog line of `hactl status`.
+fn watchdog(w: &WatchdogStatus) -> String {
+    let armed = if w.armed_device {
+        "armed device (peers may rely on it)"
+    } else {
+        "not a reliable device (fencing required)"
+    };
+    let state = match (&w.self_fence, &w.withheld) {
+        (Some(why), _) => format!("SELF-FENCING, no more pets: {why}"),
+        (None, Some(why)) => format!("NOT PETTED: {why}"),
+        (None, None) if w.petting => "petted".to_owned(),
+        (None, None) => "not petted yet".to_owned(),
+    };
+    format!(
+        "watchdog {} {}: timeout {}s, {armed}, {state}",
+        w.device, w.kind, w.timeout_s
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_line() {
+        let mut w = WatchdogStatus {
+            device: "/dev/watchdog".into(),
+            kind: "device \"iTCO_wdt\"".into(),
+            timeout_s: 10,
+            armed_device: true,
+            petting: true,
+            withheld: None,
+            self_fence: None,
+        };
+        assert_eq!(
+            watchdog(&w),
+            "watchdog /dev/watchdog device \"iTCO_wdt\": timeout 10s, armed device (peers may \
+             rely on it), petted"
+        );
+        w.petting = false;
+        w.withheld = Some("hasvrd has not reported healthy yet".into());
+        assert!(watchdog(&w).ends_with("NOT PETTED: hasvrd has not reported healthy yet"));
+        w.self_fence = Some("stop of www failed".into());
+        w.armed_device = false;
+        let line = watchdog(&w);
+        assert!(line.contains("fencing required"), "{line}");
+        assert!(
+            line.ends_with("SELF-FENCING, no more pets: stop of www failed"),
+            "{line}"
+        );
+    }
 }

@@ -2,8 +2,9 @@
 //! drivers receive and its timers, hands its frames to the drivers, logs its
 //! events with their causes, runs the view agreement and the services' lock
 //! table on top of it, talks to hasvrd over the link, fences lost peers,
+//! pets the watchdog while its gate allows (pinging hasvrd for its health),
 //! answers the control socket and leaves the cluster cleanly on
-//! SIGTERM/SIGINT.
+//! SIGTERM/SIGINT (then disarms the watchdog).
 
 use crate::fencing::{FenceMsg, Fencing};
 use crate::link::LinkEvent;
@@ -11,11 +12,13 @@ use crate::services::{Out, Services};
 use crate::supervise::{HasvrdCommand, Supervisor};
 use crate::transport::Inbound;
 use crate::{clock, serial, udp};
+use hamond::watchdog::Keeper;
 use haschema::config::{ClusterConfig, NetworkKind};
 use haschema::ctl::{
     LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
 };
 use haschema::ctl_server::CtlCall;
+use haschema::svclink::{ToHamond, ToHasvrd};
 use litecloud::Time;
 use litecloud::link::LinkCause;
 use litecloud::lock::{self, LockTable};
@@ -55,6 +58,15 @@ struct Daemon {
     services: Services,
     /// The current hasvrd connection.
     hasvrd: Option<u64>,
+    /// The way to it, once its hello was answered (pings go out only
+    /// after the welcome).
+    hasvrd_tx: Option<mpsc::UnboundedSender<ToHasvrd>>,
+    /// The current connection's way, until its hello.
+    hasvrd_unwelcomed: Option<mpsc::UnboundedSender<ToHasvrd>>,
+    /// The watchdog, when `[watchdog] enabled = true`.
+    watchdog: Option<Keeper>,
+    /// When the watchdog's next tick is due.
+    watchdog_due: tokio::time::Instant,
     fencing: Fencing,
     /// The hasvrd hamond started, if it starts one.
     supervisor: Option<Supervisor>,
@@ -141,6 +153,8 @@ pub async fn run(
     link: mpsc::Receiver<LinkEvent>,
     hasvrd: Option<HasvrdCommand>,
 ) -> std::io::Result<()> {
+    // First: a watchdog that cannot be armed stops the start here.
+    let watchdog = open_watchdog(&setup, hasvrd.is_some())?;
     let (inbound_tx, inbound) = mpsc::channel(1024);
     let now = clock::now();
     let seed = getrandom::u64().map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -163,12 +177,44 @@ pub async fn run(
         agreement,
         services,
         hasvrd: None,
+        hasvrd_tx: None,
+        hasvrd_unwelcomed: None,
+        watchdog,
+        watchdog_due: tokio::time::Instant::now(),
         fencing,
         supervisor: hasvrd.map(Supervisor::start),
         ports,
         started: now,
     };
     daemon.run(inbound, ctl, link, fence_rx).await
+}
+
+/// The watchdog of `[watchdog]`, opened and armed; None when disabled.
+fn open_watchdog(setup: &Setup, hasvrd_supervised: bool) -> std::io::Result<Option<Keeper>> {
+    let cfg = &setup.config.watchdog;
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let name = setup
+        .config
+        .node_by_domain(setup.me)
+        .map(|n| n.name.as_str())
+        .unwrap_or_default();
+    let device = cfg.device_of(name);
+    let keeper = Keeper::open(device, cfg.timeout, hasvrd_supervised).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e}; [watchdog] enabled = true in {}: check that the device exists (load the \
+                 driver for this machine's watchdog, e.g. iTCO_wdt, or softdog) and that no \
+                 other program holds it (a watchdog daemon, systemd's RuntimeWatchdogSec), or \
+                 set enabled = false and rely on fencing",
+                setup.config.file.display()
+            ),
+        )
+    })?;
+    keeper.log_opened();
+    Ok(Some(keeper))
 }
 
 fn start_drivers(setup: &Setup, inbound: &mpsc::Sender<Inbound>) -> Vec<Port> {
@@ -222,9 +268,14 @@ impl Daemon {
         self.log_start();
         loop {
             let deadline = clock::instant_at(self.node.poll_timeout());
+            let due = self.watchdog_due;
             let signalled = tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {
                     self.node.handle_timeout(clock::now());
+                    false
+                }
+                () = tokio::time::sleep_until(due), if self.watchdog.is_some() => {
+                    self.watchdog_tick();
                     false
                 }
                 Some(report) = inbound.recv() => { self.on_inbound(report); false }
@@ -235,7 +286,12 @@ impl Daemon {
                 }
                 Some(event) = link.recv() => { self.on_link(event); false }
                 Some(msg) = fences.recv() => { self.on_fence(msg); false }
-                Some(()) = stopped.recv() => break,
+                Some(()) = stopped.recv() => {
+                    if let Some(k) = &mut self.watchdog {
+                        k.hasvrd_stopped();
+                    }
+                    break;
+                }
                 _ = term.recv(), if !stopping => true,
                 _ = int.recv(), if !stopping => true,
             };
@@ -269,9 +325,67 @@ impl Daemon {
             .map(|n| n.interval)
             .max()
             .unwrap_or_default();
-        tokio::time::sleep(longest.min(Duration::from_millis(300)) + Duration::from_millis(50))
+        self.pause(longest.min(Duration::from_millis(300)) + Duration::from_millis(50))
             .await;
+        if let Some(k) = self.watchdog.take() {
+            k.close();
+        }
         Ok(())
+    }
+
+    /// Waits `length`, petting the watchdog meanwhile.
+    async fn pause(&mut self, length: Duration) {
+        let until = tokio::time::Instant::now() + length;
+        while tokio::time::Instant::now() < until {
+            let due = self.watchdog_due;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = tokio::time::sleep_until(due), if self.watchdog.is_some() => {
+                    self.watchdog_tick();
+                }
+            }
+        }
+    }
+
+    /// The watchdog's tick: asks its gate (and pets), then pings hasvrd.
+    fn watchdog_tick(&mut self) {
+        let Some(k) = &mut self.watchdog else {
+            return;
+        };
+        let at = tokio::time::Instant::now();
+        let lateness = at.saturating_duration_since(self.watchdog_due);
+        self.watchdog_due = at + k.interval();
+        k.tick(clock::now(), lateness);
+        self.ping_hasvrd();
+    }
+
+    /// Asks hasvrd whether it is healthy (when the watchdog wants to know
+    /// and hasvrd was welcomed).
+    fn ping_hasvrd(&mut self) {
+        if let (Some(k), Some(tx)) = (&mut self.watchdog, &self.hasvrd_tx)
+            && tx
+                .send(ToHasvrd::Ping {
+                    seq: k.ping(clock::now()),
+                })
+                .is_err()
+        {
+            self.hasvrd_tx = None;
+        }
+    }
+
+    /// hasvrd asks to self-fence (a stop failed with `force_reboot`, safety
+    /// rule 7): the watchdog is no longer petted; never a `reboot(2)`.
+    fn self_fence(&mut self, service: &str, reason: &str) {
+        let cause = format!("service {service}: {reason}");
+        match &mut self.watchdog {
+            Some(k) => k.self_fence(&cause),
+            None => tracing::error!(
+                severity = "emerg",
+                "SELF-FENCE asked: {cause}; this node has no watchdog ([watchdog] enabled = \
+                 false): reset this node by hand now (hamond never calls reboot), or its peer \
+                 fences it before taking the service over"
+            ),
+        }
     }
 
     /// Lets the peers acknowledge what was sent to them (the services'
@@ -286,8 +400,12 @@ impl Daemon {
         };
         while pending(self) && tokio::time::Instant::now() < until {
             let deadline = clock::instant_at(self.node.poll_timeout()).min(until);
+            let due = self.watchdog_due;
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => self.node.handle_timeout(clock::now()),
+                () = tokio::time::sleep_until(due), if self.watchdog.is_some() => {
+                    self.watchdog_tick();
+                }
                 Some(report) = inbound.recv() => self.on_inbound(report),
             }
             self.drain();
@@ -486,17 +604,36 @@ impl Daemon {
             LinkEvent::Connected { conn, tx } => {
                 tracing::info!("hasvrd connected");
                 self.hasvrd = Some(conn);
+                self.hasvrd_tx = None;
+                self.hasvrd_unwelcomed = Some(tx.clone());
                 self.services.attach(tx);
             }
-            LinkEvent::Line { conn, msg } if self.hasvrd == Some(conn) => {
-                self.services.on_hasvrd(msg)
-            }
+            LinkEvent::Line { conn, msg } if self.hasvrd == Some(conn) => match msg {
+                ToHamond::Pong { seq } => {
+                    if let Some(k) = &mut self.watchdog {
+                        k.pong(seq);
+                    }
+                }
+                ToHamond::SelfFence { service, reason } => self.self_fence(&service, &reason),
+                msg => {
+                    let hello = matches!(msg, ToHamond::Hello { .. });
+                    self.services.on_hasvrd(msg);
+                    if hello {
+                        // Answered: pings may follow the welcome, the
+                        // first at once.
+                        self.hasvrd_tx = self.hasvrd_unwelcomed.take();
+                        self.ping_hasvrd();
+                    }
+                }
+            },
             LinkEvent::Line { .. } => {}
             LinkEvent::Closed { conn } if self.hasvrd == Some(conn) => {
                 tracing::warn!(
                     "hasvrd disconnected; its services keep their locks until it reconnects"
                 );
                 self.hasvrd = None;
+                self.hasvrd_tx = None;
+                self.hasvrd_unwelcomed = None;
                 self.services.detach();
             }
             LinkEvent::Closed { .. } => {}
@@ -759,6 +896,7 @@ impl Daemon {
             last_stall_ms: last_stall.map(|d| d.as_millis() as u64),
             peers,
             paths,
+            watchdog: self.watchdog.as_ref().map(Keeper::status),
         }
     }
 }

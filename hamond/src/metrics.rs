@@ -543,6 +543,7 @@ mod tests {
             uptime_ms: 61_500,
             stalls: 1,
             last_stall_ms: Some(900),
+            watchdog: None,
             peers: vec![PeerStatus {
                 name: "beta".into(),
                 domain: 2,

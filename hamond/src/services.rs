@@ -294,6 +294,8 @@ impl Services {
                 Some((&id, _)) => self.send_peer(id, &PeerMsg::Command { service, op, by }),
                 None => tracing::warn!("hasvrd forwarded a command to unknown node {node}"),
             },
+            // hasvrd's health: the daemon loop hands it to the watchdog.
+            ToHamond::Pong { .. } | ToHamond::SelfFence { .. } => {}
         }
     }
 

@@ -35,12 +35,23 @@
 //! drive the stand-in through a FIFO read by a simulated watchdog that
 //! powers a namespaced node off when the pets stop.
 //!
-//! Not wired into the daemon loop yet: hamond will open the watchdog when
-//! `[watchdog] enabled = true`, feed the gate on every tick and pet when it
-//! says [`Verdict::Pet`].
+//! # In the daemon
+//!
+//! * [`Keeper`] ([`keeper`]): the two wired together as hamond's daemon
+//!   loop drives them: opened when `[watchdog] enabled = true` (a device
+//!   that cannot be opened stops hamond's start), ticked every W/4, fed
+//!   hasvrd's answers to pings, self-fenced when a stop fails with
+//!   `force_reboot` (the pets stop for good), closed with the magic `V` at
+//!   a clean stop, after hasvrd stopped and the node left the cluster.
+//!
+//! This node holds no lease deadlines yet, so the gate's lease condition
+//! is always passed "none held"; the lease path (a peer relying on lease
+//! expiry instead of fencing) stays off.
 
 pub mod device;
 pub mod gate;
+pub mod keeper;
 
 pub use device::{Watchdog, WatchdogKind};
 pub use gate::{Check, GateLimits, PetGate, Verdict, Withheld, pet_interval};
+pub use keeper::Keeper;

@@ -207,6 +207,10 @@ pub struct WatchdogConfig {
     pub enabled: bool,
     /// The watchdog device, an absolute path (default `/dev/watchdog`).
     pub device: PathBuf,
+    /// Per-node devices (`device = { alpha = "/dev/watchdog1" }`); the
+    /// nodes not named use [`DEFAULT_WATCHDOG_DEVICE`]. See
+    /// [`WatchdogConfig::device_of`].
+    pub devices: BTreeMap<String, PathBuf>,
     /// The timeout asked of the device, whole seconds from 1s to 60s
     /// (default 10s). The device may round it: hamond reads the real one back.
     pub timeout: Duration,
@@ -217,8 +221,17 @@ impl Default for WatchdogConfig {
         WatchdogConfig {
             enabled: false,
             device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+            devices: BTreeMap::new(),
             timeout: DEFAULT_WATCHDOG_TIMEOUT,
         }
+    }
+}
+
+impl WatchdogConfig {
+    /// The device of node `name`: its own from a per-node table, else
+    /// [`WatchdogConfig::device`].
+    pub fn device_of(&self, name: &str) -> &Path {
+        self.devices.get(name).unwrap_or(&self.device)
     }
 }
 
@@ -425,7 +438,7 @@ impl Parser<'_> {
         let metrics = self.metrics(&root)?;
         let admin = self.admin(&root)?;
         let fences = self.fences(&root, &nodes)?;
-        let watchdog = self.watchdog(&root)?;
+        let watchdog = self.watchdog(&root, &nodes)?;
 
         let hash = canonical_hash(&Canon {
             name: &name,
@@ -1168,7 +1181,11 @@ impl Parser<'_> {
 
 impl Parser<'_> {
     /// The optional `[watchdog]` section (defaults when absent).
-    fn watchdog(&self, root: &Section<'_, '_>) -> Result<WatchdogConfig, ConfigError> {
+    fn watchdog(
+        &self,
+        root: &Section<'_, '_>,
+        nodes: &[NodeConfig],
+    ) -> Result<WatchdogConfig, ConfigError> {
         let mut wd = WatchdogConfig::default();
         let Some(v) = root.get("watchdog") else {
             return Ok(wd);
@@ -1184,20 +1201,17 @@ impl Parser<'_> {
         }
         if let Some(v) = sec.get("device") {
             let field = sec.field("device");
-            let path = self
-                .w
-                .string(v, &field, "a device path, e.g. \"/dev/watchdog\"")?;
-            if !path.starts_with('/') || path.contains('\0') {
-                return Err(self.w.err(
-                    &v.span(),
-                    &field,
-                    format!(
-                        "`{}` is not an absolute device path; write e.g. \"/dev/watchdog\" or \"/dev/watchdog0\"",
-                        clip(path)
-                    ),
-                ));
+            if matches!(v.get_ref(), DeValue::Table(_)) {
+                let table = self.w.section(v, field, "a table")?;
+                for (key, v) in table.entries() {
+                    let field = table.field(key.get_ref());
+                    self.w.declared(&key.span(), key.get_ref(), &field, nodes)?;
+                    let path = self.watchdog_device(v, &field)?;
+                    wd.devices.insert(key.get_ref().to_string(), path);
+                }
+            } else {
+                wd.device = self.watchdog_device(v, &field)?;
             }
-            wd.device = PathBuf::from(path);
         }
         if let Some(v) = sec.get("timeout") {
             let field = sec.field("timeout");
@@ -1222,6 +1236,28 @@ impl Parser<'_> {
             wd.timeout = t;
         }
         Ok(wd)
+    }
+}
+
+impl Parser<'_> {
+    /// One watchdog device path.
+    fn watchdog_device(&self, v: &Value<'_>, field: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.w.string(
+            v,
+            field,
+            "a device path, e.g. \"/dev/watchdog\", or a table of node = device path",
+        )?;
+        if !path.starts_with('/') || path.contains('\0') {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                format!(
+                    "`{}` is not an absolute device path; write e.g. \"/dev/watchdog\" or \"/dev/watchdog0\"",
+                    clip(path)
+                ),
+            ));
+        }
+        Ok(PathBuf::from(path))
     }
 }
 
@@ -1264,6 +1300,10 @@ struct Canon<'a> {
 struct CanonWatchdog {
     enabled: bool,
     device: String,
+    /// Left out when empty, so a file without a per-node table hashes as
+    /// before.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    devices: BTreeMap<String, String>,
     timeout_ns: u128,
 }
 
@@ -1272,6 +1312,11 @@ impl From<&WatchdogConfig> for CanonWatchdog {
         CanonWatchdog {
             enabled: w.enabled,
             device: w.device.to_string_lossy().into_owned(),
+            devices: w
+                .devices
+                .iter()
+                .map(|(n, d)| (n.clone(), d.to_string_lossy().into_owned()))
+                .collect(),
             timeout_ns: w.timeout.as_nanos(),
         }
     }
@@ -2364,9 +2409,17 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             WatchdogConfig {
                 enabled: true,
                 device: PathBuf::from("/dev/watchdog1"),
+                devices: BTreeMap::new(),
                 timeout: Duration::from_secs(60),
             }
         );
+        // One device per node; the nodes not named use the default.
+        let t = format!(
+            "{BASE}\n[watchdog]\nenabled = true\ndevice = {{ beta = \"/dev/watchdog1\" }}\n"
+        );
+        let c = parse(&t).unwrap().watchdog;
+        assert_eq!(c.device_of("beta"), Path::new("/dev/watchdog1"));
+        assert_eq!(c.device_of("alpha"), Path::new(DEFAULT_WATCHDOG_DEVICE));
         // Every key is optional; an empty section is the defaults.
         let t = format!("{BASE}\n[watchdog]\n");
         assert_eq!(parse(&t).unwrap().watchdog, WatchdogConfig::default());
@@ -2410,6 +2463,12 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
         let t = with("device = 0");
         let e = check(&t, "device", "watchdog.device");
         assert!(e.message.contains("expected a device path"), "{e}");
+        let t = with("device = { gamma = \"/dev/watchdog\" }");
+        let e = check(&t, "gamma", "watchdog.device.gamma");
+        assert!(e.message.contains("not a declared node"), "{e}");
+        let t = with("device = { alpha = \"watchdog\" }");
+        let e = check(&t, "\"watchdog\"", "watchdog.device.alpha");
+        assert!(e.message.contains("absolute device path"), "{e}");
         for bad in ["0s", "500ms", "61s", "2min"] {
             let t = with(&format!("timeout = \"{bad}\""));
             let e = check(&t, "timeout", "watchdog.timeout");
@@ -2464,6 +2523,10 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             on("enabled = true\ndevice = \"/dev/watchdog0\"")
         );
         assert_eq!(on("timeout = \"20s\""), on("timeout = \"20000ms\""));
+        assert_ne!(
+            on("enabled = true"),
+            on("enabled = true\ndevice = { alpha = \"/dev/watchdog1\" }")
+        );
     }
 
     #[test]
@@ -2489,6 +2552,7 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             WatchdogConfig {
                 enabled: true,
                 device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+                devices: BTreeMap::new(),
                 timeout: DEFAULT_WATCHDOG_TIMEOUT,
             }
         );

@@ -164,6 +164,32 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     /// This node's end of each private network, with its counters.
     pub paths: Vec<PathStatus>,
+    /// This node's watchdog; None when `[watchdog]` is not enabled (or the
+    /// daemon predates it).
+    #[serde(default)]
+    pub watchdog: Option<WatchdogStatus>,
+}
+
+/// This node's watchdog, as hamond drives it (safety rule 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchdogStatus {
+    /// The path opened.
+    pub device: String,
+    /// What it is, e.g. `device "iTCO_wdt"` or `stand-in (cannot reset the
+    /// node)`.
+    pub kind: String,
+    /// The timeout W read back from the device, in seconds.
+    pub timeout_s: u64,
+    /// An armed real device whose driver keeps counting if hamond dies
+    /// (magic close known): the only kind peers may rely on for leases.
+    pub armed_device: bool,
+    /// Whether the last check petted it.
+    pub petting: bool,
+    /// Why the last check withheld the pet, if it did.
+    pub withheld: Option<String>,
+    /// Why this node stopped petting for good (a stop that failed with
+    /// `force_reboot`): it resets within W.
+    pub self_fence: Option<String>,
 }
 
 /// A membership view agreed by its members.

@@ -42,6 +42,14 @@ pub enum ToHamond {
         op: ServiceOp,
         by: String,
     },
+    /// The answer to [`ToHasvrd::Ping`] with its `seq`, sent by hasvrd's
+    /// daemon loop (not its link reader): hasvrd is healthy, and hamond may
+    /// keep petting the watchdog.
+    Pong { seq: u64 },
+    /// A stop of `service` failed and its file says `force_reboot` (safety
+    /// rule 7): hamond stops petting the watchdog for good, so the node
+    /// resets within its timeout.
+    SelfFence { service: String, reason: String },
 }
 
 /// What hamond tells hasvrd.
@@ -90,6 +98,9 @@ pub enum ToHasvrd {
         op: ServiceOp,
         by: String,
     },
+    /// Are you healthy? hasvrd's daemon loop answers [`ToHamond::Pong`]
+    /// with the same `seq`. Sent only after the welcome.
+    Ping { seq: u64 },
 }
 
 /// Encodes one message as a line.
@@ -127,20 +138,33 @@ mod tests {
                 op: ServiceOp::FailOver,
                 by: "root".into(),
             },
+            ToHamond::Pong { seq: 7 },
+            ToHamond::SelfFence {
+                service: "www".into(),
+                reason: "stop failed".into(),
+            },
         ];
         for m in msgs {
             let line = encode(&m);
             let text = std::str::from_utf8(&line).unwrap();
             assert_eq!(decode::<ToHamond>(text).unwrap(), m);
         }
-        let m = ToHasvrd::OwnerLost {
-            service: "www".into(),
-            node: "alpha".into(),
-        };
-        let line = encode(&m);
+        for m in [
+            ToHasvrd::OwnerLost {
+                service: "www".into(),
+                node: "alpha".into(),
+            },
+            ToHasvrd::Ping { seq: 7 },
+        ] {
+            let line = encode(&m);
+            assert_eq!(
+                decode::<ToHasvrd>(std::str::from_utf8(&line).unwrap()).unwrap(),
+                m
+            );
+        }
         assert_eq!(
-            decode::<ToHasvrd>(std::str::from_utf8(&line).unwrap()).unwrap(),
-            m
+            std::str::from_utf8(&encode(&ToHamond::Pong { seq: 3 })).unwrap(),
+            "{\"msg\":\"pong\",\"seq\":3}\n"
         );
     }
 

@@ -18,7 +18,9 @@
 //! of its hamond, and of its hasvrd when it runs one), `NODE.state/`,
 //! `NODE.sock` (hamond's control socket), `NODE.link` (hamond's socket for
 //! hasvrd), `NODE.svc.sock` (hasvrd's control socket) and
-//! `NODE.agent.sock`. A test that runs services writes their files to
+//! `NODE.agent.sock`, and with [`ClusterSpec::watchdog`] `NODE.wd/watchdog`
+//! (the FIFO of the node's simulated watchdog) and `switch/` (the power
+//! switch its reset uses). A test that runs services writes their files to
 //! `DIR/services/` ([`TestCluster::services_dir`]) and starts each node's
 //! hasvrd ([`TestCluster::start_hasvrd`]).
 
@@ -28,10 +30,12 @@ use crate::cable::{Cable, Direction, End};
 use crate::command::{Finished, describe, must, run_for, wait_deadline};
 use crate::netns::{Netns, Veth};
 use crate::nft::{self, Dir};
+use crate::power::PowerSwitch;
 use crate::rawudp::{self, Capture, Datagram};
 use crate::report::Snapshot;
 use crate::scratch::ScratchDir;
 use crate::unique;
+use crate::watchdog::FifoWatchdog;
 use haschema::config::ClusterConfig;
 use haschema::ctl::{Request, Response, ServiceOp, ServiceStatus, StatusReport};
 use nix::sys::signal::{Signal, kill};
@@ -43,7 +47,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Name of the serial network.
@@ -85,6 +89,11 @@ pub struct ClusterSpec {
     /// the services of [`TestCluster::services_dir`], instead of the test
     /// starting it ([`TestCluster::start_hasvrd`]).
     pub hamond_runs_hasvrd: bool,
+    /// Each node gets a simulated watchdog ([`FifoWatchdog`]) with this
+    /// timeout, started before its hamond, whose reset powers the node off
+    /// ([`PowerSwitch`]); the config gets `[watchdog] enabled = true` with
+    /// each node's FIFO as its device.
+    pub watchdog: Option<Duration>,
 }
 
 impl Default for ClusterSpec {
@@ -103,6 +112,7 @@ impl Default for ClusterSpec {
             extra_config: String::new(),
             start_timeout: Duration::from_secs(20),
             hamond_runs_hasvrd: false,
+            watchdog: None,
         }
     }
 }
@@ -136,6 +146,8 @@ struct Node {
     /// The node's hasvrd, when the spec has services.
     svc_child: Mutex<Option<Child>>,
     stopped: AtomicBool,
+    /// Its simulated watchdog, with [`ClusterSpec::watchdog`].
+    watchdog: Option<FifoWatchdog>,
 }
 
 impl Node {
@@ -165,6 +177,8 @@ pub struct TestCluster {
     tails_shown: AtomicBool,
     /// hactl copied where other users can run it, once needed.
     others_hactl: OnceLock<PathBuf>,
+    /// The power switch of the simulated watchdogs' resets.
+    switch: Option<Arc<PowerSwitch>>,
     dir: ScratchDir,
 }
 
@@ -187,7 +201,7 @@ impl TestCluster {
         let hactl = bins::hactl();
         let hamond = bins::hamond();
         let dir = ScratchDir::new(test);
-        let nodes: Vec<Node> = spec
+        let mut nodes: Vec<Node> = spec
             .nodes
             .iter()
             .enumerate()
@@ -201,8 +215,10 @@ impl TestCluster {
                 child: Mutex::new(None),
                 svc_child: Mutex::new(None),
                 stopped: AtomicBool::new(false),
+                watchdog: None,
             })
             .collect();
+        let switch = spec.watchdog.map(|w| start_watchdogs(&dir, w, &mut nodes));
         let x = unique::subnet_octet();
         let nets: Vec<UdpNet> = [
             (LAN1, 91u8, spec.udp_ports[0]),
@@ -240,6 +256,7 @@ impl TestCluster {
             key,
             tails_shown: AtomicBool::new(false),
             others_hactl: OnceLock::new(),
+            switch,
             dir,
         };
         let text = cluster.config_text();
@@ -399,6 +416,18 @@ impl TestCluster {
                 .join(", ");
             let _ = writeln!(t, "address = {{ {addrs} }}");
         }
+        if let Some(w) = s.watchdog {
+            let devices = self
+                .nodes
+                .iter()
+                .filter_map(|n| Some((n, n.watchdog.as_ref()?)))
+                .map(|(n, wd)| format!("{} = {}", n.name, toml_str(&wd.path().to_string_lossy())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(t, "\n[watchdog]\nenabled = true");
+            let _ = writeln!(t, "timeout = \"{}s\"", w.as_secs());
+            let _ = writeln!(t, "device = {{ {devices} }}");
+        }
         if !s.extra_config.is_empty() {
             t.push('\n');
             t.push_str(&s.extra_config);
@@ -479,6 +508,26 @@ impl TestCluster {
     #[track_caller]
     pub fn veth(&self, net: &str) -> &Veth {
         &self.net(net).veth
+    }
+
+    /// A node's simulated watchdog ([`ClusterSpec::watchdog`]).
+    #[track_caller]
+    pub fn watchdog(&self, node: &str) -> &FifoWatchdog {
+        self.node(node)
+            .watchdog
+            .as_ref()
+            .unwrap_or_else(|| panic!("{node} has no simulated watchdog (ClusterSpec::watchdog)"))
+    }
+
+    /// Whether a node is powered off (no process, no global address), as
+    /// the power switch of the simulated watchdogs sees it.
+    #[track_caller]
+    pub fn is_off(&self, node: &str) -> bool {
+        let switch = self
+            .switch
+            .as_ref()
+            .expect("a power switch comes with ClusterSpec::watchdog");
+        switch.is_off(self.ns(node))
     }
 
     /// The temp dir of this cluster.
@@ -849,6 +898,16 @@ impl TestCluster {
     #[track_caller]
     pub fn pid(&self, node: &str) -> Option<u32> {
         self.node(node).child().as_ref().map(Child::id)
+    }
+
+    /// Pid of the process named `program` (its `comm`) in a node's
+    /// namespace, e.g. the hasvrd its hamond started.
+    #[track_caller]
+    pub fn daemon_pid(&self, node: &str, program: &str) -> Option<i32> {
+        self.ns(node).pids().into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == program)
+        })
     }
 
     /// Sends `signal` to a node's hamond.
@@ -1225,6 +1284,27 @@ fn parse_status(what: &str, f: &Finished) -> Result<StatusReport, String> {
             .map_err(|e| format!("`{what}`: bad JSON ({e}): {}", f.stdout.trim())),
         _ => Err(format!("`{what}` exited {}: {}", f.status, f.stderr.trim())),
     }
+}
+
+/// Starts a simulated watchdog with timeout `w` for every node, in
+/// `DIR/NODE.wd/`, whose reset powers that node off through a power switch
+/// installed in `DIR/switch/` (returned).
+#[track_caller]
+fn start_watchdogs(dir: &ScratchDir, w: Duration, nodes: &mut [Node]) -> Arc<PowerSwitch> {
+    let switch_dir = dir.join("switch");
+    std::fs::create_dir_all(&switch_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", switch_dir.display()));
+    let switch = Arc::new(PowerSwitch::install(&switch_dir));
+    for n in nodes {
+        let wd_dir = dir.join(format!("{}.wd", n.name));
+        std::fs::create_dir_all(&wd_dir).unwrap_or_else(|e| panic!("{}: {e}", wd_dir.display()));
+        let (switch, plug) = (switch.clone(), n.ns.name().to_owned());
+        n.watchdog = Some(FifoWatchdog::start(&wd_dir, w, move || {
+            let r = switch.run(&format!("action=off\nplug={plug}\n"));
+            assert_eq!(r.code, Some(0), "watchdog reset of {plug}: {r:?}");
+        }));
+    }
+    switch
 }
 
 /// A TOML basic string.

@@ -1,8 +1,10 @@
 //! The watchdog end to end with its stand-in: `hamond::watchdog::Watchdog`
 //! writes its pets into a FIFO read by a simulated watchdog
 //! (`hatests::watchdog::FifoWatchdog`) that powers a namespaced node off
-//! (`hatests::PowerSwitch`) when no pet came for W. A small pet loop plays
-//! hamond: every W/4 it asks the `PetGate` and pets only when it says so.
+//! (`hatests::PowerSwitch`) when no pet came for W.
+//!
+//! With a small pet loop playing hamond (every W/4 it asks the `PetGate`
+//! and pets only when it says so):
 //!
 //! * petting keeps the node up, and the magic close disarms the watchdog;
 //! * a lease running out closes the gate: the node is reset within W (+ a
@@ -11,13 +13,28 @@
 //! * hamond dying (the watchdog dropped without the magic close) leaves it
 //!   armed: reset within W of the last pet.
 //!
+//! With real daemons (`TestCluster` with `ClusterSpec::watchdog`: hamond
+//! opens the node's FIFO from `[watchdog]` and supervises hasvrd):
+//!
+//! * a watchdog that cannot be opened stops hamond's start, saying what to
+//!   check;
+//! * a node runs for a while with no reset, and a clean stop of hamond
+//!   disarms its watchdog (magic close);
+//! * hamond SIGSTOPped beyond W: the node is powered off;
+//! * hasvrd SIGSTOPped: its answers to hamond's pings stop, the gate closes
+//!   and the node is powered off;
+//! * hasvrd SIGKILLed: hamond restarts it within the gate's deadline and the
+//!   node is not reset;
+//! * a service whose stop fails, with `force_reboot = true`: hasvrd asks
+//!   hamond to self-fence, the pets stop and the node is powered off.
+//!
 //! The real device's ioctl path is not exercised here (no watchdog device
 //! on the test machines).
 
 use hamond::watchdog::{Check, GateLimits, PetGate, Verdict, Watchdog, pet_interval};
 use hatests::scratch::ScratchDir;
 use hatests::watchdog::{FifoWatchdog, Outcome};
-use hatests::{Netns, PowerSwitch, Veth, require_root};
+use hatests::{ClusterSpec, Netns, PowerSwitch, TestCluster, Veth, require_root};
 use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -360,4 +377,284 @@ fn a_restarted_daemon_pets_again_in_time() {
         Some(Outcome::Disarmed { .. })
     ));
     node.assert_up();
+}
+
+// ---- real daemons ------------------------------------------------------
+
+/// The watchdog timeout of the clusters below: hasvrd must answer hamond's
+/// pings within W/2.
+const CLUSTER_W: Duration = Duration::from_secs(4);
+
+/// Longest wait for a reset that should come.
+const RESET_WAIT: Duration = Duration::from_secs(30);
+
+/// alpha and beta, each with a simulated watchdog; hamond runs hasvrd
+/// (with no service) unless `hasvrd` is false.
+#[track_caller]
+fn watched_cluster(test: &str, hasvrd: bool) -> TestCluster {
+    TestCluster::start(
+        test,
+        ClusterSpec {
+            watchdog: Some(CLUSTER_W),
+            hamond_runs_hasvrd: hasvrd,
+            ..ClusterSpec::with_nodes(&["alpha", "beta"])
+        },
+    )
+}
+
+/// Waits until `node`'s simulated watchdog reset it, and checks it is off.
+#[track_caller]
+fn expect_node_reset(c: &TestCluster, node: &str) {
+    match c.watchdog(node).wait_outcome(RESET_WAIT) {
+        Some(Outcome::Reset { .. }) => {}
+        other => panic!(
+            "expected {node} to be reset, got {other:?}\n{}",
+            c.log_tails(40)
+        ),
+    }
+    assert!(c.is_off(node), "{node} was reset but is not off");
+}
+
+/// Checks for `span` that neither node is reset.
+#[track_caller]
+fn expect_no_reset(c: &TestCluster, span: Duration) {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        for node in ["alpha", "beta"] {
+            let outcome = c.watchdog(node).outcome();
+            assert_eq!(outcome, None, "{node}'s watchdog\n{}", c.log_tails(40));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Waits (bounded) until hamond's status says it pets its watchdog.
+#[track_caller]
+fn wait_petting(c: &TestCluster, node: &str) {
+    let node_owned = node.to_owned();
+    c.wait_until(
+        &format!("{node} pets its watchdog"),
+        Duration::from_secs(20),
+        |s| {
+            s.get(&node_owned)
+                .and_then(|r| r.watchdog.as_ref())
+                .is_some_and(|w| w.petting)
+        },
+    );
+}
+
+/// The pid of `node`'s hasvrd, waiting (bounded) for it to run and be
+/// other than `not`.
+#[track_caller]
+fn hasvrd_pid(c: &TestCluster, node: &str, not: Option<i32>) -> i32 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = c.daemon_pid(node, "hasvrd").filter(|&p| Some(p) != not) {
+            return pid;
+        }
+        assert!(
+            Instant::now() < end,
+            "no (new) hasvrd on {node}\n{}",
+            c.log_tails(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal(pid: i32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+}
+
+#[test]
+fn hamond_pets_its_watchdog_and_a_clean_stop_disarms_it() {
+    if !require_root() {
+        return;
+    }
+    let c = watched_cluster("wdc_clean", true);
+    wait_petting(&c, "alpha");
+    let w = c
+        .status("alpha")
+        .watchdog
+        .expect("a watchdog in the status");
+    assert_eq!(w.timeout_s, CLUSTER_W.as_secs());
+    assert!(!w.armed_device, "a stand-in is never advertised: {w:?}");
+    assert!(w.kind.contains("stand-in"), "{w:?}");
+    assert!(w.device.ends_with("alpha.wd/watchdog"), "{w:?}");
+    assert_eq!(w.self_fence, None);
+    let pets = c.watchdog("alpha").pets();
+    expect_no_reset(&c, Duration::from_secs(12));
+    assert!(c.watchdog("alpha").pets() > pets, "no pet in 12 s");
+    assert!(c.log("alpha").contains("timeout W = 4s (read back)"));
+
+    // A clean stop: hasvrd stopped, the leave, then the magic close.
+    c.shutdown("alpha").expect("hamond stops within 5 s");
+    match c.watchdog("alpha").wait_outcome(Duration::from_secs(5)) {
+        Some(Outcome::Disarmed { .. }) => {}
+        other => panic!(
+            "expected the magic close, got {other:?}\n{}",
+            c.log_tails(40)
+        ),
+    }
+    std::thread::sleep(CLUSTER_W + MARGIN);
+    assert!(matches!(
+        c.watchdog("alpha").outcome(),
+        Some(Outcome::Disarmed { .. })
+    ));
+    assert!(!c.is_off("beta"));
+    assert_eq!(c.watchdog("beta").outcome(), None);
+}
+
+#[test]
+fn a_stopped_hamond_is_reset_by_its_watchdog() {
+    if !require_root() {
+        return;
+    }
+    let c = watched_cluster("wdc_hamond", true);
+    wait_petting(&c, "alpha");
+    c.stop("alpha");
+    expect_node_reset(&c, "alpha");
+    assert_eq!(c.watchdog("beta").outcome(), None, "beta was not stopped");
+}
+
+#[test]
+fn a_stopped_hasvrd_closes_the_gate_and_the_node_is_reset() {
+    if !require_root() {
+        return;
+    }
+    let c = watched_cluster("wdc_hasvrd_stop", true);
+    wait_petting(&c, "alpha");
+    let pid = hasvrd_pid(&c, "alpha", None);
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    expect_node_reset(&c, "alpha");
+    let log = c.log("alpha");
+    assert!(
+        log.contains("watchdog: not petted: hasvrd's last healthy report"),
+        "{}",
+        c.log_tails(40)
+    );
+    assert_eq!(c.watchdog("beta").outcome(), None);
+}
+
+#[test]
+fn a_killed_hasvrd_restarted_in_time_does_not_reset_the_node() {
+    if !require_root() {
+        return;
+    }
+    let c = watched_cluster("wdc_hasvrd_kill", true);
+    wait_petting(&c, "alpha");
+    let pid = hasvrd_pid(&c, "alpha", None);
+    let before = c.log_len("alpha");
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let new = hasvrd_pid(&c, "alpha", Some(pid));
+    assert_ne!(new, pid);
+    expect_no_reset(&c, 2 * CLUSTER_W);
+    wait_petting(&c, "alpha");
+    let log = c.log_since("alpha", before);
+    assert!(log.contains("hasvrd died"), "{log}");
+    // Restarted well within the gate's deadline: not one pet withheld.
+    assert!(!log.contains("not petted"), "{log}");
+}
+
+/// A service with scripts only, whose stop always fails: `DIR/NS.running`
+/// marks it running in the namespace NS that started it.
+fn failing_stop_service(c: &TestCluster) {
+    let dir = c.dir().display().to_string();
+    let script = hatests::scratch::write_script(
+        c.dir(),
+        "sf",
+        &format!(
+            r#"marker="{dir}/$(ip netns identify $$).running"
+case "$1" in
+start) touch "$marker"; exit 0 ;;
+stop) exit 1 ;;
+status) [ -f "$marker" ] && exit 0; exit 3 ;;
+esac
+exit 2"#
+        ),
+    );
+    let file = format!(
+        r#"name = "sf"
+active = "alpha"
+standby = ["beta"]
+start = ["{script}", "start"]
+stop = ["{script}", "stop"]
+status = ["{script}", "status"]
+check_interval = "1s"
+onstart = true
+force_reboot = true
+"#
+    );
+    let path = c.services_dir().join("sf.toml");
+    std::fs::write(&path, file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+#[test]
+fn a_failed_stop_with_force_reboot_resets_the_node() {
+    if !require_root() {
+        return;
+    }
+    // The test starts hasvrd (with the service) itself: hamond does not
+    // supervise it, and its self-fence request still stops the pets.
+    let c = watched_cluster("wdc_force_reboot", false);
+    failing_stop_service(&c);
+    for node in ["alpha", "beta"] {
+        c.start_hasvrd(node);
+    }
+    wait_petting(&c, "alpha");
+    c.wait_until("sf runs on alpha", Duration::from_secs(30), |_| {
+        c.service_state("alpha", "sf").as_deref() == Some("ACTIVE")
+    });
+    let answer = c.service_op("alpha", haschema::ctl::ServiceOp::FailOver, "sf");
+    assert!(answer.is_ok(), "fail-over: {answer:?}");
+    expect_node_reset(&c, "alpha");
+    let log = c.log("alpha");
+    assert!(
+        log.contains("SELF-FENCE: service sf"),
+        "{}",
+        c.log_tails(40)
+    );
+    assert_eq!(c.watchdog("beta").outcome(), None, "beta's stop never ran");
+}
+
+#[test]
+fn a_watchdog_that_cannot_be_opened_stops_the_start() {
+    if !require_root() {
+        return;
+    }
+    let c = TestCluster::new("wdc_missing", &["alpha", "beta"]);
+    let missing = c.dir().join("no-such-watchdog");
+    let config = c.dir().join("missing-watchdog.toml");
+    let text = format!(
+        "{}\n[watchdog]\nenabled = true\ndevice = \"{}\"\n",
+        c.config_text(),
+        missing.display()
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+    let state = c.dir().join("missing.state");
+    std::fs::create_dir_all(&state).unwrap_or_else(|e| panic!("{}: {e}", state.display()));
+    let mut cmd = c.ns("alpha").command(hatests::bins::hamond());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--node", "alpha", "--no-syslog"])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--socket")
+        .arg(c.dir().join("missing.sock"))
+        .arg("--link")
+        .arg(c.dir().join("missing.link"))
+        .env("NO_COLOR", "1");
+    let done = hatests::command::run_for(&mut cmd, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!done.status.success(), "hamond started: {done:?}");
+    let said = format!("{}{}", done.stdout, done.stderr);
+    let path = missing.display().to_string();
+    for needle in [
+        path.as_str(),
+        "cannot open",
+        "check that the device exists",
+        "enabled = false",
+    ] {
+        assert!(said.contains(needle), "no `{needle}` in: {said}");
+    }
 }

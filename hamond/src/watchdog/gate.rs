@@ -179,6 +179,12 @@ impl PetGate {
         self.other_ok_at = Some(self.other_ok_at.map_or(now, |at| at.max(now)));
     }
 
+    /// The other daemon was stopped on purpose (hamond's clean shutdown
+    /// stopped hasvrd): condition 2 is dropped from now on.
+    pub fn other_daemon_stopped(&mut self) {
+        self.limits.other_daemon_deadline = None;
+    }
+
     /// Stops the pets for good (safety rule 7): the node resets within W.
     pub fn self_fence(&mut self, reason: impl Into<String>) {
         if self.self_fenced.is_none() {
@@ -342,6 +348,17 @@ mod tests {
             ..GateLimits::for_timeout(W)
         });
         assert!(g.check(at(10.0)).is_pet());
+    }
+
+    #[test]
+    fn a_cleanly_stopped_other_daemon_no_longer_counts() {
+        let mut g = gate_at(100.0);
+        assert!(g.check(at(101.0)).is_pet());
+        g.other_daemon_stopped();
+        assert_eq!(g.limits().other_daemon_deadline, None);
+        for t in [103.0, 106.0, 109.0] {
+            assert!(g.check(at(t)).is_pet(), "at {t}");
+        }
     }
 
     #[test]

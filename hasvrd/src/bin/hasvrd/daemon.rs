@@ -383,12 +383,17 @@ impl Daemon {
                     Level::Error => tracing::error!("{text}"),
                     Level::Emergency => tracing::error!(severity = "emerg", "{text}"),
                 },
-                Output::StopPettingWatchdog => tracing::error!(
-                    severity = "emerg",
-                    "service {service}: a stop failed with force_reboot, but this version does not \
-                     drive the watchdog yet: reboot this node by hand, then run `hactl service \
-                     cleanup {service}`"
-                ),
+                Output::StopPettingWatchdog => {
+                    tracing::error!(
+                        severity = "emerg",
+                        "service {service}: a stop failed with force_reboot: hamond stops \
+                         petting the watchdog, which resets this node"
+                    );
+                    self.send(ToHamond::SelfFence {
+                        service: service.to_owned(),
+                        reason: "a stop failed and the service has force_reboot".into(),
+                    });
+                }
                 Output::StateChanged { from, to, cause } => {
                     tracing::info!("service {service}: {from} -> {to} ({cause})")
                 }
@@ -534,6 +539,8 @@ impl Daemon {
                 self.feed_all(&|| Input::FenceConfirmed(node.clone()))
             }
             ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
+            // Answered by this loop, so a hung loop stops the watchdog's pets.
+            ToHasvrd::Ping { seq } => self.send(ToHamond::Pong { seq }),
             ToHasvrd::Welcome { .. } | ToHasvrd::Refused { .. } => {
                 tracing::warn!("hamond sent a second welcome: ignored")
             }
