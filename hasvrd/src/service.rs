@@ -36,27 +36,31 @@
 //!   agent report, or `check_tko` failed status probes in a row) restarts the
 //!   application locally, up to `restart_times` times; after that the service
 //!   fails over only if a peer is up and can host it; otherwise it keeps
-//!   recovering locally and raises an emergency alert. A storage failure is
-//!   not restarted: with an able peer the service fails over, without one
-//!   it stays and raises an emergency. A failed start counts as a failure
+//!   recovering locally and raises an emergency alert. A failed start counts as a failure
 //!   too (retried after `check_interval`). Failures are counted from each
 //!   grant of ownership and reset by Cleanup; they never expire by
 //!   themselves (as Pacemaker's default). The node the service failed over
 //!   away from after its failures cannot host it until Cleanup
 //!   ([`Service::failed_here`]; it queues only as a last resort and refuses
 //!   an operator's TakeOver).
-//! * **Public network.** A lost public network
+//! * **Public network and storage path** ([`Loss`]). A lost public network
 //!   ([`Cause::PublicNetwork`]: some floating IP has no NIC with carrier
-//!   left on this node) is a *fact* about this node, not a failure count: it
-//!   holds until [`Input::PublicNetworkBack`]. While it holds, this node
+//!   left on this node) or a lost storage path ([`Cause::Storage`]: the
+//!   volumes' I/O fails or hangs, or the storage address does not answer,
+//!   `check_tko` checks in a row) is a *fact* about this node, not a
+//!   failure count: it holds until [`Input::PublicNetworkBack`] or
+//!   [`Input::StorageBack`]. While either holds, this node
 //!   cannot host the service ([`Service::can_host`] is false, so peers
 //!   neither fail over nor switch back to it), it queues for the lock only
 //!   as a last resort ([`PRIORITY_FAILED`]), an operator's TakeOver is
 //!   refused, and a holder here with an able peer fails over at once, or as
 //!   soon as a peer becomes able (no local restart: it would not help);
-//!   with no able peer it stays and raises an emergency. When the network is
-//!   back, the node can host again by itself (no Cleanup): with switchback
-//!   on, a node it prefers gets the service back.
+//!   with no able peer it stays and raises an emergency. A stop after a lost
+//!   storage path may not be provable (I/O that hangs keeps the unmount
+//!   from finishing): the step then fails on its timeout and the rules of a
+//!   failed stop apply (ERRORACT, fencing or `force_reboot`). When the
+//!   network or the path is back, the node can host again by itself (no
+//!   Cleanup): with switchback on, a node it prefers gets the service back.
 //! * **Switchback.** Off: a returning node never takes a service back by
 //!   itself (it queues a request and waits). On: the holder stops (proven)
 //!   and releases when a node it prefers (earlier in `active`, `standby`) is
@@ -132,14 +136,20 @@
 //!   [`Input::PeerState`]). It is false after the service failed over away
 //!   from this node because of its failures ([`Service::failed_here`], so a
 //!   switchback does not bounce it back) until Cleanup; while the public
-//!   network is lost here, until [`Input::PublicNetworkBack`]; in error;
+//!   network is lost here, until [`Input::PublicNetworkBack`]; while the
+//!   storage path is lost here, until [`Input::StorageBack`]; in error;
 //!   and once shutting down.
 //! * The driver watches the carrier of this node's NICs listed for the
 //!   service's floating IPs for as long as it runs, whether or not the IPs
 //!   are up here: [`Input::AgentFailed`] with [`Cause::PublicNetwork`] when
 //!   some IP has no listed NIC with carrier left (the IP keeper also reports
 //!   it while the IPs are up here), [`Input::PublicNetworkBack`] when every
-//!   IP has one again. Reports that repeat the known state are harmless.
+//!   IP has one again. Likewise it checks the storage path every
+//!   `check_interval` whether or not the service runs here (I/O on the
+//!   mounted volumes, a read of their devices otherwise, the storage
+//!   address): [`Input::AgentFailed`] with [`Cause::Storage`] after
+//!   `check_tko` failed checks in a row, [`Input::StorageBack`] when a
+//!   check passes again. Reports that repeat the known state are harmless.
 //! * Operator commands the machine would refuse are told by
 //!   [`Service::refusal`], so the driver can answer the operator (and
 //!   forward nothing) instead of only logging the refusal.
@@ -227,8 +237,38 @@ pub enum Cause {
     /// left): a restart does not help. It holds until
     /// [`Input::PublicNetworkBack`].
     PublicNetwork(String),
-    /// The service's storage cannot be reached from this node.
+    /// The service's storage cannot be reached from this node (its I/O
+    /// fails or hangs, or the storage address does not answer): a restart
+    /// does not help. It holds until [`Input::StorageBack`].
     Storage(String),
+}
+
+/// A fact about this node that keeps it from hosting the service until it
+/// is back; a local restart cannot help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Loss {
+    /// [`Cause::PublicNetwork`], until [`Input::PublicNetworkBack`].
+    PublicNetwork,
+    /// [`Cause::Storage`], until [`Input::StorageBack`].
+    Storage,
+}
+
+impl Loss {
+    /// What is lost, for the operator.
+    fn what(self) -> &'static str {
+        match self {
+            Loss::PublicNetwork => "public network",
+            Loss::Storage => "storage path",
+        }
+    }
+
+    /// What the operator does about it.
+    fn fix(self) -> &'static str {
+        match self {
+            Loss::PublicNetwork => "plug it back first",
+            Loss::Storage => "repair the path to the storage first",
+        }
+    }
 }
 
 /// An operator's command (the manual's toolbar and Services menu).
@@ -279,6 +319,9 @@ pub enum Input {
     /// (each has a listed NIC with carrier): ends a
     /// [`Cause::PublicNetwork`] loss. Harmless when none was reported.
     PublicNetworkBack,
+    /// The storage path works from this node again (a check passed): ends
+    /// a [`Cause::Storage`] loss. Harmless when none was reported.
+    StorageBack,
     /// The fence device confirmed that node powered off.
     Fenced(String),
     /// The operator swore that node is off (`hactl fence confirm`).
@@ -487,8 +530,8 @@ pub struct Service {
     switchback: bool,
     failures: u32,
     failed_here: bool,
-    /// The public network is lost here (why), until PublicNetworkBack.
-    net_down: Option<String>,
+    /// What is lost on this node (why), until it is back.
+    lost: BTreeMap<Loss, String>,
     error: Option<Fault>,
     watchdog_stopped: bool,
     leaving: bool,
@@ -555,7 +598,7 @@ impl Service {
             switchback: s.switchback,
             failures: 0,
             failed_here: false,
-            net_down: None,
+            lost: BTreeMap::new(),
             error: None,
             watchdog_stopped: false,
             leaving: false,
@@ -614,16 +657,8 @@ impl Service {
             }
             Input::StatusProbe(status) => self.on_status(status),
             Input::AgentFailed(cause) => self.on_agent_failed(cause),
-            Input::PublicNetworkBack => {
-                if let Some(reason) = self.net_down.take() {
-                    self.alert(
-                        Level::Info,
-                        format!(
-                            "public network back here (it was: {reason}): this node can host again"
-                        ),
-                    );
-                }
-            }
+            Input::PublicNetworkBack => self.on_back(Loss::PublicNetwork),
+            Input::StorageBack => self.on_back(Loss::Storage),
             Input::PeerState { node, up, can_host } => {
                 if node != self.me && self.s.nodes.contains(&node) {
                     self.peers.insert(node, (up, can_host));
@@ -696,14 +731,21 @@ impl Service {
     /// Why this node's public network is lost, while it is
     /// ([`Cause::PublicNetwork`] until [`Input::PublicNetworkBack`]).
     pub fn public_network_down(&self) -> Option<&str> {
-        self.net_down.as_deref()
+        self.lost.get(&Loss::PublicNetwork).map(String::as_str)
+    }
+
+    /// Why this node's storage path is lost, while it is
+    /// ([`Cause::Storage`] until [`Input::StorageBack`]).
+    pub fn storage_down(&self) -> Option<&str> {
+        self.lost.get(&Loss::Storage).map(String::as_str)
     }
 
     /// Whether this node can host the service, as the driver advertises it
     /// to the other nodes: not in error, not failed away from here (until
-    /// Cleanup), its public network not lost, not shutting down.
+    /// Cleanup), its public network and storage path not lost, not
+    /// shutting down.
     pub fn can_host(&self) -> bool {
-        self.error.is_none() && !self.failed_here && self.net_down.is_none() && !self.leaving
+        self.error.is_none() && !self.failed_here && self.lost.is_empty() && !self.leaving
     }
 
     /// Why this machine would refuse the operator's `op` now, if it would:
@@ -724,8 +766,12 @@ impl Service {
                     "the service failed over away from this node after its failures; Cleanup \
                      first"
                         .to_owned()
-                } else if let Some(reason) = &self.net_down {
-                    format!("this node's public network is lost ({reason}); plug it back first")
+                } else if let Some((loss, reason)) = self.lost.iter().next() {
+                    format!(
+                        "this node's {} is lost ({reason}); {}",
+                        loss.what(),
+                        loss.fix()
+                    )
                 } else {
                     return None;
                 }
@@ -827,7 +873,7 @@ impl Service {
 
     fn priority(&self) -> u32 {
         match self.my_index {
-            _ if self.failed_here || self.net_down.is_some() => PRIORITY_FAILED,
+            _ if self.failed_here || !self.lost.is_empty() => PRIORITY_FAILED,
             Some(i) => PRIORITY_ACTIVE
                 .saturating_sub(i as u32)
                 .max(PRIORITY_FAILED + 1),
@@ -887,15 +933,15 @@ impl Service {
     }
 
     fn drive_steps(&mut self, now: Time) {
-        // No public network here and an able peer: move, whatever this node
-        // was doing with the service (a restart here would not help).
-        if self.net_down.is_some()
-            && self.owned
+        // No public network or storage path here and an able peer: move,
+        // whatever this node was doing with the service (a restart here
+        // would not help).
+        if self.owned
             && self.want_here
             && self.managed
+            && let Some(reason) = self.lost.values().next().cloned()
             && let Some(peer) = self.best_peer().map(str::to_owned)
         {
-            let reason = self.net_down.clone().unwrap_or_default();
             self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
             self.move_away();
         }
@@ -1175,33 +1221,16 @@ impl Service {
                     self.app_failed(&format!("agent: {reason}"));
                 }
             }
-            Cause::PublicNetwork(reason) => self.on_network_lost(reason),
-            Cause::Storage(reason) => {
-                if !(self.owned && self.want_here && self.managed && self.up > 0)
-                    || self.error.is_some()
-                {
-                    return;
-                }
-                if let Some(peer) = self.best_peer().map(str::to_owned) {
-                    self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
-                    self.move_away();
-                } else {
-                    self.alert(
-                        Level::Emergency,
-                        format!("{reason}, and no peer is up and able to host: staying here"),
-                    );
-                }
-            }
+            Cause::PublicNetwork(reason) => self.on_lost(Loss::PublicNetwork, reason),
+            Cause::Storage(reason) => self.on_lost(Loss::Storage, reason),
         }
     }
 
-    /// The public network is lost here: remembered until PublicNetworkBack.
-    /// A holder with an able peer fails over in [`Service::drive_steps`];
-    /// without one it stays, with an emergency (once per loss).
-    fn on_network_lost(&mut self, reason: String) {
-        let first = self.net_down.is_none();
-        self.net_down = Some(reason.clone());
-        if !first {
+    /// `loss` holds here: remembered until it is back. A holder with an
+    /// able peer fails over in [`Service::drive_steps`]; without one it
+    /// stays, with an emergency (once per loss).
+    fn on_lost(&mut self, loss: Loss, reason: String) {
+        if self.lost.insert(loss, reason.clone()).is_some() {
             return;
         }
         let running_here =
@@ -1217,6 +1246,21 @@ impl Service {
             self.alert(
                 Level::Warning,
                 format!("{reason}: this node cannot host the service until it is back"),
+            );
+        }
+    }
+
+    /// `loss` is over here.
+    fn on_back(&mut self, loss: Loss) {
+        if let Some(reason) = self.lost.remove(&loss) {
+            let now = if self.lost.is_empty() {
+                "this node can host again"
+            } else {
+                "this node still cannot host"
+            };
+            self.alert(
+                Level::Info,
+                format!("{} back here (it was: {reason}): {now}", loss.what()),
             );
         }
     }

@@ -29,6 +29,14 @@
 //!   it cannot host the service, and says so no longer once it is back. A
 //!   loss reported by the keeper makes it read and report the state again,
 //!   so such a loss is always followed by the true state.
+//! * **Storage path watch** (`steps/storage.rs`, [`Steps::watch_storage`]):
+//!   for as long as the [`Steps`] live, every `check_interval`, I/O on
+//!   each volume (write, fsync and read back a check file in
+//!   [`CHECK_DIR`] while it is mounted here, else an uncached read of the
+//!   device) and a ping of the storage address, each bounded by a timeout
+//!   on a blocking thread, so an I/O that hangs is "no answer" and never
+//!   blocks hasvrd: [`StepEvent::StorageLost`] after `check_tko` failed
+//!   checks in a row, [`StepEvent::StorageBack`] when one passes.
 //! * **Application** (`steps/app.rs`): start runs the `start` script in the
 //!   service's [`Tracker`], then starts the agent, whose exit is reported
 //!   ([`StepEvent::AgentExited`]). Stop kills the agent (not reported), runs
@@ -42,7 +50,10 @@
 //! reaches it is ended (SIGTERM, then SIGKILL after [`TERM_GRACE`]), and
 //! what is left of the application is killed for up to [`KILL_WAIT`], so a
 //! step ends at most [`OVERRUN`] after its timeout; past that it is
-//! abandoned and reported failed.
+//! abandoned and reported failed. An unmount that hangs in the kernel (its
+//! storage path hangs) is such a case: its blocking thread stays blocked,
+//! the step is reported failed (the service's stop is not proven) and
+//! hasvrd goes on.
 //!
 //! # Idempotence
 //!
@@ -58,10 +69,12 @@
 
 mod app;
 mod ips;
+mod storage;
 mod volumes;
 
 pub use app::{AGENT_SOCKET_ENV, PROBE_MIN};
 pub use ips::ANNOUNCE_COUNT;
+pub use storage::{CHECK_DIR, CHECK_TIMEOUT_MIN};
 
 use crate::fip::Fip;
 use crate::script::DEFAULT_TERM_GRACE;
@@ -123,6 +136,16 @@ pub enum StepEvent {
         from_nic: Option<String>,
         to_nic: String,
     },
+    /// The storage path watch ([`Steps::watch_storage`]): `check_tko`
+    /// checks in a row failed (an I/O error, an I/O that did not answer in
+    /// time, the storage address silent), whether the service runs here or
+    /// not: [`crate::service::Cause::Storage`]. Reported once until a check
+    /// passes.
+    StorageLost { service: String, reason: String },
+    /// The storage path watch: a check passed (the first one, or the first
+    /// after a [`StepEvent::StorageLost`]):
+    /// [`crate::service::Input::StorageBack`].
+    StorageBack { service: String },
 }
 
 /// What of a service is up on this node, for reconciling after a hasvrd
@@ -162,6 +185,9 @@ struct Ctx {
     ip_lock: tokio::sync::Mutex<()>,
     /// Asks the public network watch to read and report the state again.
     recheck: tokio::sync::Notify,
+    /// Held while volumes are mounted or unmounted; the storage path watch
+    /// checks the volumes only when it is free.
+    volume_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -250,7 +276,7 @@ impl Action {
 
 /// One service's steps on this node; see the module documentation.
 /// Dropping it ends its background tasks: the IP keeper, the public network
-/// watch, and the agent (killed).
+/// watch, the storage path watch, and the agent (killed).
 pub struct Steps {
     ctx: Arc<Ctx>,
     /// The task that keeps the floating IPs (announces, follows carrier).
@@ -259,6 +285,8 @@ pub struct Steps {
     agent: Slot,
     /// The public network watch.
     network: Slot,
+    /// The storage path watch.
+    storage: Slot,
 }
 
 impl Steps {
@@ -299,10 +327,12 @@ impl Steps {
                 agent_socket,
                 ip_lock: tokio::sync::Mutex::new(()),
                 recheck: tokio::sync::Notify::new(),
+                volume_lock: tokio::sync::Mutex::new(()),
             }),
             keeper: Slot::default(),
             agent: Slot::default(),
             network: Slot::default(),
+            storage: Slot::default(),
         })
     }
 
@@ -328,6 +358,20 @@ impl Steps {
         let task = ips::watch_network(self.ctx.clone(), watch);
         *lock(&self.network) = Some(Background::spawn(task));
         Ok(())
+    }
+
+    /// Starts the storage path watch (see the module documentation), unless
+    /// it runs or the service has neither volumes nor a storage address. Its
+    /// first report follows its first check, at once.
+    pub fn watch_storage(&self) {
+        let cfg = &self.ctx.cfg;
+        let mut slot = lock(&self.storage);
+        if (cfg.volumes.is_empty() && cfg.storage_ping.is_none())
+            || slot.as_ref().is_some_and(Background::is_running)
+        {
+            return;
+        }
+        *slot = Some(Background::spawn(storage::watch(self.ctx.clone())));
     }
 
     /// The service's process tracker (its scripts, agent and application).

@@ -29,7 +29,10 @@
 //!   under a process still writing to it. The result is proven: `Ok` only
 //!   when the mount table shows the node's device mounted nowhere on this
 //!   node any more ("stopped means proven stopped"). Another file system
-//!   found at the mount point is not the volume: it is left alone.
+//!   found at the mount point is not the volume: it is left alone. An
+//!   umount(2) that does not return by the timeout (it waits in the kernel
+//!   on a storage path that hangs) is left to its blocking thread and
+//!   reported as an error.
 //!
 //! This module sees one node. That a shared disk is mounted on one node at
 //! a time is the cluster's promise (fencing, leases); ext4's `mmp` feature
@@ -64,6 +67,8 @@ use tokio::time::Instant;
 
 /// Time between unmount attempts while the file system is busy.
 const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// Least time one umount(2) is waited for, even past the timeout.
+const UMOUNT_MIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a volume could not be mounted, released or unmounted.
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +266,7 @@ pub enum Error {
         waited: Duration,
     },
     #[error(
-        "cannot unmount {}: still busy after {waited:.1?}; held by {users}{}. It was not \
+        "cannot unmount {}: still busy after {waited:.1?}; held by {users}{}.{} It was not \
          detached lazily (that would hide files still open while another node mounts the \
          disk): end what holds it (`fuser -vm {}`, `findmnt -R {}`, `swapon --show`, \
          `losetup -a`) and stop the service again",
@@ -270,12 +275,28 @@ pub enum Error {
             format!("; mounts below it: {}", below.iter().map(|p| p.display().to_string())
                 .collect::<Vec<_>>().join(", "))
         },
+        if users.0.iter().any(|u| u.is_self || u.state == 'D') {
+            " I/O on it does not return (hasvrd's own storage check, or a process in \
+             uninterruptible I/O): the path to the storage hangs, and nothing ends that I/O \
+             but the path coming back or a reset of this node (fencing, force_reboot)."
+        } else { "" },
         mount_point.display(), mount_point.display()
     )]
     Busy {
         mount_point: PathBuf,
         users: Users,
         below: Vec<PathBuf>,
+        waited: Duration,
+    },
+    #[error(
+        "umount(2) of {} has not returned after {waited:.1?}: it waits in the kernel for I/O \
+         to its device (the path to the storage hangs), so the volume is not proven \
+         unmounted; nothing ends that I/O but the path coming back or a reset of this node \
+         (fencing, force_reboot): check `dmesg` and the paths to the storage",
+        mount_point.display()
+    )]
+    UmountHangs {
+        mount_point: PathBuf,
         waited: Duration,
     },
     #[error(
@@ -778,6 +799,15 @@ fn placement(device: &Path, mount_point: &Path) -> Result<Placement, Error> {
     Ok(Placement { top, elsewhere })
 }
 
+/// Whether `device` is what is mounted at `mount_point` on this node
+/// (compared by device number, or by path when the device node is gone).
+/// Blocking: call it off the async threads.
+pub(crate) fn is_mounted_from(device: &Path, mount_point: &Path) -> Result<bool, Error> {
+    Ok(placement(device, mount_point)?
+        .top
+        .is_some_and(|(_, ours)| ours))
+}
+
 /// Unmounts `volume`'s device for `node` from its mount point: ends its
 /// users ([`release`]), then umount2(2), retrying both while the kernel
 /// says busy, until `timeout` (the service's `resource_release_timeout`).
@@ -845,8 +875,17 @@ pub async fn umount(volume: &Volume, node: &str, timeout: Duration) -> Result<Um
         report.released.killed.extend(released.killed);
         report.released.elapsed += released.elapsed;
         let target = mp.clone();
-        let result = blocking(move || nix::mount::umount2(&target, MntFlags::empty())).await?;
-        match result {
+        let call = blocking(move || nix::mount::umount2(&target, MntFlags::empty()));
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(UMOUNT_MIN_WAIT);
+        let Ok(result) = tokio::time::timeout(wait, call).await else {
+            return Err(Error::UmountHangs {
+                mount_point: mp,
+                waited: start.elapsed(),
+            });
+        };
+        match result? {
             // Proven on the next turn, from the mount table.
             Ok(()) => {
                 if Instant::now() >= deadline

@@ -12,8 +12,11 @@
 //! not when a stop kills it; resume starting the agent without the start
 //! script; a start script past its timeout killed and reported;
 //! announcing again; the IP moving to the next NIC when its NIC loses carrier, the public network
-//! reported lost when no NIC is left, and the IP coming back. Needs root
-//! (skips without, fails under CI), iproute2, ping, e2fsprogs, losetup.
+//! reported lost when no NIC is left, and the IP coming back; the storage
+//! watch: a silent storage address lost and back, a volume whose path
+//! hangs (a FUSE mirror stopped) lost, its unmount failing on its timeout,
+//! then back. Needs root (skips without, fails under CI), iproute2, ping,
+//! e2fsprogs, losetup, bindfs.
 
 use haschema::service::{FloatingIp, ServiceConfig, ServiceType, Volume};
 use hasvrd::fip::{Fip, FipConfig, ProbeConfig};
@@ -252,6 +255,16 @@ impl Disk {
         Disk {
             shared: SharedDisk::new(scratch.join("shared.img"), 64, &[NODE]),
             under: scratch.path().to_path_buf(),
+        }
+    }
+
+    /// Alpha reaches the image through a path the test can make hang
+    /// (`SharedDisk::faulty`), under `scratch/disk`; mounts go under
+    /// `scratch/vol`.
+    fn with_faulty_path(scratch: &ScratchDir) -> Disk {
+        Disk {
+            shared: SharedDisk::with_faulty_paths(&scratch.join("disk"), 64, &[NODE], &[NODE]),
+            under: scratch.join("vol"),
         }
     }
 
@@ -646,4 +659,144 @@ fn a_node_not_of_the_service_is_refused() {
         err.contains("node gamma is not one of its nodes (alpha, beta)"),
         "{err}"
     );
+}
+
+#[test]
+fn the_storage_watch_reports_a_silent_storage_address_and_its_return() {
+    if !hatests::require_root() {
+        return;
+    }
+    let lan = Lan::new("storping");
+    let disk = Disk::new(&lan.scratch);
+    let mut cfg = config("storping", lan.scratch.path());
+    // Not mounted here: its device is read.
+    cfg.volumes = vec![disk.volume(lan.scratch.join("mnt"))];
+    cfg.storage_ping = Some(IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)));
+    let name = cfg.name.clone();
+    let back = StepEvent::StorageBack {
+        service: name.clone(),
+    };
+    lan.run(|| async {
+        let (steps, mut events, _cleanup) = steps(&lan, cfg);
+        steps.watch_storage();
+        assert_eq!(event(&mut events).await, back);
+        // The storage address goes silent: lost (check_tko 1).
+        lan.lan0.set_link(false, false);
+        match event(&mut events).await {
+            StepEvent::StorageLost { service, reason } => {
+                assert_eq!(service, name);
+                assert!(reason.contains("10.77.0.2"), "{reason}");
+                assert!(!reason.contains("volume"), "{reason}");
+            }
+            e => panic!("{e:?}"),
+        }
+        lan.lan0.set_link(false, true);
+        assert_eq!(event(&mut events).await, back);
+        no_event(&mut events, Duration::from_millis(1500)).await;
+    });
+}
+
+#[test]
+fn a_hung_volume_is_reported_lost_and_its_unmount_fails_on_its_timeout() {
+    if !hatests::require_root() {
+        return;
+    }
+    let lan = Lan::new("storhang");
+    let disk = Disk::with_faulty_path(&lan.scratch);
+    let mut cfg = config("storhang", lan.scratch.path());
+    cfg.volumes = vec![disk.volume(lan.scratch.join("vol").join("mnt"))];
+    cfg.check_tko = 2;
+    cfg.resource_release_timeout = Duration::from_secs(12);
+    let name = cfg.name.clone();
+    let back = StepEvent::StorageBack {
+        service: name.clone(),
+    };
+    let path = disk.shared.faulty(NODE);
+    lan.run(|| async {
+        let (steps, mut events, _cleanup) = steps(&lan, cfg);
+        start(&steps, Step::Volumes).await.expect("start volumes");
+        steps.watch_storage();
+        assert_eq!(event(&mut events).await, back);
+
+        path.hang();
+        match event(&mut events).await {
+            StepEvent::StorageLost { service, reason } => {
+                assert_eq!(service, name);
+                assert!(reason.contains("the path to the storage hangs"), "{reason}");
+            }
+            e => panic!("{e:?}"),
+        }
+        // The unmount cannot complete: the stop fails (on its timeout),
+        // and the runtime goes on.
+        let failed = stop(&steps, Step::Volumes)
+            .await
+            .expect_err("stop on a hung path");
+        assert!(failed.contains("the path to the storage hangs"), "{failed}");
+        assert!(
+            hasvrd::volume::is_mounted(&lan.scratch.join("vol").join("mnt"))
+                .await
+                .expect("mount table")
+                .is_some()
+        );
+
+        // The path is back: the check passes, and the stop succeeds.
+        path.resume();
+        assert_eq!(event(&mut events).await, back);
+        stop(&steps, Step::Volumes)
+            .await
+            .expect("stop once the path is back");
+    });
+}
+
+#[test]
+fn an_unmount_that_hangs_in_the_kernel_fails_on_its_timeout_without_blocking() {
+    if !hatests::require_root() {
+        return;
+    }
+    let lan = Lan::new("umounthang");
+    let disk = Disk::with_faulty_path(&lan.scratch);
+    let mut cfg = config("umounthang", lan.scratch.path());
+    let mount_point = lan.scratch.join("vol").join("mnt");
+    cfg.volumes = vec![disk.volume(mount_point.clone())];
+    cfg.resource_release_timeout = Duration::from_secs(12);
+    let path = disk.shared.faulty(NODE);
+    lan.run(|| async {
+        // No storage watch: nothing of hasvrd's keeps the volume busy, so
+        // the unmount itself blocks in the kernel on the hung path.
+        let (steps, _events, _cleanup) = steps(&lan, cfg);
+        start(&steps, Step::Volumes).await.expect("start volumes");
+        std::fs::write(mount_point.join("dirty"), "not yet on the disk").expect("write");
+        path.hang();
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let failed = stop(&steps, Step::Volumes)
+            .await
+            .expect_err("an unmount on a hung path");
+        assert!(failed.contains("has not returned"), "{failed}");
+        ticker.abort();
+        assert!(
+            ticks.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "the runtime was blocked while the unmount hung"
+        );
+        // The path is back: the abandoned unmount completes by itself, and
+        // the next stop proves it.
+        path.resume();
+        stop(&steps, Step::Volumes)
+            .await
+            .expect("stop once the path is back");
+        assert!(
+            hasvrd::volume::is_mounted(&mount_point)
+                .await
+                .expect("mount table")
+                .is_none()
+        );
+    });
 }

@@ -88,8 +88,8 @@ struct Checker {
     /// The holder lost uncleanly and not fenced (safety rule 1).
     stall: Option<String>,
     fenced: std::collections::BTreeSet<String>,
-    /// This node's public network is lost (until PublicNetworkBack).
-    net_down: bool,
+    /// What is lost on this node (until it is back).
+    lost: std::collections::BTreeSet<Loss>,
     /// The other nodes of the service (those of [`base`]) last said up and
     /// able to host.
     able: std::collections::BTreeSet<String>,
@@ -108,7 +108,7 @@ impl Checker {
             last: initial,
             stall: None,
             fenced: Default::default(),
-            net_down: false,
+            lost: Default::default(),
             able: Default::default(),
         }
     }
@@ -131,8 +131,18 @@ impl Checker {
             {
                 self.stall = Some(x.clone());
             }
-            Input::AgentFailed(Cause::PublicNetwork(_)) => self.net_down = true,
-            Input::PublicNetworkBack => self.net_down = false,
+            Input::AgentFailed(Cause::PublicNetwork(_)) => {
+                self.lost.insert(Loss::PublicNetwork);
+            }
+            Input::AgentFailed(Cause::Storage(_)) => {
+                self.lost.insert(Loss::Storage);
+            }
+            Input::PublicNetworkBack => {
+                self.lost.remove(&Loss::PublicNetwork);
+            }
+            Input::StorageBack => {
+                self.lost.remove(&Loss::Storage);
+            }
             Input::PeerState { node, up, can_host }
                 if *node != self.me && base().nodes.contains(node) =>
             {
@@ -187,8 +197,9 @@ impl Checker {
                 assert!(self.outstanding.is_none(), "two steps at once");
                 assert_eq!(self.stack.len(), s.index(), "Start({s}) out of order");
                 assert!(
-                    !self.net_down || self.able.is_empty(),
-                    "Start({s}) without public network while {:?} can host",
+                    self.lost.is_empty() || self.able.is_empty(),
+                    "Start({s}) with {:?} lost while {:?} can host",
+                    self.lost,
                     self.able
                 );
                 self.stack.push(s.index());
@@ -215,8 +226,9 @@ impl Checker {
                 self.outstanding = Some((false, s.index()));
             }
             Output::RequestOwnership { priority } => assert!(
-                !self.net_down || *priority == PRIORITY_FAILED,
-                "request at {priority} without public network"
+                self.lost.is_empty() || *priority == PRIORITY_FAILED,
+                "request at {priority} with {:?} lost",
+                self.lost
             ),
             Output::Probe => {
                 self.in_flight += 1;
@@ -1026,20 +1038,121 @@ fn net_lost() -> Input {
     AgentFailed(Cause::PublicNetwork("pub: no carrier".into()))
 }
 
+fn storage_lost() -> Input {
+    AgentFailed(Cause::Storage("vol: I/O error".into()))
+}
+
+/// Runs one scenario, asserting each step's outputs and the final state;
+/// returns the rig for more checks.
+fn run(sc: Scenario) -> Rig {
+    let mut s = base();
+    (sc.tweak)(&mut s);
+    let (mut rig, init) = Rig::new(s, sc.me);
+    assert_eq!(init, sc.init, "{}: initial outputs", sc.name);
+    for (i, (t, input, want)) in sc.steps.into_iter().enumerate() {
+        let what = format!("{input:?}");
+        let got = rig.feed(ms(t), input);
+        assert_eq!(got, want, "{}: step {i} ({what} at {t} ms)", sc.name);
+    }
+    assert_eq!(rig.svc.state(), sc.end, "{}: final state", sc.name);
+    rig
+}
+
 #[test]
 fn scenario_table() {
     for sc in scenarios() {
-        let mut s = base();
-        (sc.tweak)(&mut s);
-        let (mut rig, init) = Rig::new(s, sc.me);
-        assert_eq!(init, sc.init, "{}: initial outputs", sc.name);
-        for (i, (t, input, want)) in sc.steps.into_iter().enumerate() {
-            let what = format!("{input:?}");
-            let got = rig.feed(ms(t), input);
-            assert_eq!(got, want, "{}: step {i} ({what} at {t} ms)", sc.name);
-        }
-        assert_eq!(rig.svc.state(), sc.end, "{}: final state", sc.name);
+        run(sc);
     }
+}
+
+/// The public network's input as the storage path's: its loss and its
+/// return; any other input as it is.
+fn as_storage(input: Input) -> Input {
+    match input {
+        AgentFailed(Cause::PublicNetwork(why)) => AgentFailed(Cause::Storage(why)),
+        NetBack => Input::StorageBack,
+        other => other,
+    }
+}
+
+#[test]
+fn a_lost_storage_path_is_handled_as_a_lost_public_network() {
+    // Fail over at once without a restart, or stay with an emergency; queue
+    // last and refuse TakeOver while lost; back by itself, no Cleanup.
+    let mut ran = 0;
+    for sc in scenarios() {
+        let net =
+            |(_, i, _): &(u64, Input, &[&str])| matches!(i, AgentFailed(Cause::PublicNetwork(_)));
+        if !sc.steps.iter().any(net) {
+            continue;
+        }
+        let name = sc.name;
+        let steps = sc
+            .steps
+            .into_iter()
+            .map(|(t, i, w)| (t, as_storage(i), w))
+            .collect();
+        let rig = run(Scenario { steps, ..sc });
+        assert_eq!(rig.svc.public_network_down(), None, "{name}");
+        ran += 1;
+    }
+    assert!(ran >= 8, "only {ran} public network scenarios");
+}
+
+#[test]
+fn storage_and_public_network_losses_are_separate_facts() {
+    let (mut rig, _) = Rig::new(base(), "beta");
+    rig.feed(ms(0), StatusProbe(NotRunning));
+    rig.feed(ms(0), owner(Some("alpha")));
+    rig.feed(ms(100), peer("alpha", true, true));
+    let lost = rig.feed(ms(1000), storage_lost());
+    assert_eq!(lost, ["warning", "request 1"]);
+    assert_eq!(rig.svc.storage_down(), Some("vol: I/O error"));
+    assert!(!rig.svc.can_host());
+    let why = rig.svc.refusal(Op::TakeOver).unwrap_or_default();
+    assert!(
+        why.contains("storage path") && why.contains("I/O error"),
+        "{why}"
+    );
+    assert_eq!(rig.feed(ms(1100), net_lost()), ["warning"]);
+    // The path is back, the network is not: still unable, still last.
+    assert_eq!(rig.feed(ms(2000), Input::StorageBack), ["info"]);
+    assert_eq!(rig.svc.storage_down(), None);
+    assert!(!rig.svc.can_host());
+    let why = rig.svc.refusal(Op::TakeOver).unwrap_or_default();
+    assert!(why.contains("public network"), "{why}");
+    assert_eq!(rig.feed(ms(2100), Input::StorageBack), Vec::<String>::new());
+    assert_eq!(rig.feed(ms(3000), NetBack), ["info", "request 99"]);
+    assert!(rig.svc.can_host());
+}
+
+#[test]
+fn a_stop_that_hangs_after_a_lost_storage_path_is_a_failed_stop() {
+    // The volumes' unmount hangs on the dead path: the driver reports it
+    // failed on its timeout; with fencing the lock stays here (ERRORACT)
+    // and the peer is asked, which fences this node before it starts.
+    let mut s = base();
+    s.fencing = true;
+    let (mut rig, _) = Rig::new(s, "alpha");
+    for (t, i, _) in running_alpha() {
+        rig.feed(ms(t), i);
+    }
+    assert_eq!(
+        rig.feed(ms(5000), storage_lost()),
+        ["error", "stop application"]
+    );
+    assert_eq!(rig.feed(ms(5100), Stopped(Application)), ["stop ips"]);
+    assert_eq!(rig.feed(ms(5200), Stopped(Ips)), ["stop volumes"]);
+    let failed = rig.feed(
+        ms(50_000),
+        StopFailed(Volumes, "the stop of volumes did not finish".into()),
+    );
+    assert_eq!(failed, ["emergency", "ask beta", "=ERRORACT"]);
+    assert!(rig.svc.owned() && !rig.svc.can_host());
+    // The path coming back does not clear the error: Cleanup does.
+    rig.feed(ms(60_000), Input::StorageBack);
+    assert_eq!(rig.svc.state(), State::ErrorAct);
+    assert!(!rig.svc.can_host());
 }
 
 #[test]
@@ -1360,6 +1473,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
         12 => StatusProbe(rng.pick(&statuses)),
         13 if rng.chance(10) => Input::Shutdown,
         14 => Input::PublicNetworkBack,
+        15 => Input::StorageBack,
         _ => Timer,
     }
 }

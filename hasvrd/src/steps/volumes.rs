@@ -11,6 +11,7 @@ use tokio::time::Instant;
 /// checks get what is left of the step. Stops at the first failure (the
 /// machine then stops the step, unmounting what was mounted).
 pub(super) async fn start(ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+    let _busy = ctx.volume_lock.lock().await;
     for vol in &ctx.cfg.volumes {
         volume::mount(vol, &ctx.node, &ctx.tracker, left(deadline))
             .await
@@ -24,6 +25,7 @@ pub(super) async fn start(ctx: &Ctx, deadline: Instant) -> Result<(), String> {
 /// after a failure (as much as possible is released), and fails with all
 /// the errors.
 pub(super) async fn stop(ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+    let _busy = ctx.volume_lock.lock().await;
     let mut errors = Vec::new();
     for vol in ctx.cfg.volumes.iter().rev() {
         if let Err(e) = volume::umount(vol, &ctx.node, left(deadline)).await {

@@ -2,7 +2,8 @@
 //! service of this node, fed with what hamond says (ownership, peers,
 //! fencing, forwarded commands), the workers' results, the agents' reports,
 //! the public network (each service's carrier watch and IP keeper,
-//! [`StepEvent`]) and the operator's commands; their outputs carried out by
+//! [`StepEvent`]), the storage path (each service's storage watch) and the
+//! operator's commands; their outputs carried out by
 //! the workers (steps, probes), sent to hamond (lock requests and releases,
 //! advertised states and whether this node can host, [`Service::can_host`])
 //! or logged. A command the machine would refuse
@@ -135,6 +136,8 @@ pub async fn run(setup: Setup) -> Result<(), String> {
         if let Err(e) = steps.watch_public_network().await {
             tracing::error!("{e}");
         }
+        // Likewise whether it reaches the service's storage.
+        steps.watch_storage();
         let owned = held.contains(cfg.name.as_str());
         let up = found_up(&cfg, &steps, owned).await;
         if up > 0 {
@@ -570,6 +573,10 @@ impl Daemon {
             StepEvent::PublicNetworkBack { service } => {
                 self.feed(&service, Input::PublicNetworkBack)
             }
+            StepEvent::StorageLost { service, reason } => {
+                self.feed(&service, Input::AgentFailed(Cause::Storage(reason)))
+            }
+            StepEvent::StorageBack { service } => self.feed(&service, Input::StorageBack),
             StepEvent::IpMoved {
                 service,
                 addr,

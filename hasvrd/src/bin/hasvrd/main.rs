@@ -15,6 +15,10 @@ use haschema::logging;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// How long hasvrd waits at exit for its blocking threads (file system
+/// and mount calls) to return.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The service daemon of one node.
 #[derive(Parser)]
 #[command(version, about)]
@@ -78,7 +82,7 @@ fn start(args: Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let setup = daemon::Setup {
             me: args.node,
             fencing: !cluster.fences.is_empty(),
@@ -91,5 +95,9 @@ fn start(args: Args) -> Result<(), String> {
         let result = daemon::run(setup).await;
         let _ = std::fs::remove_file(&args.socket);
         result
-    })
+    });
+    // A blocking thread stuck in I/O on a hung storage path never returns:
+    // do not wait for it at exit.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    result
 }
