@@ -3,10 +3,20 @@
 //! holds the switch: a bridge `br0` (address 10.93.X.254/24) with one veth
 //! port per node; each node's end is called `pub` and has 10.93.X.(i+1)/24.
 //! Floating IPs go in 10.93.X.100 and up ([`PublicLan::floating`]).
+//!
+//! With [`PublicLan::with_ipv6`] the LAN is dual-stack: `br0` also has
+//! fd93:X::fe/64 and node `i`'s `pub` fd93:X::(i+1)/64 (both without
+//! duplicate address detection, so they are usable at once); IPv6 floating
+//! IPs go in fd93:X::100 and up ([`PublicLan::floating6`]). The client's
+//! neighbour table can be read and forged ([`PublicLan::neighbour`],
+//! [`PublicLan::forge_neighbour`]) to watch announcements, and the nodes'
+//! ports can be isolated from each other while each still reaches the
+//! client ([`PublicLan::isolate_nodes`]).
 
+use crate::command::must;
 use crate::netns::Netns;
 use crate::unique;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,6 +27,8 @@ pub const NIC: &str = "pub";
 pub struct PublicLan {
     client: Netns,
     octet: u8,
+    /// The number of node ports (`p0`, `p1`, ...).
+    ports: usize,
 }
 
 impl PublicLan {
@@ -33,7 +45,11 @@ impl PublicLan {
     #[track_caller]
     pub fn with_octet(tag: &str, nodes: &[&Netns], octet: u8) -> PublicLan {
         let client = Netns::new(&format!("{tag}-client"));
-        let lan = PublicLan { client, octet };
+        let lan = PublicLan {
+            client,
+            octet,
+            ports: nodes.len(),
+        };
         let c = lan.client.name().to_owned();
         ip(&["-n", &c, "link", "add", "br0", "type", "bridge"]);
         ip(&[
@@ -71,6 +87,25 @@ impl PublicLan {
         lan
     }
 
+    /// [`PublicLan::with_octet`], dual-stack: the IPv6 addresses of the
+    /// module docs too, without duplicate address detection.
+    #[track_caller]
+    pub fn with_ipv6(tag: &str, nodes: &[&Netns], octet: u8) -> PublicLan {
+        let lan = PublicLan::with_octet(tag, nodes, octet);
+        let mut ends = vec![(lan.client.name(), "br0", lan.host6(0xfe))];
+        ends.extend(
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, ns)| (ns.name(), NIC, lan.host6(i as u16 + 1))),
+        );
+        for (ns, dev, addr) in ends {
+            let addr = format!("{addr}/64");
+            ip(&["-n", ns, "-6", "addr", "add", &addr, "dev", dev, "nodad"]);
+        }
+        lan
+    }
+
     /// The client's namespace.
     pub fn client(&self) -> &Netns {
         &self.client
@@ -84,6 +119,61 @@ impl PublicLan {
     /// The `k`th floating IP of the LAN (10.93.X.(100 + k)).
     pub fn floating(&self, k: u8) -> Ipv4Addr {
         self.host(100 + k)
+    }
+
+    /// fd93:X::`n` (hex) on a dual-stack LAN ([`PublicLan::with_ipv6`]).
+    pub fn host6(&self, n: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd93, u16::from(self.octet), 0, 0, 0, 0, 0, n)
+    }
+
+    /// The `k`th IPv6 floating IP of the LAN (fd93:X::100 + k, hex).
+    pub fn floating6(&self, k: u8) -> Ipv6Addr {
+        self.host6(0x100 + u16::from(k))
+    }
+
+    /// The link-layer address the client's neighbour table has for `addr`
+    /// (on `br0`), if it has an entry with one.
+    #[track_caller]
+    pub fn neighbour(&self, addr: IpAddr) -> Option<String> {
+        let shown = self
+            .client
+            .ip(&["neigh", "show", &addr.to_string(), "dev", "br0"]);
+        let mut words = shown.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_owned)
+    }
+
+    /// Replaces the client's neighbour entry for `addr` with `mac`, in the
+    /// STALE state: the client keeps it, without probing, until it sends
+    /// to `addr` or a (gratuitous) announcement overrides it.
+    #[track_caller]
+    pub fn forge_neighbour(&self, addr: IpAddr, mac: &str) {
+        let addr = addr.to_string();
+        self.client.ip(&[
+            "neigh", "replace", &addr, "lladdr", mac, "dev", "br0", "nud", "stale",
+        ]);
+    }
+
+    /// Isolates (or rejoins) the nodes' ports on the switch from each
+    /// other: the nodes no longer hear each other on the public LAN (no
+    /// ARP, no neighbour discovery) but each still reaches the client, and
+    /// keeps its carrier.
+    #[track_caller]
+    pub fn isolate_nodes(&self, isolated: bool) {
+        let state = if isolated { "on" } else { "off" };
+        for i in 0..self.ports {
+            let port = format!("p{i}");
+            must(Command::new("bridge").args([
+                "-n",
+                self.client.name(),
+                "link",
+                "set",
+                "dev",
+                &port,
+                "isolated",
+                state,
+            ]));
+        }
     }
 
     /// Sets node `i`'s port on the switch up or down (its `pub` NIC loses
@@ -102,17 +192,19 @@ impl PublicLan {
 
     /// One TCP request from the client to `addr:port`: what the server
     /// sent before closing, or why there was none. Bounded by `timeout`.
-    pub fn fetch(&self, addr: Ipv4Addr, port: u16, timeout: Duration) -> Result<String, String> {
+    /// IPv6 addresses go in brackets (and curl's URL globbing is off).
+    pub fn fetch(
+        &self,
+        addr: impl Into<IpAddr>,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<String, String> {
         let secs = format!("{:.1}", timeout.as_secs_f64());
+        let url = format!("http://{}/", SocketAddr::new(addr.into(), port));
         let out = self
             .client
             .command("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                &secs,
-                &format!("http://{addr}:{port}/"),
-            ])
+            .args(["-sS", "-g", "--max-time", &secs, &url])
             .output()
             .map_err(|e| format!("cannot run curl: {e}"))?;
         if out.status.success() {
@@ -126,11 +218,12 @@ impl PublicLan {
     /// most `timeout`; the last answer (or error) when it never did.
     pub fn wait_answer(
         &self,
-        addr: Ipv4Addr,
+        addr: impl Into<IpAddr>,
         port: u16,
         timeout: Duration,
         ok: impl Fn(&str) -> bool,
     ) -> Result<String, String> {
+        let addr = addr.into();
         let end = Instant::now() + timeout;
         let mut last = Err("never asked".to_owned());
         while Instant::now() < end {

@@ -15,6 +15,10 @@
 //! shared device, which would hide a double mount), mounted before the
 //! floating IP and the application; nginx serves and stores its files.
 //!
+//! With [`WebSpec::ipv6`] the public LAN is dual-stack and the floating IP
+//! IPv6 (fd93:X::100/64, see [`PublicLan::with_ipv6`]); the servers listen
+//! on both families and still answer with the node's IPv4 address.
+//!
 //! Every poll of the waits here also checks that the floating IP is on at
 //! most one node at once, and the volume mounted on at most one node
 //! (safety rule 1), and panics, with the daemons' log tails, the first time
@@ -35,7 +39,7 @@ use crate::publan::NIC;
 use crate::scratch::{ScratchDir, write_script};
 use crate::{ClusterSpec, PowerSwitch, PublicLan, SharedDisk, TestCluster, unique};
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,10 +73,16 @@ pub const DATA: &str = "/data/";
 const SERVED_BY: &str = "x-served-by";
 
 /// The test application: `www start|stop|status`. It answers HTTP on
-/// `PORT` with the node's own address on the public LAN (so the client
-/// knows who served), keeps its pid in `DIR/www-ADDR.pid`, and its status
-/// follows LSB (0 running, 3 stopped).
-fn app_script(dir: &Path) -> String {
+/// `PORT` (IPv4 only, or both families with `ipv6`) with the node's own
+/// IPv4 address on the public LAN (so the client knows who served), keeps
+/// its pid in `DIR/www-ADDR.pid`, and its status follows LSB (0 running, 3
+/// stopped).
+fn app_script(dir: &Path, ipv6: bool) -> String {
+    let listen = if ipv6 {
+        format!("TCP6-LISTEN:{PORT},ipv6only=0")
+    } else {
+        format!("TCP-LISTEN:{PORT}")
+    };
     let body = format!(
         r#"me=$(ip -o -4 addr show dev {NIC} scope global | awk 'NR == 1 {{ split($4, a, "/"); print a[1] }}')
 pidfile="{dir}/www-$me.pid"
@@ -80,7 +90,7 @@ running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
 case "$1" in
 start)
     running && exit 0
-    socat TCP-LISTEN:{PORT},fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo; echo $me" \
+    socat {listen},fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo; echo $me" \
         </dev/null >/dev/null 2>&1 &
     echo $! > "$pidfile"
     exit 0 ;;
@@ -160,12 +170,17 @@ exit 2"#,
 
 /// nginx's config for the node at `addr`, whose files are in `state`
 /// (pid, logs, temp paths): it listens on 0.0.0.0:[`PORT`] in the node's
-/// namespace; `/` answers with `addr`, [`DATA`] serves and stores (WebDAV
+/// namespace (and on [::]:[`PORT`] with `ipv6`); `/` answers with `addr`, [`DATA`] serves and stores (WebDAV
 /// PUT, DELETE) the files of `docs` (the volume's mount point); every
 /// answer carries `X-Served-By: addr`. Workers run as www-data, the
 /// volume's owner.
-fn nginx_conf(addr: &str, state: &Path, docs: &Path) -> String {
+fn nginx_conf(addr: &str, state: &Path, docs: &Path, ipv6: bool) -> String {
     let (d, docs) = (state.display(), docs.display());
+    let listen6 = if ipv6 {
+        format!("listen [::]:{PORT};")
+    } else {
+        String::new()
+    };
     format!(
         r#"daemon off;
 master_process on;
@@ -187,6 +202,7 @@ http {{
     keepalive_timeout 0;
     server {{
         listen 0.0.0.0:{PORT};
+        {listen6}
         add_header X-Served-By {addr} always;
         location = / {{
             return 200 "{addr}\n";
@@ -245,11 +261,13 @@ fn duration_value(d: Duration) -> String {
     }
 }
 
-/// The service file: alpha active, beta standby, one floating IP, the
+/// The service file: alpha active, beta standby, one floating IP (/24 for
+/// IPv4, /64 for IPv6), the
 /// checks and restarts of `web` ([`WebSpec::check`],
 /// [`WebSpec::restart_times`]); `web.service_extra` lines go in before the
 /// floating IP's table.
-fn service_file(script: &str, ip: Ipv4Addr, web: &WebSpec) -> String {
+fn service_file(script: &str, ip: IpAddr, web: &WebSpec) -> String {
+    let prefix = if ip.is_ipv6() { 64 } else { 24 };
     let (interval, tko) = web.check.unwrap_or((Duration::from_secs(1), 1));
     let check_interval = duration_value(interval);
     let restart_times = web.restart_times.unwrap_or(1);
@@ -271,7 +289,7 @@ onstart = true
 {extra}
 
 [[ip]]
-address = "{ip}/24"
+address = "{ip}/{prefix}"
 nics = {{ alpha = ["{NIC}"], beta = ["{NIC}"] }}
 "#
     )
@@ -340,6 +358,10 @@ pub struct WebSpec {
     pub check: Option<(Duration, u32)>,
     /// The service's `restart_times`; None: 1.
     pub restart_times: Option<u32>,
+    /// The public LAN is dual-stack and the floating IP is IPv6
+    /// ([`PublicLan::floating6`]), added by hasvrd with duplicate address
+    /// detection as its probe.
+    pub ipv6: bool,
 }
 
 /// A node's mount namespace kept after the node is gone: what a node that
@@ -391,7 +413,7 @@ pub struct WebService {
     lan: PublicLan,
     cluster: TestCluster,
     disk: Option<SharedDisk>,
-    fip: Ipv4Addr,
+    fip: IpAddr,
     switch: PowerSwitch,
     mount_point: PathBuf,
     app: App,
@@ -478,10 +500,18 @@ impl WebService {
         for node in NODES {
             switch.connect(node, cluster.ns(node), mounts);
         }
-        let lan = PublicLan::with_octet(test, &[cluster.ns("alpha"), cluster.ns("beta")], octet);
-        let fip = lan.floating(0);
+        let nodes = [cluster.ns("alpha"), cluster.ns("beta")];
+        let (lan, fip) = if web.ipv6 {
+            let lan = PublicLan::with_ipv6(test, &nodes, octet);
+            let fip = IpAddr::from(lan.floating6(0));
+            (lan, fip)
+        } else {
+            let lan = PublicLan::with_octet(test, &nodes, octet);
+            let fip = IpAddr::from(lan.floating(0));
+            (lan, fip)
+        };
         let script = match web.app {
-            App::Socat => app_script(dir.path()),
+            App::Socat => app_script(dir.path(), web.ipv6),
             App::Nginx => {
                 // Without a volume nginx's workers store in the directory.
                 must(
@@ -495,7 +525,7 @@ impl WebService {
                     std::fs::create_dir_all(&state)
                         .unwrap_or_else(|e| panic!("{}: {e}", state.display()));
                     let conf = state.join("nginx.conf");
-                    std::fs::write(&conf, nginx_conf(&addr, &state, &mount_point))
+                    std::fs::write(&conf, nginx_conf(&addr, &state, &mount_point, web.ipv6))
                         .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
                 }
                 nginx_script(dir.path())
@@ -546,8 +576,24 @@ impl WebService {
     }
 
     /// The service's floating IP.
-    pub fn fip(&self) -> Ipv4Addr {
+    pub fn fip(&self) -> IpAddr {
         self.fip
+    }
+
+    /// The MAC address of `node`'s NIC on the public LAN: what neighbours
+    /// should have for the floating IP while `node` holds it.
+    #[track_caller]
+    pub fn mac(&self, node: &str) -> String {
+        let shown = self
+            .cluster
+            .ns(node)
+            .ip(&["-o", "link", "show", "dev", NIC]);
+        let mut words = shown.split_whitespace();
+        words
+            .find(|w| *w == "link/ether")
+            .and_then(|_| words.next())
+            .unwrap_or_else(|| panic!("no MAC address in {node}'s {shown:?}"))
+            .to_owned()
     }
 
     /// The shared disk ([`WebSpec::volume`]).
@@ -661,9 +707,15 @@ impl WebService {
         }
     }
 
-    /// The URL the client fetches: `http://FIP:PORT/`.
+    /// The URL the client fetches: `http://FIP:PORT/` (the address in
+    /// brackets for IPv6).
     pub fn url(&self) -> String {
-        format!("http://{}:{PORT}/", self.fip)
+        format!("http://{}/", self.socket())
+    }
+
+    /// The floating IP and [`PORT`].
+    fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.fip, PORT)
     }
 
     /// The node's own address on the public LAN: what its server answers.
@@ -708,11 +760,11 @@ impl WebService {
     /// One request of the client with curl: GET, or PUT of `upload`.
     fn http(&self, path: &str, upload: Option<&Path>) -> Result<Reply, String> {
         let mut cmd = self.lan.client().command("curl");
-        cmd.args(["-sS", "-i", "--max-time", "3", "-H", "Expect:"]);
+        cmd.args(["-sS", "-g", "-i", "--max-time", "3", "-H", "Expect:"]);
         if let Some(file) = upload {
             cmd.arg("-T").arg(file);
         }
-        cmd.arg(format!("http://{}:{PORT}{path}", self.fip));
+        cmd.arg(format!("http://{}{path}", self.socket()));
         let out = run_for(&mut cmd, Duration::from_secs(10))?;
         if !out.status.success() {
             return Err(out.stderr.trim().to_owned());
@@ -750,15 +802,20 @@ impl WebService {
         }
     }
 
-    /// The nodes that hold the floating IP now.
+    /// The nodes that hold the floating IP now. An IPv6 address still in
+    /// duplicate address detection (`tentative`, also once `dadfailed`) is
+    /// not held: the kernel neither answers for it nor sends from it, and
+    /// adding it is how hasvrd probes (DAD is the IPv6 probe).
     pub fn holders(&self) -> Vec<&'static str> {
+        let addr = format!(" {}/", self.fip);
         NODES
             .into_iter()
             .filter(|n| {
                 self.cluster
                     .ns(n)
                     .ip(&["-o", "addr", "show", "dev", NIC])
-                    .contains(&format!("{}/", self.fip))
+                    .lines()
+                    .any(|l| l.contains(&addr) && !l.contains("tentative"))
             })
             .collect()
     }
@@ -916,17 +973,33 @@ impl WebService {
     /// The pid the application wrote on `node` (nginx's: its master's).
     #[track_caller]
     pub fn app_pid(&self, node: &str) -> String {
-        let file = match self.app {
+        let file = self.app_pid_file(node);
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// Whether the application runs on `node`: its pid file names a live
+    /// process (its stop removes the file).
+    #[track_caller]
+    pub fn app_running(&self, node: &str) -> bool {
+        std::fs::read_to_string(self.app_pid_file(node))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// Where the application keeps its pid on `node`.
+    #[track_caller]
+    fn app_pid_file(&self, node: &str) -> PathBuf {
+        match self.app {
             App::Socat => self.dir.join(format!("{SERVICE}-{}.pid", self.addr(node))),
             App::Nginx => self
                 .dir
                 .join(format!("nginx-{}", self.addr(node)))
                 .join("nginx.pid"),
-        };
-        std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
-            .trim()
-            .to_owned()
+        }
     }
 }
 
