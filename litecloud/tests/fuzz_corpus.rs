@@ -7,51 +7,20 @@
 
 #[path = "../../fuzz/checks.rs"]
 mod checks;
+#[path = "../../fuzz/replay.rs"]
+mod replay;
 
 use litecloud::serial;
 use litecloud::wire::{Class, Frame, Header, Item};
-use std::path::{Path, PathBuf};
-
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-/// Runs `check` on every file of the target's corpus, naming the file that
-/// fails.
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = corpus_dir(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "{}: the corpus is missing", dir.display());
-    for file in &files {
-        let data = std::fs::read(file).unwrap();
-        let r = std::panic::catch_unwind(|| check(&data));
-        if let Err(e) = r {
-            std::panic::resume_unwind(Box::new(format!(
-                "{target}: corpus file {} fails: {:?}",
-                file.display(),
-                e.downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or(e.downcast_ref::<&str>().copied())
-            )));
-        }
-    }
-    eprintln!("{target}: {} corpus files pass", files.len());
-}
 
 #[test]
 fn frame_decode_corpus() {
-    replay("frame_decode", checks::frame_decode);
+    replay::replay("frame_decode", checks::frame_decode);
 }
 
 #[test]
 fn serial_deframe_corpus() {
-    replay("serial_deframe", checks::serial_deframe);
+    replay::replay("serial_deframe", checks::serial_deframe);
 }
 
 fn header() -> Header {
@@ -123,7 +92,7 @@ fn hand_made_seeds_pass_the_checks() {
             "frame_decode" => checks::frame_decode(&bytes),
             _ => checks::serial_deframe(&bytes),
         }
-        let file = corpus_dir(target).join(name);
+        let file = replay::corpus_dir(target).join(name);
         if file.exists() {
             assert_eq!(
                 std::fs::read(&file).unwrap(),
@@ -141,7 +110,7 @@ fn hand_made_seeds_pass_the_checks() {
 #[ignore = "writes files: run by hand to refresh the seeds"]
 fn write_seeds() {
     for (target, name, bytes) in seeds() {
-        let dir = corpus_dir(target);
+        let dir = replay::corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), bytes).unwrap();
     }

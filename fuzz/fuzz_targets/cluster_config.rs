@@ -1,0 +1,7 @@
+//! Fuzz target: haschema's `cluster_config` check (see `schema_checks.rs`).
+#![no_main]
+
+#[path = "../schema_checks.rs"]
+mod schema_checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| schema_checks::cluster_config(data));
