@@ -1,5 +1,5 @@
-//! Parsing of hactl's command line: the service and fence subcommands and
-//! the global sockets.
+//! Parsing of hactl's command line: the service and fence subcommands,
+//! the global sockets and --remote.
 
 use super::*;
 use clap::CommandFactory;
@@ -122,4 +122,24 @@ fn status_help_documents_the_exit_codes() {
     for code in ["0  OK", "1  WARNING", "2  CRITICAL", "3  UNKNOWN"] {
         assert!(help.contains(code), "{code:?} not in:\n{help}");
     }
+}
+
+#[test]
+fn remote_goes_with_every_node_command() {
+    let server = "10.0.0.1:7405";
+    for args in [
+        &["status", "--json"][..],
+        &["service", "status", "--json"],
+        &["service", "bring-out", "www"],
+        &["fence", "confirm", "beta", "--yes-i-am-sure"],
+    ] {
+        let before = [&["--remote", server][..], args].concat();
+        let after = [args, &["--remote", server]].concat();
+        for argv in [before, after] {
+            let a = parse(&argv).unwrap();
+            assert_eq!(a.remote.as_deref(), Some(server), "{argv:?}");
+            assert!(local_only(&a, "x").is_err(), "{argv:?}");
+        }
+    }
+    assert!(local_only(&parse(&["status"]).unwrap(), "x").is_ok());
 }

@@ -1,6 +1,8 @@
 //! hactl: the administrator's command line. It talks to the local daemons
 //! over their control sockets (root or the control group only): hamond for
-//! the cluster (status, fence), hasvrd for the services.
+//! the cluster (status, fence), hasvrd for the services; or, with
+//! `--remote HOST:PORT`, to a node's admin endpoint, which passes each
+//! request to the same daemon there.
 
 mod fence;
 mod passwd;
@@ -20,10 +22,23 @@ use std::time::Duration;
 
 /// Exit code when a daemon cannot be reached (Nagios "UNKNOWN").
 const UNREACHABLE: u8 = 3;
-/// The daemon of the cluster (status, fence).
-const HAMOND: &str = "hamond";
-/// The daemon of the services.
-const HASVRD: &str = "hasvrd";
+/// The daemon that answers a request.
+#[derive(Clone, Copy)]
+enum Daemon {
+    /// The cluster (status, fence).
+    Hamond,
+    /// The services.
+    Hasvrd,
+}
+
+impl Daemon {
+    fn name(self) -> &'static str {
+        match self {
+            Daemon::Hamond => "hamond",
+            Daemon::Hasvrd => "hasvrd",
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(version, about = "Administer the HA cluster")]
@@ -40,8 +55,8 @@ struct Args {
     )]
     service_socket: PathBuf,
     /// Ask a node's admin endpoint (HOST:PORT, TLS, admin password from
-    /// HA_ADMIN_PASSWORD or a prompt) instead of the local socket; `status`
-    /// only for now.
+    /// HA_ADMIN_PASSWORD or a prompt) instead of the local sockets; every
+    /// command but `keygen` and `passwd`, which act on this machine.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     remote: Option<String>,
     #[command(subcommand)]
@@ -92,101 +107,81 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match args.command {
-        Command::Keygen { file, force } => match haschema::key::generate(&file, force) {
-            Ok(()) => {
-                println!(
-                    "wrote {}; copy it to the same path on every node (mode 0600)",
-                    file.display()
-                );
-                ExitCode::SUCCESS
+    match &args.command {
+        Command::Keygen { file, force } => {
+            if let Err(code) = local_only(&args, "keygen") {
+                return code;
             }
-            Err(e) => {
-                eprintln!("hactl: {e}");
-                ExitCode::FAILURE
+            match haschema::key::generate(file, *force) {
+                Ok(()) => {
+                    println!(
+                        "wrote {}; copy it to the same path on every node (mode 0600)",
+                        file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hactl: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Passwd {
             stdin,
             file,
             config,
-        } => match passwd::password_file(file, &config).and_then(|f| {
-            passwd::run(&f, stdin)?;
-            Ok(f)
-        }) {
-            Ok(f) => {
-                println!("admin password set in {}", f.display());
-                ExitCode::SUCCESS
+        } => {
+            if let Err(code) = local_only(&args, "passwd") {
+                return code;
             }
-            Err(e) => {
-                eprintln!("hactl: {e}");
-                ExitCode::FAILURE
+            match passwd::password_file(file.clone(), config).and_then(|f| {
+                passwd::run(&f, *stdin)?;
+                Ok(f)
+            }) {
+                Ok(f) => {
+                    println!("admin password set in {}", f.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hactl: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
-        Command::Status { json } => match args.remote.as_deref().map_or_else(
-            || call(HAMOND, &args.socket, &Request::Status),
-            |server| remote::call(server, &Request::Status),
-        ) {
+        }
+        Command::Status { json } => match ask(&args, Daemon::Hamond, &Request::Status) {
             Ok(Response::Status(report)) => {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).expect("report serialises")
-                    );
+                if *json {
+                    print_json(serde_json::to_string_pretty(&report));
                 } else {
                     print!("{}", show::status(&report));
                 }
                 ExitCode::from(report.health() as u8)
             }
-            Ok(Response::Error { message }) => {
-                eprintln!("hactl: hamond refused: {message}");
-                ExitCode::from(UNREACHABLE)
-            }
-            Ok(other) => unexpected(HAMOND, &other),
-            Err(e) => {
-                eprintln!("hactl: {e}");
-                ExitCode::from(UNREACHABLE)
-            }
+            other => failed(Daemon::Hamond, other),
         },
         Command::Service {
             command: ServiceCommand::Status { json },
-        } => {
-            if let Err(code) = local_only(args.remote.as_deref(), UNREACHABLE) {
-                return code;
+        } => match ask(&args, Daemon::Hasvrd, &Request::Services) {
+            Ok(Response::Services { services }) => {
+                if *json {
+                    print_json(serde_json::to_string_pretty(&services));
+                } else {
+                    print!("{}", services::table(&services));
+                }
+                ExitCode::from(services::overall(&services) as u8)
             }
-            match call(HASVRD, &args.service_socket, &Request::Services) {
-                Ok(Response::Services { services }) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&services).expect("report serialises")
-                        );
-                    } else {
-                        print!("{}", services::table(&services));
-                    }
-                    ExitCode::from(services::overall(&services) as u8)
-                }
-                Ok(Response::Error { message }) => {
-                    eprintln!("hactl: hasvrd refused: {message}");
-                    ExitCode::from(UNREACHABLE)
-                }
-                Ok(other) => unexpected(HASVRD, &other),
-                Err(e) => {
-                    eprintln!("hactl: {e}");
-                    ExitCode::from(UNREACHABLE)
-                }
-            }
-        }
+            other => failed(Daemon::Hasvrd, other),
+        },
         Command::Service {
             command: ServiceCommand::Op { op, service },
-        } => match local_only(args.remote.as_deref(), 1) {
-            Ok(()) => order(
-                HASVRD,
-                &args.service_socket,
-                &Request::Service { op, service },
-            ),
-            Err(code) => code,
-        },
+        } => order(
+            &args,
+            Daemon::Hasvrd,
+            &Request::Service {
+                op: *op,
+                service: service.clone(),
+            },
+        ),
         Command::Fence {
             command:
                 FenceCommand::Confirm {
@@ -194,43 +189,53 @@ fn main() -> ExitCode {
                     yes_i_am_sure,
                 },
         } => {
-            if let Err(code) = local_only(args.remote.as_deref(), 1) {
-                return code;
-            }
-            if let Err(e) = fence::confirmed(&node, yes_i_am_sure) {
+            if let Err(e) = fence::confirmed(node, *yes_i_am_sure) {
                 eprintln!("hactl: {e}");
                 return ExitCode::FAILURE;
             }
-            order(HAMOND, &args.socket, &Request::FenceConfirm { node })
+            order(
+                &args,
+                Daemon::Hamond,
+                &Request::FenceConfirm { node: node.clone() },
+            )
         }
     }
 }
 
-/// Refuses `--remote` for a command the admin endpoint does not serve yet,
-/// with exit code `code`.
-fn local_only(remote: Option<&str>, code: u8) -> Result<(), ExitCode> {
-    match remote {
+/// Refuses `--remote` for a command that acts on this machine (exit 1).
+fn local_only(args: &Args, command: &str) -> Result<(), ExitCode> {
+    match args.remote {
         None => Ok(()),
         Some(_) => {
             eprintln!(
-                "hactl: --remote supports `status` only for now; run this command on the node"
+                "hactl: `{command}` acts on this machine and takes no --remote; run it on the node"
             );
-            Err(ExitCode::from(code))
+            Err(ExitCode::FAILURE)
         }
     }
 }
 
-/// Sends a command to `daemon`: prints its Done message (exit 0) or its
-/// error (exit 1); exit 3 when it cannot be reached.
-fn order(daemon: &str, socket: &Path, request: &Request) -> ExitCode {
-    match call(daemon, socket, request) {
-        Ok(Response::Done { message }) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
+/// Sends `request` to `daemon`: on its local socket, or through the admin
+/// endpoint of `--remote`.
+fn ask(args: &Args, daemon: Daemon, request: &Request) -> Result<Response, String> {
+    match (&args.remote, daemon) {
+        (Some(server), _) => remote::call(server, request),
+        (None, Daemon::Hamond) => call(daemon, &args.socket, request),
+        (None, Daemon::Hasvrd) => call(daemon, &args.service_socket, request),
+    }
+}
+
+/// Prints a report made pretty JSON by `serde_json::to_string_pretty`.
+fn print_json(json: serde_json::Result<String>) {
+    println!("{}", json.expect("report serialises"));
+}
+
+/// A report request that got no report: an error (exit 3, UNKNOWN).
+fn failed(daemon: Daemon, answer: Result<Response, String>) -> ExitCode {
+    match answer {
         Ok(Response::Error { message }) => {
-            eprintln!("hactl: {daemon} refused: {message}");
-            ExitCode::FAILURE
+            eprintln!("hactl: {} refused: {message}", daemon.name());
+            ExitCode::from(UNREACHABLE)
         }
         Ok(other) => unexpected(daemon, &other),
         Err(e) => {
@@ -240,8 +245,25 @@ fn order(daemon: &str, socket: &Path, request: &Request) -> ExitCode {
     }
 }
 
+/// Sends a command to `daemon`: prints its Done message (exit 0) or its
+/// error (exit 1); exit 3 when it cannot be reached.
+fn order(args: &Args, daemon: Daemon, request: &Request) -> ExitCode {
+    match ask(args, daemon, request) {
+        Ok(Response::Done { message }) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("hactl: {} refused: {message}", daemon.name());
+            ExitCode::FAILURE
+        }
+        other => failed(daemon, other),
+    }
+}
+
 /// An answer of the wrong kind (a socket of the other daemon?): exit 3.
-fn unexpected(daemon: &str, answer: &Response) -> ExitCode {
+fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
+    let daemon = daemon.name();
     let kind = match answer {
         Response::Status(_) => "a status report",
         Response::Services { .. } => "a services report",
@@ -252,9 +274,10 @@ fn unexpected(daemon: &str, answer: &Response) -> ExitCode {
     ExitCode::from(UNREACHABLE)
 }
 
-/// Sends one request to `daemon` (hamond or hasvrd) on `socket` and reads
-/// the answer.
-fn call(daemon: &str, socket: &Path, request: &Request) -> Result<Response, String> {
+/// Sends one request to `daemon` on its local `socket` and reads the
+/// answer.
+fn call(daemon: Daemon, socket: &Path, request: &Request) -> Result<Response, String> {
+    let daemon = daemon.name();
     let unreachable = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::PermissionDenied => format!(
             "permission denied on {}: run as root or as a member of the cluster's control_group",

@@ -11,10 +11,14 @@
 //! source, and counted per source address ([`limiter`]): 5 in a row lock
 //! the address out for 60 s. A successful login is logged too. Then each
 //! [`Request`] line gets one [`Response`] line, asked of the daemon loop
-//! over the same channel as the control socket, so the answers are the
-//! local ones. [`client`] is the other end, for `hactl --remote`.
+//! over the same channel as the control socket, or, for the service
+//! requests, of this node's hasvrd on its control socket ([`hasvrd`]), so
+//! the answers are the local ones. Every command (anything but a status
+//! read) is logged at info with who (`admin`), from where, what and the
+//! result. [`client`] is the other end, for `hactl --remote` and the GUI.
 
 pub mod client;
+pub mod hasvrd;
 pub mod limiter;
 pub mod password;
 pub mod tls;
@@ -57,6 +61,8 @@ pub struct Setup {
     pub password_file: PathBuf,
     /// Where the certificate and key are kept (hamond's state dir).
     pub state_dir: PathBuf,
+    /// hasvrd's control socket, where the service requests go.
+    pub service_socket: PathBuf,
 }
 
 /// Serves the admin endpoint until the runtime stops. Without a usable
@@ -110,6 +116,7 @@ pub async fn serve(setup: Setup, calls: mpsc::Sender<CtlCall>) {
     let server = Server {
         acceptor: TlsAcceptor::from(config),
         password_file: setup.password_file,
+        service_socket: setup.service_socket,
         limiter: Mutex::new(Limiter::new()),
     };
     serve_on(listener, Arc::new(server), calls).await;
@@ -119,6 +126,7 @@ pub async fn serve(setup: Setup, calls: mpsc::Sender<CtlCall>) {
 struct Server {
     acceptor: TlsAcceptor,
     password_file: PathBuf,
+    service_socket: PathBuf,
     limiter: Mutex<Limiter>,
 }
 
@@ -171,7 +179,7 @@ async fn handle(
     }
     while let Some(line) = read_line(&mut conn, IDLE_TIMEOUT).await? {
         let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => ask(calls, request).await,
+            Ok(request) => serve_request(server, calls, peer, request).await,
             Err(_) if serde_json::from_str::<Login>(&line).is_ok() => Response::Error {
                 message: "already logged in".into(),
             },
@@ -262,6 +270,42 @@ async fn login(server: &Server, peer: SocketAddr, password: String) -> Result<()
 /// Whole seconds, rounded up (never "0 s" while locked).
 fn secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
+}
+
+/// Answers one logged-in request: service requests by hasvrd, the others
+/// by the daemon loop. Commands are logged with their result.
+async fn serve_request(
+    server: &Server,
+    calls: &mpsc::Sender<CtlCall>,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    let what = describe(&request);
+    let response = if hasvrd::serves(&request) {
+        hasvrd::ask(&server.service_socket, &request).await
+    } else {
+        ask(calls, request).await
+    };
+    match (&what, &response) {
+        (None, _) => tracing::debug!("admin: status read by admin from {peer}"),
+        (Some(what), Response::Error { message }) => {
+            tracing::info!("admin: {what} by admin from {peer} refused: {message}")
+        }
+        (Some(what), Response::Done { message }) => {
+            tracing::info!("admin: {what} by admin from {peer}: done: {message}")
+        }
+        (Some(what), _) => tracing::info!("admin: {what} by admin from {peer}: answered"),
+    }
+    response
+}
+
+/// A command as the log names it; None for a status read.
+fn describe(request: &Request) -> Option<String> {
+    match request {
+        Request::Status | Request::Services => None,
+        Request::FenceConfirm { node } => Some(format!("fence confirm {node}")),
+        Request::Service { op, service } => Some(format!("service {} {service}", op.as_str())),
+    }
 }
 
 /// Asks the daemon loop, as the control socket does.

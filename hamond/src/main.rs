@@ -42,6 +42,11 @@ struct Args {
     /// The socket hasvrd connects to.
     #[arg(long, default_value = haschema::svclink::DEFAULT_LINK)]
     link: PathBuf,
+    /// hasvrd's control socket, where the admin endpoint sends service
+    /// requests. Default: the `--socket` given to hasvrd with
+    /// `--hasvrd-arg`, else the default hasvrd socket.
+    #[arg(long, value_name = "PATH")]
+    service_socket: Option<PathBuf>,
     /// Start this node's hasvrd (this program) and keep it running; it is
     /// stopped, with every service, before hamond leaves the cluster.
     #[arg(long, value_name = "PATH")]
@@ -61,6 +66,26 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let log = args.log.clone();
     logging::run_daemon("hamond", &log, || start(args))
+}
+
+/// Where hasvrd answers service requests: `--service-socket`, else the
+/// `--socket` hamond gives the hasvrd it runs, else the default.
+fn service_socket(args: &Args) -> PathBuf {
+    let given_to_hasvrd = || {
+        let a = &args.hasvrd_args;
+        a.iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, arg)| match arg.strip_prefix("--socket") {
+                Some("") => a.get(i + 1).map(PathBuf::from),
+                Some(rest) => rest.strip_prefix('=').map(PathBuf::from),
+                None => None,
+            })
+    };
+    args.service_socket
+        .clone()
+        .or_else(|| args.hasvrd.as_ref().and(given_to_hasvrd()))
+        .unwrap_or_else(|| PathBuf::from(haschema::ctl::DEFAULT_SERVICE_SOCKET))
 }
 
 fn start(args: Args) -> Result<(), String> {
@@ -109,8 +134,10 @@ fn start(args: Args) -> Result<(), String> {
                 listen: a.listen,
                 password_file: a.password_file.clone(),
                 state_dir: args.state_dir.clone(),
+                service_socket: service_socket(&args),
             };
-            // Logged-in requests go to the daemon loop like the socket's.
+            // Logged-in requests go to the daemon loop like the socket's,
+            // service requests to hasvrd.
             tokio::spawn(hamond::admin::serve(setup, calls_tx.clone()));
         }
         tokio::spawn(ctl::serve(listener, gid, calls_tx));
@@ -158,4 +185,33 @@ fn start(args: Args) -> Result<(), String> {
         let _ = std::fs::remove_file(&args.link);
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket_of(args: &[&str]) -> PathBuf {
+        let argv = ["hamond", "--node", "alpha"].iter().chain(args);
+        service_socket(&Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn the_service_socket_follows_what_hasvrd_is_given() {
+        let default = PathBuf::from(haschema::ctl::DEFAULT_SERVICE_SOCKET);
+        assert_eq!(socket_of(&[]), default);
+        assert_eq!(socket_of(&["--service-socket", "/x"]), PathBuf::from("/x"));
+        let run = ["--hasvrd", "/bin/hasvrd"];
+        let split = [&run[..], &["--hasvrd-arg=--socket", "--hasvrd-arg=/s"]].concat();
+        assert_eq!(socket_of(&split), PathBuf::from("/s"));
+        let joined = [&run[..], &["--hasvrd-arg=--socket=/j"]].concat();
+        assert_eq!(socket_of(&joined), PathBuf::from("/j"));
+        // Not hasvrd's own option, or hamond does not run hasvrd.
+        let other = [&run[..], &["--hasvrd-arg=--socketx=/o"]].concat();
+        assert_eq!(socket_of(&other), default);
+        assert_eq!(socket_of(&["--hasvrd-arg=--socket=/j"]), default);
+        // The explicit flag wins.
+        let both = [&joined[..], &["--service-socket", "/x"]].concat();
+        assert_eq!(socket_of(&both), PathBuf::from("/x"));
+    }
 }

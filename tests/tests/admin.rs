@@ -7,10 +7,17 @@
 //! refused, 5 wrong passwords lock the address out even for the right one,
 //! and after alpha's certificate is regenerated the pinned fingerprint makes
 //! hactl refuse to talk to it, saying how to accept the change.
+//!
+//! With the web service (`hatests::web`), the service requests go through
+//! alpha's endpoint to its hasvrd: `hactl --remote` brings `www` out and
+//! back in, reads the service status as JSON with the local exit codes,
+//! and each command is logged on alpha with its source and result.
 
 use hamond::admin::client::{Client, KNOWN_HOSTS_ENV};
+use haschema::ctl::{Health, ServiceStatus};
 use hatests::bins;
 use hatests::command::{Finished, run_for};
+use hatests::web::{NODES, SERVICE, WebService, WebSpec};
 use hatests::{ClusterSpec, LAN1, TestCluster, require_root};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -22,14 +29,25 @@ const PORT: u16 = 7405;
 const PASSWORD: &str = "correct horse battery";
 const HACTL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `hactl --remote ALPHA:7405 status --json` from beta's namespace.
-fn remote_status(c: &TestCluster, password: &str) -> Finished {
+/// `hactl --remote ALPHA:7405 ARGS...` from beta's namespace.
+fn remote(c: &TestCluster, password: &str, args: &[&str]) -> Finished {
     let server = format!("{}:{PORT}", c.addr("alpha", LAN1).ip());
     let mut cmd = c.ns("beta").command(bins::hactl());
-    cmd.args(["--remote", &server, "status", "--json"])
+    cmd.args(["--remote", &server])
+        .args(args)
         .env(KNOWN_HOSTS_ENV, c.dir().join("known_hosts"))
         .env("HA_ADMIN_PASSWORD", password);
     run_for(&mut cmd, HACTL_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)))
+}
+
+/// `hactl --remote ALPHA:7405 status --json` from beta's namespace.
+fn remote_status(c: &TestCluster, password: &str) -> Finished {
+    remote(c, password, &["status", "--json"])
+}
+
+/// The `[admin]` table of both tests.
+fn admin_config() -> String {
+    format!("[admin]\nlisten = \"0.0.0.0:{PORT}\"")
 }
 
 /// `hactl passwd --stdin --config CONFIG` with `password` on stdin.
@@ -54,7 +72,7 @@ fn remote_admin_login_lockout_and_pinning() {
         return;
     }
     let spec = ClusterSpec {
-        extra_config: format!("[admin]\nlisten = \"0.0.0.0:{PORT}\""),
+        extra_config: admin_config(),
         ..ClusterSpec::with_nodes(&["alpha", "beta"])
     };
     let c = TestCluster::start("admin", spec);
@@ -163,4 +181,92 @@ fn remote_admin_login_lockout_and_pinning() {
     assert_eq!(f.code(), Some(3), "{f:?}");
     assert!(f.stderr.contains("has CHANGED"), "{}", f.stderr);
     assert!(f.stderr.contains("remove line 1 from"), "{}", f.stderr);
+}
+
+/// `hactl --remote ... service status --json`: alpha's view of the
+/// service, and the exit code.
+fn remote_services(c: &TestCluster) -> (ServiceStatus, Option<i32>) {
+    let f = remote(c, PASSWORD, &["service", "status", "--json"]);
+    let services: Vec<ServiceStatus> =
+        serde_json::from_str(&f.stdout).unwrap_or_else(|e| panic!("{e}: {f:?}"));
+    let www = services.into_iter().find(|s| s.name == SERVICE);
+    (
+        www.unwrap_or_else(|| panic!("no {SERVICE}: {f:?}")),
+        f.code(),
+    )
+}
+
+/// The state of `service` on `node`, as a report shows it.
+fn state_on<'a>(s: &'a ServiceStatus, node: &str) -> Option<&'a str> {
+    s.nodes
+        .iter()
+        .find(|n| n.node == node)
+        .map(|n| n.state.as_str())
+}
+
+#[test]
+fn remote_service_bring_out_and_in() {
+    if !require_root() {
+        return;
+    }
+    let web = WebService::start_with(
+        "admin-svc",
+        WebSpec {
+            hamond_runs_hasvrd: true,
+            cluster: Some(ClusterSpec {
+                extra_config: admin_config(),
+                ..ClusterSpec::with_nodes(&NODES)
+            }),
+            ..WebSpec::default()
+        },
+    );
+    let c = web.cluster();
+    web.wait_state("alpha", "ACTIVE");
+    web.wait_served_by("alpha");
+    let out = passwd(c.config_path(), PASSWORD);
+    assert!(out.status.success(), "{out:?}");
+    c.wait_for_log("alpha", "admin: serving on", Duration::from_secs(10));
+
+    let (www, code) = remote_services(c);
+    assert_eq!(state_on(&www, "alpha"), Some("ACTIVE"), "{www:?}");
+    assert_eq!(www.owner.as_deref(), Some("alpha"));
+    assert_eq!(code, Some(Health::Ok as i32));
+
+    // Out of cluster control: left running as it is.
+    let f = remote(c, PASSWORD, &["service", "bring-out", SERVICE]);
+    assert_eq!(f.code(), Some(0), "{f:?}");
+    web.wait_state("alpha", "OUTACT");
+    let (www, code) = remote_services(c);
+    assert_eq!(state_on(&www, "alpha"), Some("OUTACT"), "{www:?}");
+    assert_eq!(code, Some(Health::Degraded as i32));
+    web.wait_served_by("alpha");
+    let beta_ip = c.addr("beta", LAN1).ip().to_string();
+    c.wait_for_log(
+        "alpha",
+        &format!("admin: service bring-out {SERVICE} by admin from {beta_ip}"),
+        Duration::from_secs(5),
+    );
+
+    // A command hasvrd refuses is an error with its reason (exit 1).
+    let f = remote(c, PASSWORD, &["service", "bring-out", "nosuch"]);
+    assert_eq!(f.code(), Some(1), "{f:?}");
+    assert!(f.stderr.contains("no service nosuch"), "{}", f.stderr);
+
+    // Back under control.
+    let f = remote(c, PASSWORD, &["service", "bring-in", SERVICE]);
+    assert_eq!(f.code(), Some(0), "{f:?}");
+    web.wait_state("alpha", "ACTIVE");
+    web.wait_state("beta", "STANDBY");
+    let (www, code) = remote_services(c);
+    assert_eq!(state_on(&www, "alpha"), Some("ACTIVE"), "{www:?}");
+    assert_eq!(code, Some(Health::Ok as i32));
+    let needle = format!("admin: service bring-in {SERVICE} by admin from {beta_ip}:");
+    c.wait_for_log("alpha", &needle, Duration::from_secs(5));
+    assert!(
+        c.log("alpha")
+            .lines()
+            .any(|l| l.contains(&needle) && l.contains(": done: ")),
+        "{}",
+        c.log("alpha")
+    );
 }

@@ -2,7 +2,10 @@
 //! to HOST:PORT with the server's certificate pinned by fingerprint on first
 //! use in a known-hosts file (one `HOST:PORT FINGERPRINT` line per server),
 //! then the login line and JSON request lines. A changed certificate is
-//! refused during the handshake, before the password is sent.
+//! refused during the handshake, before the password is sent. `hactl`
+//! trusts a new server's certificate at once ([`Client::connect`]); the GUI
+//! shows its fingerprint first and pins only the one the operator accepted
+//! ([`Client::connect_with`], [`FirstUse`]).
 
 use super::tls;
 use haschema::ctl::{Login, LoginResponse, Request, Response};
@@ -72,12 +75,55 @@ fn pin(file: &Path, server: &str, fingerprint: &str) -> Result<(), String> {
     writeln!(f, "{server} {fingerprint}").map_err(err)
 }
 
-/// Accepts exactly the pinned certificate (or any, on first use), and
-/// remembers the one it saw. Handshake signatures are still checked, so
+/// What to do with a server whose certificate is not pinned yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstUse<'a> {
+    /// Trust and pin whatever certificate it shows.
+    PinAny,
+    /// Pin it only if its fingerprint is this one (the operator accepted
+    /// it); otherwise refuse with [`ConnectError::NotPinned`].
+    PinOnly(&'a str),
+    /// Refuse with [`ConnectError::NotPinned`] (nothing is sent), so that
+    /// the operator can be shown the fingerprint.
+    Refuse,
+}
+
+/// Why [`Client::connect_with`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The server's certificate is not pinned (or not the one accepted):
+    /// its fingerprint, for the operator to check and accept.
+    NotPinned { fingerprint: String },
+    /// Anything else, said for the operator.
+    Failed(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::NotPinned { fingerprint } => write!(
+                f,
+                "the server's certificate (SHA-256 {fingerprint}) is not trusted yet"
+            ),
+            ConnectError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<String> for ConnectError {
+    fn from(message: String) -> Self {
+        ConnectError::Failed(message)
+    }
+}
+
+/// Accepts exactly the expected certificate (or any, when none is
+/// expected), and remembers the one it saw. Handshake signatures are still checked, so
 /// only the holder of the pinned certificate's key gets through.
 #[derive(Debug)]
 struct Pin {
     expected: Option<String>,
+    /// Without an expected fingerprint, refuse every certificate.
+    refuse_unknown: bool,
     seen: Mutex<Option<String>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -92,13 +138,16 @@ impl ServerCertVerifier for Pin {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = tls::fingerprint(end_entity);
-        let ok = self.expected.as_ref().is_none_or(|e| *e == seen);
+        let ok = match &self.expected {
+            Some(e) => *e == seen,
+            None => !self.refuse_unknown,
+        };
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
         if ok {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
-                "the server certificate changed".into(),
+                "the server certificate is not the trusted one".into(),
             ))
         }
     }
@@ -151,8 +200,25 @@ impl Client {
     /// Connects to `server` (HOST:PORT) and checks its certificate against
     /// `known_hosts`; on first use the certificate is pinned there.
     pub fn connect(server: &str, known_hosts: &Path, timeout: Duration) -> Result<Client, String> {
+        Client::connect_with(server, known_hosts, timeout, FirstUse::PinAny)
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`Client::connect`], with `first_use` saying what to do when the
+    /// server's certificate is not pinned yet.
+    pub fn connect_with(
+        server: &str,
+        known_hosts: &Path,
+        timeout: Duration,
+        first_use: FirstUse<'_>,
+    ) -> Result<Client, ConnectError> {
         let unreachable = |e: std::io::Error| format!("cannot reach {server}: {e}");
-        let expected = pinned(known_hosts, server)?;
+        let pinned = pinned(known_hosts, server)?;
+        let expected = match (&pinned, first_use) {
+            (Some((_, fp)), _) => Some(fp.clone()),
+            (None, FirstUse::PinOnly(fp)) => Some(fp.to_owned()),
+            (None, FirstUse::PinAny | FirstUse::Refuse) => None,
+        };
         let addr = server
             .to_socket_addrs()
             .map_err(|e| format!("{server}: not a HOST:PORT ({e})"))?
@@ -163,7 +229,8 @@ impl Client {
         tcp.set_write_timeout(Some(timeout)).map_err(unreachable)?;
         let provider = tls::provider();
         let verifier = Arc::new(Pin {
-            expected: expected.as_ref().map(|(_, fp)| fp.clone()),
+            expected,
+            refuse_unknown: first_use == FirstUse::Refuse,
             seen: Mutex::new(None),
             provider: Arc::clone(&provider),
         });
@@ -189,10 +256,10 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let (Some((line, old)), Some(new)) = (&expected, &seen)
+        if let (Some((line, old)), Some(new)) = (&pinned, &seen)
             && old != new
         {
-            return Err(format!(
+            return Err(ConnectError::Failed(format!(
                 "the certificate of {server} has CHANGED: it is now SHA-256 {new}, but line {line} of {file} \
                  pins {old}. Nothing was sent. Someone may be intercepting the connection, or the node's \
                  admin certificate was regenerated (its {cert} was removed or its state dir reset): compare \
@@ -200,10 +267,18 @@ impl Client {
                  If the change is legitimate, remove line {line} from {file} and connect again.",
                 file = known_hosts.display(),
                 cert = tls::CERT_FILE,
-            ));
+            )));
+        }
+        if let (None, Some(fingerprint)) = (&pinned, &seen)
+            && first_use != FirstUse::PinAny
+            && handshake.is_err()
+        {
+            return Err(ConnectError::NotPinned {
+                fingerprint: fingerprint.clone(),
+            });
         }
         handshake.map_err(|e| format!("TLS with {server} failed: {e}"))?;
-        let first_use = match (expected, seen) {
+        let first_use = match (pinned, seen) {
             (None, Some(fp)) => {
                 pin(known_hosts, server, &fp)?;
                 Some(fp)
