@@ -13,6 +13,8 @@
 //!   ([`PublicLan`]).
 //! * [`power`]: a power switch for namespaced nodes ([`PowerSwitch`]) and
 //!   its fence agent.
+//! * [`ipmi`]: a simulated BMC per node (ipmi_sim) for fence_ipmilan
+//!   ([`ipmi::Bmc`]).
 //! * [`web`]: a protected web service on a two-node cluster, reached by a
 //!   client through its floating IP ([`web::WebService`]).
 //! * [`report`]: lookups on `hactl status` reports.
@@ -26,6 +28,7 @@ pub mod cable;
 pub mod cluster;
 pub mod command;
 pub mod disk;
+pub mod ipmi;
 pub mod netns;
 pub mod nft;
 pub mod power;

@@ -18,7 +18,6 @@
 use crate::command::describe;
 use crate::netns::Netns;
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -109,11 +108,11 @@ impl PowerSwitch {
     /// Writes `DIR/fence_netns` (mode 0755) and an empty `DIR/plugs`.
     #[track_caller]
     pub fn install(dir: &Path) -> PowerSwitch {
-        let agent = dir.join("fence_netns");
+        // Through write_script: never "Text file busy" when a parallel
+        // test forks while it is written.
+        let body = AGENT.split_once('\n').map_or(AGENT, |(_shebang, body)| body);
+        let agent = PathBuf::from(crate::scratch::write_script(dir, "fence_netns", body));
         let plugs = dir.join("plugs");
-        std::fs::write(&agent, AGENT).unwrap_or_else(|e| panic!("{}: {e}", agent.display()));
-        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("{}: {e}", agent.display()));
         std::fs::write(&plugs, "").unwrap_or_else(|e| panic!("{}: {e}", plugs.display()));
         PowerSwitch { agent, plugs }
     }
