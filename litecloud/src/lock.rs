@@ -116,6 +116,9 @@ pub struct LockTable {
     table: BTreeMap<LockId, Entry>,
     /// Locks this node wants, with its priority.
     wanted: BTreeMap<LockId, u8>,
+    /// The priority each lock held here was requested with (0 after a
+    /// daemon restart): it decides between two claimants (rule 8).
+    held_priority: BTreeMap<LockId, u8>,
     /// Nodes confirmed powered off since they left (for two nodes: the peer
     /// is off, so one node alone may grant).
     fenced: NodeSet,
@@ -140,8 +143,8 @@ pub struct LockTable {
 struct Master {
     counter: u32,
     reported: NodeSet,
-    /// Locks each member says it holds.
-    held: BTreeMap<NodeId, Vec<LockId>>,
+    /// Locks each member says it holds, with their priorities.
+    held: BTreeMap<NodeId, Vec<(LockId, u8)>>,
     /// Waiters: lock -> (priority, arrival, node).
     queue: BTreeMap<LockId, Vec<(u8, u64, NodeId)>>,
     /// Grants waiting for every member's ack: (lock, version) -> acked by.
@@ -162,6 +165,7 @@ impl LockTable {
             trusted: false,
             table: BTreeMap::new(),
             wanted: BTreeMap::new(),
+            held_priority: BTreeMap::new(),
             fenced: NodeSet::default(),
             left: NodeSet::default(),
             synced_with: NodeSet::default(),
@@ -272,6 +276,7 @@ impl LockTable {
     /// whatever the lock protected stopped (rule 7).
     pub fn release(&mut self, lock: LockId) {
         self.wanted.remove(&lock);
+        self.held_priority.remove(&lock);
         let held = self.holds(lock);
         if let Some(e) = self.table.get_mut(&lock).filter(|_| held) {
             e.holder = None;
@@ -331,18 +336,18 @@ impl LockTable {
             resynced: false,
             acks: BTreeMap::new(),
         });
-        let held: Vec<LockId> = self.held_here();
+        let held: Vec<(LockId, u8)> = self
+            .held_here()
+            .into_iter()
+            .map(|l| (l, self.held_priority.get(&l).copied().unwrap_or(0)))
+            .collect();
         let wanted: Vec<(LockId, u8)> = self.wanted.iter().map(|(&l, &p)| (l, p)).collect();
         let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
         let trusted = self.trusted;
         self.send_to(view.id.coordinator, REPORT, view.id.epoch, |d| {
             d.push(u8::from(trusted));
-            put_locks(d, &held);
-            d.extend((wanted.len() as u16).to_be_bytes());
-            for (l, p) in &wanted {
-                d.extend(l.to_be_bytes());
-                d.push(*p);
-            }
+            put_prioritised(d, &held);
+            put_prioritised(d, &wanted);
             put_entries(d, &entries);
         });
     }
@@ -365,11 +370,8 @@ impl LockTable {
         match kind {
             REPORT => {
                 let trusted = r.u8()? != 0;
-                let held = r.locks()?;
-                let n = r.u16()?;
-                let wanted = (0..n)
-                    .map(|_| Ok((r.u32()?, r.u8()?)))
-                    .collect::<Result<Vec<_>, BadMessage>>()?;
+                let held = r.prioritised()?;
+                let wanted = r.prioritised()?;
                 let entries = r.entries()?;
                 self.on_report(from, trusted, held, wanted, entries);
             }
@@ -456,7 +458,8 @@ impl LockTable {
             .is_some_and(|e| e.version == version && e.holder == Some(self.me));
         if current && !self.holds(lock) {
             self.confirmed.insert(lock, version);
-            self.wanted.remove(&lock);
+            let priority = self.wanted.remove(&lock).unwrap_or(0);
+            self.held_priority.insert(lock, priority);
             // A daemon restart holds it again.
             self.persist();
             self.out.push_back(Action::Granted(lock));
@@ -474,7 +477,7 @@ impl LockTable {
         &mut self,
         from: NodeId,
         trusted: bool,
-        held: Vec<LockId>,
+        held: Vec<(LockId, u8)>,
         wanted: Vec<(LockId, u8)>,
         entries: Vec<(LockId, Entry)>,
     ) {
@@ -487,16 +490,8 @@ impl LockTable {
         m.reported.insert(from);
         m.held.insert(from, held);
         self.trusted |= trusted;
-        let mine = self.held_here();
         for (lock, e) in entries {
             self.merge(lock, e);
-        }
-        // A newer entry for a lock held here cannot exist (it would have
-        // needed this node's release, or its fence); if it did, say so.
-        let lost: Vec<LockId> = mine.into_iter().filter(|&l| !self.holds(l)).collect();
-        if !lost.is_empty() {
-            self.persist();
-            self.lost(lost);
         }
         for (lock, priority) in wanted {
             self.enqueue(from, lock, priority);
@@ -548,18 +543,38 @@ impl LockTable {
             }
             m.resynced = true;
             let held = std::mem::take(&mut m.held);
+            let mine: Vec<LockId> = held
+                .get(&self.me)
+                .map(|hs| hs.iter().map(|&(l, _)| l).collect())
+                .unwrap_or_default();
+            // Two members holding one lock (only after an operator confirmed
+            // a node off that was not): the higher priority keeps it, the
+            // other loses it at once (rule 8).
+            for (lock, keeper) in claimants_to_keep(&held) {
+                self.set(lock, Some(keeper));
+            }
             let stale: Vec<LockId> = self
                 .table
                 .iter()
                 .filter(|(l, e)| {
                     e.holder.is_some_and(|h| {
-                        view.members.contains(h) && !held.get(&h).is_some_and(|hs| hs.contains(l))
+                        view.members.contains(h)
+                            && !held
+                                .get(&h)
+                                .is_some_and(|hs| hs.iter().any(|(hl, _)| hl == *l))
                     })
                 })
                 .map(|(&l, _)| l)
                 .collect();
             for lock in stale {
                 self.set(lock, None);
+            }
+            // A newer entry for a lock held here (another claimant's, or
+            // one that freed it) has just been settled: say what is lost.
+            let lost: Vec<LockId> = mine.into_iter().filter(|&l| !self.holds(l)).collect();
+            if !lost.is_empty() {
+                self.persist();
+                self.lost(lost);
             }
             // Wait-for-all: every possible holder reported.
             self.trusted |= view.members == self.nodes;
@@ -683,7 +698,11 @@ impl LockTable {
                 continue;
             }
             self.table.insert(lock, e);
-            if before && !self.holds(lock) {
+            if e.holder == Some(self.me) && self.confirmed.contains_key(&lock) {
+                // Kept by the holder it already had, under a new version
+                // (two claimants settled): still held, nothing to tell.
+                self.confirmed.insert(lock, e.version);
+            } else if before && !self.holds(lock) {
                 lost.push(lock);
             }
         }
@@ -695,6 +714,7 @@ impl LockTable {
     fn lost(&mut self, locks: Vec<LockId>) {
         for lock in locks {
             self.confirmed.remove(&lock);
+            self.held_priority.remove(&lock);
             self.out.push_back(Action::Lost(lock));
         }
     }
@@ -734,11 +754,33 @@ impl LockTable {
     }
 }
 
-fn put_locks(d: &mut Vec<u8>, locks: &[LockId]) {
+/// Locks with a priority each: held ones, wanted ones.
+fn put_prioritised(d: &mut Vec<u8>, locks: &[(LockId, u8)]) {
     d.extend((locks.len() as u16).to_be_bytes());
-    for l in locks {
+    for (l, p) in locks {
         d.extend(l.to_be_bytes());
+        d.push(*p);
     }
+}
+
+/// The locks that two or more members hold at once, each with the member
+/// that keeps it: the highest priority, then the lowest node id.
+fn claimants_to_keep(held: &BTreeMap<NodeId, Vec<(LockId, u8)>>) -> Vec<(LockId, NodeId)> {
+    let mut claims: BTreeMap<LockId, Vec<(u8, NodeId)>> = BTreeMap::new();
+    for (&node, locks) in held {
+        for &(lock, priority) in locks {
+            claims.entry(lock).or_default().push((priority, node));
+        }
+    }
+    claims
+        .into_iter()
+        .filter(|(_, c)| c.len() > 1)
+        .filter_map(|(lock, c)| {
+            c.into_iter()
+                .max_by_key(|&(p, n)| (p, std::cmp::Reverse(n)))
+                .map(|(_, n)| (lock, n))
+        })
+        .collect()
 }
 
 fn put_entries(d: &mut Vec<u8>, entries: &[(LockId, Entry)]) {
@@ -777,9 +819,9 @@ impl Reader<'_> {
         Ok(u64::from_be_bytes(self.take()?))
     }
 
-    fn locks(&mut self) -> Result<Vec<LockId>, BadMessage> {
+    fn prioritised(&mut self) -> Result<Vec<(LockId, u8)>, BadMessage> {
         let n = self.u16()?;
-        (0..n).map(|_| self.u32()).collect()
+        (0..n).map(|_| Ok((self.u32()?, self.u8()?))).collect()
     }
 
     fn entries(&mut self) -> Result<Vec<(LockId, Entry)>, BadMessage> {
@@ -1015,6 +1057,41 @@ mod tests {
             m.lock(2).holds(1) && m.lock(2).holds(2),
             "granted once node 1 is off"
         );
+    }
+
+    /// Two claimants after a false fence confirmation: at the heal the
+    /// higher priority keeps the lock whatever grant is newer, without a
+    /// new Granted; the other loses it at once (rule 8).
+    fn two_claimants(keeper_priority: u8, other_priority: u8) -> Mini {
+        let mut m = Mini::new(2);
+        m.lock(1).request(1, keeper_priority);
+        m.settle();
+        m.connect(false);
+        m.lock(2).request(1, other_priority);
+        m.lock(2).node_fenced(1); // the operator was wrong: 1 runs
+        m.settle();
+        assert!(m.lock(1).holds(1) && m.lock(2).holds(1), "staged");
+        m.log.clear();
+        m.connect(true);
+        m
+    }
+
+    #[test]
+    fn two_claimants_the_higher_priority_keeps_it() {
+        let mut m = two_claimants(5, 1);
+        assert!(m.lock(1).holds(1) && !m.lock(2).holds(1));
+        assert!(m.log.contains(&(2, Action::Lost(1))), "{:?}", m.log);
+        assert!(
+            !m.log
+                .iter()
+                .any(|(n, a)| *n == 1 && matches!(a, Action::Lost(1) | Action::Granted(1))),
+            "the keeper is told nothing: {:?}",
+            m.log
+        );
+        let mut m = two_claimants(1, 5);
+        assert!(!m.lock(1).holds(1) && m.lock(2).holds(1));
+        assert!(m.log.contains(&(1, Action::Lost(1))), "{:?}", m.log);
+        assert!(!m.log.iter().any(|(n, a)| *n == 2 && *a == Action::Lost(1)));
     }
 
     #[test]

@@ -14,14 +14,11 @@
 //!   down: the operator's oath is what rule 1 trusts). With the public LAN
 //!   still joining the nodes, the false confirmation starts nothing twice:
 //!   the standby's probe (ARP, or IPv6 duplicate address detection) finds
-//!   the holder and refuses the address (rule 8's first line). With the nodes also cut from each other on the public
-//!   LAN, both run the service; when the partition heals exactly one keeps
-//!   it and the other stops at once with an emergency in its log (rule 8).
-//!   Which one keeps it is not asserted: the lock table merges the two
-//!   replicas by version (`litecloud::lock`), so today the newer grant,
-//!   the one the false confirmation unlocked on beta, wins, and alpha, the
-//!   higher-priority claimant, stops; rule 8 as written says the
-//!   lower-priority one stops.
+//!   the holder and refuses the address (rule 8's first line). With the
+//!   nodes also cut from each other on the public LAN, both run the
+//!   service; when the partition heals alpha, the higher-priority
+//!   claimant, keeps it and beta stops at once with an emergency in its
+//!   log (rule 8), although beta's grant is the newer one.
 
 use haschema::ctl::{Request, Response, ServiceOp};
 use hatests::require_root;
@@ -343,6 +340,10 @@ fn two_claimants_after_a_heal_leave_one_and_the_other_stops_with_an_emergency() 
     c.restore_all();
     w.lan().isolate_nodes(false);
     let keeper = one_claimant_after_the_heal(&w, || {});
+    assert_eq!(
+        keeper, "alpha",
+        "rule 8: the lower-priority claimant (beta, the standby) stops"
+    );
     let stopped = c.peer_of(keeper);
     let since = |node: &str| {
         let i = NODES.iter().position(|n| *n == node).unwrap_or_default();
