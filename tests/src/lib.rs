@@ -18,6 +18,7 @@
 //! * [`web`]: a protected web service on a two-node cluster, reached by a
 //!   client through its floating IP ([`web::WebService`]).
 //! * [`report`]: lookups on `hactl status` reports.
+//! * [`stream`]: waiting for one matching item of a stream of observations.
 //! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
 //!   another user ([`RunAs`]), for access-control tests.
 //! * [`require_root`]: skip (or, under CI, fail) without root.
@@ -37,6 +38,7 @@ pub mod rawudp;
 pub mod report;
 pub mod root;
 pub mod scratch;
+pub mod stream;
 pub mod unique;
 pub mod watchdog;
 pub mod web;

@@ -9,6 +9,7 @@
 
 use hasvrd::agent::{Agents, Event, FailCause, Watch, WatchParams};
 use hatests::scratch::ScratchDir;
+use hatests::stream::wait_for;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -159,38 +160,28 @@ impl Harness {
     /// (listed in the panic message if none comes).
     #[track_caller]
     pub fn wait_line(&mut self, start: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        let mut skipped = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.line_within(left) {
-                Some(line) if line.starts_with(start) => return line,
-                Some(line) => skipped.push(line),
-                None => break,
-            }
-        }
-        let tail = &skipped[skipped.len().saturating_sub(10)..];
-        panic!("no line starting {start:?} within {WAIT:?}; last others: {tail:?}");
+        wait_for(
+            &format!("line starting {start:?}"),
+            WAIT,
+            |left| self.line_within(left),
+            |line| line.starts_with(start),
+        )
     }
 
     /// Waits for a hasvrd event `want` accepts, skipping others.
     #[track_caller]
     pub fn wait_event(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + WAIT;
-        let agents = &mut self.agents;
-        let mut skipped = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let event = self
-                .rt
-                .block_on(async { tokio::time::timeout(left, agents.next_event()).await })
-                .ok()
-                .flatten();
-            match event {
-                Some(e) if want(&e) => return e,
-                Some(e) => skipped.push(e),
-                None => break,
-            }
-        }
-        panic!("no {what} within {WAIT:?}; other events: {skipped:?}");
+        let (agents, rt) = (&mut self.agents, &self.rt);
+        wait_for(
+            what,
+            WAIT,
+            |left| {
+                rt.block_on(async { tokio::time::timeout(left, agents.next_event()).await })
+                    .ok()
+                    .flatten()
+            },
+            want,
+        )
     }
 }
 

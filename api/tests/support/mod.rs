@@ -64,16 +64,7 @@ impl Server {
     /// (listed in the panic message if none comes).
     #[track_caller]
     pub fn wait_for(&mut self, wait: Duration, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + wait;
-        let mut skipped = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.event_within(left) {
-                Some(e) if want(&e) => return e,
-                Some(e) => skipped.push(e),
-                None => break,
-            }
-        }
-        panic!("no {what} within {wait:?}; other events: {skipped:?}");
+        hatests::stream::wait_for(what, wait, |left| self.event_within(left), want)
     }
 
     /// Asserts that no event comes during `during`.
