@@ -1,6 +1,8 @@
-//! hademo: runs a live two-node cluster on this machine (each node a network
-//! namespace, joined by a virtual null-modem cable and two veth LANs) and
-//! walks through failures, as an administrator would see them:
+//! hademo: runs a live two-node cluster on this machine and walks through
+//! failures, as an administrator would see them.
+//!
+//! As root, each node is a network namespace, joined by a virtual
+//! null-modem cable and two veth LANs:
 //!
 //! 1. [`heartbeat`]: the failures the heartbeat core handles (link cuts, a
 //!    stall, a crash, a restart, a clean leave), `hactl status` after each;
@@ -8,11 +10,18 @@
 //!    server) moved by an operator's fail-over, then taken over after its
 //!    node is powered off and fenced, with the client's outage each time.
 //!
+//! Without root, [`local`]: both nodes are plain processes of the user,
+//! with heartbeats on 127.0.0.1 and the web service on each node's own
+//! port (no floating IP): the active node crashes, the operator confirms
+//! it dead, the standby takes over, with the client's outage.
+//!
 //! `--keep` leaves the last cluster running until Ctrl-C so that you can
 //! explore it with hactl.
 
 mod heartbeat;
+mod local;
 mod service;
+mod story;
 
 use clap::Parser;
 use std::process::{Command, Output};
@@ -27,9 +36,12 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if !hatests::require_root() {
-        eprintln!("hademo needs root (network namespaces): run it with sudo");
-        std::process::exit(1);
+    if !nix::unistd::geteuid().is_root() {
+        if let Err(e) = local::run(args.keep) {
+            eprintln!("hademo: {e}");
+            std::process::exit(1);
+        }
+        return;
     }
     part("Part 1: the heartbeat core");
     heartbeat::run();

@@ -6,11 +6,11 @@
 //! off (detected, fenced, taken over); each time the client's outage is
 //! measured.
 
+use crate::story::{self, now_utc, secs};
 use crate::{print_output, run_hactl, step};
 use hatests::web::{NODES, PORT, SERVICE, WebService};
 use nix::sys::signal::{SigSet, Signal};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Runs the walk-through; with `keep`, then keeps the cluster running
 /// until Ctrl-C.
@@ -99,44 +99,13 @@ fn log_marks(w: &WebService) -> [(&'static str, u64); 2] {
 }
 
 /// The lines both nodes logged since `marks` that tell how the service
-/// moved (loss, fence, state changes, floating IP, start and stop), in
-/// time order, the date cut off.
+/// moved, in time order.
 fn print_story(w: &WebService, marks: &[(&str, u64)]) {
-    const STORY: [&str; 11] = [
-        "lost",
-        "fenc",
-        "NodeDown",
-        " -> ",
-        "floating IP",
-        "removed",
-        "start of ips done",
-        "application done",
-        "take-over",
-        "take it over",
-        "stopping here",
-    ];
-    let mut lines: Vec<(String, &str)> = marks
+    let logs: Vec<(&str, String)> = marks
         .iter()
-        .flat_map(|&(node, from)| {
-            w.cluster()
-                .log_since(node, from)
-                .lines()
-                .filter(|l| STORY.iter().any(|s| l.contains(s)))
-                .map(|l| (l.to_owned(), node))
-                .collect::<Vec<_>>()
-        })
+        .map(|&(node, from)| (node, w.cluster().log_since(node, from)))
         .collect();
-    // The lines start with an RFC 3339 UTC time: text order is time order.
-    lines.sort();
-    for (line, node) in lines {
-        let line = line.split_once('T').map_or(line.as_str(), |(_, rest)| rest);
-        // 21:38:40.323200Z -> 21:38:40.323
-        let line = match (line.get(..12), line.find('Z')) {
-            (Some(time), Some(z)) => format!("{time}{}", &line[z + 1..]),
-            _ => line.to_owned(),
-        };
-        println!("  {node:<5} {line}");
-    }
+    story::print_story(&logs);
 }
 
 /// `hactl` aimed at `node`'s daemons (hamond and hasvrd).
@@ -170,19 +139,6 @@ fn client_fetch(w: &WebService) {
         }
         Err(e) => println!("no answer: {e}"),
     }
-}
-
-/// The time of day (UTC, as in the logs): `21:40:13.743`.
-fn now_utc() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let (s, ms) = (since.as_secs() % 86_400, since.subsec_millis());
-    format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
 }
 
 /// Leaves the cluster (alpha serving, beta powered off) running until

@@ -1,6 +1,7 @@
-//! The socket hasvrd connects to (`haschema::svclink`): root only (mode
-//! 0600 and SO_PEERCRED uid 0). One connection is current: a new one (a
-//! restarted hasvrd) replaces the old, whose lines are ignored from then on.
+//! The socket hasvrd connects to (`haschema::svclink`): mode 0600 and
+//! SO_PEERCRED uid 0 or hamond's own user (the non-root demo). One
+//! connection is current: a new one (a restarted hasvrd) replaces the old,
+//! whose lines are ignored from then on.
 
 use haschema::svclink::{self, ToHamond, ToHasvrd};
 use std::path::Path;
@@ -41,11 +42,16 @@ pub async fn serve(listener: UnixListener, events: mpsc::Sender<LinkEvent>) {
                 continue;
             }
         };
+        // Root's hasvrd, or (hamond run by a user, as the demo does without
+        // root) one of hamond's own user, who can do nothing that user
+        // could not already.
+        let own = nix::unistd::geteuid().as_raw();
         match stream.peer_cred() {
-            Ok(cred) if cred.uid() == 0 => {}
+            Ok(cred) if cred.uid() == 0 || cred.uid() == own => {}
             Ok(cred) => {
                 tracing::warn!(
-                    "hasvrd link: refused uid {} (pid {:?}); only root's hasvrd may connect",
+                    "hasvrd link: refused uid {} (pid {:?}); only a hasvrd run by root or by \
+                     hamond's own user may connect",
                     cred.uid(),
                     cred.pid()
                 );

@@ -3,8 +3,8 @@
 //! `HA_BIN_DIR` names a directory holding `hamond`, `hasvrd` and `hactl` (used as is;
 //! a relative path is read from the workspace root).
 //! Otherwise the binaries are the workspace's own, in the cargo target
-//! directory of the running test (`target/<profile>/deps/TEST` ->
-//! `target/<profile>`). `cargo test` does not build other packages'
+//! directory of the running test or demo (`target/<profile>/deps/TEST` or
+//! `target/<profile>/hademo` -> `target/<profile>`). `cargo test` does not build other packages'
 //! binaries, so the first test that needs them runs
 //! `cargo build -p hamond -p hasvrd -p hactl --bins` once per test process with the
 //! same profile and target directory: never stale, no extra step.
@@ -65,12 +65,17 @@ fn locate() -> Result<PathBuf, String> {
         return Ok(workspace_root().join(dir));
     }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    // target/<profile>/deps/<test binary>
-    let profile_dir = exe
+    // target/<profile>/deps/<test binary>, or target/<profile>/<binary>
+    // (the demo, run by `cargo run`).
+    let parent = exe
         .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("unexpected test binary path {}", exe.display()))?
-        .to_path_buf();
+        .ok_or_else(|| format!("unexpected binary path {}", exe.display()))?;
+    let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().unwrap_or(parent)
+    } else {
+        parent
+    }
+    .to_path_buf();
     if std::env::var_os("HA_NO_BUILD").is_none() {
         build(&profile_dir)?;
     }
