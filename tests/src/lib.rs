@@ -17,6 +17,8 @@
 //!   ([`ipmi::Bmc`]).
 //! * [`web`]: a protected web service on a two-node cluster, reached by a
 //!   client through its floating IP ([`web::WebService`]).
+//! * [`apps`]: the real applications and agents run as services (MariaDB,
+//!   the bundled agents, the manual's C and shell agent templates).
 //! * [`report`]: lookups on `hactl status` reports.
 //! * [`stream`]: waiting for one matching item of a stream of observations.
 //! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
@@ -24,6 +26,7 @@
 //! * [`require_root`]: skip (or, under CI, fail) without root.
 
 pub mod account;
+pub mod apps;
 pub mod bins;
 pub mod cable;
 pub mod cluster;

@@ -264,10 +264,21 @@ fn duration_value(d: Duration) -> String {
 /// The service file: alpha active, beta standby, one floating IP (/24 for
 /// IPv4, /64 for IPv6), the
 /// checks and restarts of `web` ([`WebSpec::check`],
-/// [`WebSpec::restart_times`]); `web.service_extra` lines go in before the
-/// floating IP's table.
+/// [`WebSpec::restart_times`]), `script`'s start, stop and status unless
+/// [`WebSpec::commands`] names others; `web.service_extra` lines go in
+/// before the floating IP's table.
 fn service_file(script: &str, ip: IpAddr, web: &WebSpec) -> String {
     let prefix = if ip.is_ipv6() { 64 } else { 24 };
+    let commands = web
+        .commands
+        .clone()
+        .unwrap_or_else(|| Commands::script(script));
+    let argv = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+    let (start, stop, status) = (
+        argv(&commands.start),
+        argv(&commands.stop),
+        argv(&commands.status),
+    );
     let (interval, tko) = web.check.unwrap_or((Duration::from_secs(1), 1));
     let check_interval = duration_value(interval);
     let restart_times = web.restart_times.unwrap_or(1);
@@ -276,9 +287,9 @@ fn service_file(script: &str, ip: IpAddr, web: &WebSpec) -> String {
         r#"name = "{SERVICE}"
 active = "alpha"
 standby = ["beta"]
-start = ["{script}", "start"]
-stop = ["{script}", "stop"]
-status = ["{script}", "status"]
+start = {start}
+stop = {stop}
+status = {status}
 start_timeout = "20s"
 stop_timeout = "15s"
 resource_release_timeout = "15s"
@@ -322,6 +333,27 @@ pub enum App {
     Nginx,
 }
 
+/// The service's start, stop and status commands, argument vectors
+/// ([`WebSpec::commands`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commands {
+    pub start: Vec<String>,
+    pub stop: Vec<String>,
+    pub status: Vec<String>,
+}
+
+impl Commands {
+    /// `SCRIPT start`, `SCRIPT stop`, `SCRIPT status`.
+    pub fn script(script: &str) -> Commands {
+        let with = |action: &str| vec![script.to_owned(), action.to_owned()];
+        Commands {
+            start: with("start"),
+            stop: with("stop"),
+            status: with("status"),
+        }
+    }
+}
+
 /// How to build a [`WebService`].
 #[derive(Clone, Debug, Default)]
 pub struct WebSpec {
@@ -362,6 +394,13 @@ pub struct WebSpec {
     /// ([`PublicLan::floating6`]), added by hasvrd with duplicate address
     /// detection as its probe.
     pub ipv6: bool,
+    /// The service's start, stop and status commands instead of [`App`]'s
+    /// script (the application is then the test's own: the fixture's
+    /// HTTP checks and [`WebService::app_pid`] do not apply).
+    pub commands: Option<Commands>,
+    /// Where the volume is mounted (created if missing), for commands
+    /// that name it; None: `docroot` in the fixture's own directory.
+    pub mount_point: Option<PathBuf>,
 }
 
 /// A node's mount namespace kept after the node is gone: what a node that
@@ -448,7 +487,10 @@ impl WebService {
             );
         }
         let dir = ScratchDir::new(test);
-        let mount_point = dir.join("docroot");
+        let mount_point = web
+            .mount_point
+            .clone()
+            .unwrap_or_else(|| dir.join("docroot"));
         std::fs::create_dir_all(&mount_point)
             .unwrap_or_else(|e| panic!("{}: {e}", mount_point.display()));
         let disk = web
