@@ -1,12 +1,14 @@
 //! hamond: the cluster daemon of one node. It exchanges authenticated
 //! heartbeats with every peer over every private network (RS-232 and UDP),
 //! keeps link health and membership, and answers `hactl` on its control
-//! socket.
+//! socket. Only one runs per state dir ([`instance`]); with `--hasvrd` it
+//! runs hasvrd, and each restarts the other when it dies ([`supervise`]).
 
 mod clock;
 mod daemon;
 mod fencing;
 mod identity;
+mod instance;
 mod link;
 mod metrics;
 mod serial;
@@ -19,6 +21,7 @@ use clap::Parser;
 use haschema::config::ClusterConfig;
 use haschema::ctl_server as ctl;
 use haschema::logging;
+use haschema::process::HamondCommand;
 use litecloud::wire::ClusterKey;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +50,8 @@ struct Args {
     /// `--hasvrd-arg`, else the default hasvrd socket.
     #[arg(long, value_name = "PATH")]
     service_socket: Option<PathBuf>,
-    /// Start this node's hasvrd (this program) and keep it running; it is
+    /// Start this node's hasvrd (this program) and keep it running (one
+    /// that still runs, named in the state dir, is adopted); it is
     /// stopped, with every service, before hamond leaves the cluster.
     #[arg(long, value_name = "PATH")]
     hasvrd: Option<PathBuf>,
@@ -88,7 +92,41 @@ fn service_socket(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(haschema::ctl::DEFAULT_SERVICE_SOCKET))
 }
 
+/// How hasvrd starts this hamond again if it dies: this program (as
+/// resolved now) and these arguments. None under systemd (`INVOCATION_ID`
+/// set), which restarts hamond itself, or when the command line cannot be
+/// passed on.
+fn restart_command() -> Option<HamondCommand> {
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        tracing::info!("run by systemd: systemd restarts hamond if it dies, not hasvrd");
+        return None;
+    }
+    let program = std::env::current_exe().map_err(|e| e.to_string());
+    let argv = program.and_then(|p| {
+        std::iter::once(p.into_os_string())
+            .chain(std::env::args_os().skip(1))
+            .map(|a| a.into_string().map_err(|a| format!("{a:?} is not UTF-8")))
+            .collect::<Result<Vec<String>, String>>()
+    });
+    match argv {
+        Ok(argv) => Some(HamondCommand {
+            pid: std::process::id() as i32,
+            argv,
+        }),
+        Err(e) => {
+            tracing::error!(
+                severity = "crit",
+                "hasvrd cannot be told how to restart hamond ({e}): a crashed hamond stays \
+                 down; use paths and arguments in UTF-8, or run hacluster under systemd"
+            );
+            None
+        }
+    }
+}
+
 fn start(args: Args) -> Result<(), String> {
+    // First: a second hamond must not touch the sockets or the state.
+    let _instance = instance::lock(&args.state_dir)?;
     let config = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
     let me = config
         .node(&args.node)
@@ -176,6 +214,9 @@ fn start(args: Args) -> Result<(), String> {
                 program,
                 args: hasvrd_args,
                 stop_timeout: args.hasvrd_stop_timeout,
+                pid_file: args.state_dir.join(supervise::HASVRD_PID_FILE),
+                boot,
+                hamond: restart_command(),
             }
         });
         let result = daemon::run(setup, calls, link_rx, hasvrd)

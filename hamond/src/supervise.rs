@@ -1,24 +1,34 @@
 //! hamond starts this node's hasvrd (`--hasvrd PATH`) and keeps it running:
 //! a hasvrd that dies (crash, SIGKILL, exit) is started again at once the
 //! first time, then after a growing pause while it keeps dying, with an
-//! emergency log line. The restarted hasvrd adopts what runs (its own
-//! reconcile), so a restart never restarts a service. On hamond's shutdown
-//! hasvrd is asked to stop first (SIGTERM: it stops and releases every
-//! service), and hamond leaves the cluster only after it exited.
+//! emergency log line (`haschema::process::restarts`). The restarted
+//! hasvrd adopts what runs (its own reconcile), so a restart never restarts
+//! a service. On hamond's shutdown hasvrd is asked to stop first (SIGTERM:
+//! it stops and releases every service), and hamond leaves the cluster only
+//! after it exited.
+//!
+//! A restarted hamond adopts the hasvrd that still runs rather than start a
+//! second one: every hasvrd it starts is named in `STATE_DIR/hasvrd.pid`
+//! (pid, start time, boot id), and a hasvrd found there alive, with that
+//! start time on this boot, is watched through its pidfd like a child.
+//! hamond gives the hasvrd it starts its own command line
+//! ([`haschema::process::HamondCommand`]), so that hasvrd restarts a dead
+//! hamond in turn (not under systemd, which restarts hamond itself).
 
+use haschema::process::procfs;
+use haschema::process::restarts::Restarts;
+use haschema::process::watch::Watched;
+use haschema::process::{HAMOND_ENV, HamondCommand};
+use nix::sys::signal::Signal;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
-/// Deaths within [`FLAP_WINDOW`] before the pause grows and the log says
-/// so at emergency level.
-const FLAP_DEATHS: usize = 3;
-const FLAP_WINDOW: Duration = Duration::from_secs(60);
-/// Longest pause between two starts of a hasvrd that keeps dying.
-const MAX_PAUSE: Duration = Duration::from_secs(30);
+/// The file naming the running hasvrd, in the state dir.
+pub const HASVRD_PID_FILE: &str = "hasvrd.pid";
+/// How long a SIGKILLed hasvrd may take to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// How to start hasvrd.
 pub struct HasvrdCommand {
@@ -27,6 +37,13 @@ pub struct HasvrdCommand {
     /// How long hasvrd may take to stop every service at shutdown before
     /// it is killed.
     pub stop_timeout: Duration,
+    /// Where the running hasvrd is named ([`HASVRD_PID_FILE`]).
+    pub pid_file: PathBuf,
+    /// This boot's id: a hasvrd named on another boot is long gone.
+    pub boot: u32,
+    /// Given to hasvrd so that it restarts a dead hamond; None under
+    /// systemd.
+    pub hamond: Option<HamondCommand>,
 }
 
 /// The supervisor's handle: ask it to stop hasvrd; the answer comes when
@@ -36,7 +53,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts hasvrd and watches it.
+    /// Adopts the hasvrd that runs, or starts one, and watches it.
     pub fn start(cmd: HasvrdCommand) -> Supervisor {
         let (stop, stops) = mpsc::channel(1);
         tokio::spawn(supervise(cmd, stops));
@@ -54,47 +71,43 @@ impl Supervisor {
 }
 
 async fn supervise(cmd: HasvrdCommand, mut stops: mpsc::Receiver<oneshot::Sender<()>>) {
-    let mut deaths: Vec<Instant> = Vec::new();
+    let mut restarts = Restarts::new("hasvrd");
+    let mut running = adopt(&cmd);
     loop {
-        let mut child = match spawn(&cmd) {
-            Ok(child) => child,
-            Err(e) => {
-                tracing::error!(
-                    severity = "crit",
-                    "cannot start hasvrd ({}): {e}; services are not run on this node until it starts",
-                    cmd.program.display()
-                );
-                deaths.push(Instant::now());
-                let pause = pause_after(&mut deaths);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => continue,
-                    Some(done) = stops.recv() => { let _ = done.send(()); return; }
-                }
-            }
-        };
-        tracing::info!("started hasvrd (pid {:?})", child.id());
-        tokio::select! {
-            status = child.wait() => {
-                let how = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                deaths.push(Instant::now());
-                let pause = pause_after(&mut deaths);
-                if deaths.len() >= FLAP_DEATHS {
+        let hasvrd = match running.take() {
+            Some(hasvrd) => hasvrd,
+            None => match spawn(&cmd) {
+                Ok(hasvrd) => hasvrd,
+                Err(e) => {
                     tracing::error!(
-                        severity = "emerg",
-                        "hasvrd died again ({how}), {} times within {FLAP_WINDOW:?}; restarting it in \
-                         {pause:?}; see its log lines above for why",
-                        deaths.len()
+                        severity = "crit",
+                        "cannot start hasvrd ({}): {e}; services are not run on this node until \
+                         it starts (check that the program exists and runs)",
+                        cmd.program.display()
                     );
-                } else {
-                    tracing::error!("hasvrd died ({how}); restarting it");
+                    let pause = restarts.record();
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        Some(done) = stops.recv() => { let _ = done.send(()); return; }
+                    }
                 }
+            },
+        };
+        tokio::select! {
+            how = hasvrd.exited() => {
+                let pause = restarts.died(&how);
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
-                    Some(done) = stops.recv() => { let _ = done.send(()); return; }
+                    Some(done) = stops.recv() => {
+                        forget(&cmd);
+                        let _ = done.send(());
+                        return;
+                    }
                 }
             }
             Some(done) = stops.recv() => {
-                stop(&mut child, cmd.stop_timeout).await;
+                stop(&hasvrd, cmd.stop_timeout).await;
+                forget(&cmd);
                 let _ = done.send(());
                 return;
             }
@@ -102,45 +115,101 @@ async fn supervise(cmd: HasvrdCommand, mut stops: mpsc::Receiver<oneshot::Sender
     }
 }
 
-fn spawn(cmd: &HasvrdCommand) -> std::io::Result<Child> {
-    Command::new(&cmd.program)
-        .args(&cmd.args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-}
-
-/// The pause before the next start: none for an occasional death, then
-/// doubling from 1 s while deaths keep coming within the window.
-fn pause_after(deaths: &mut Vec<Instant>) -> Duration {
-    let now = Instant::now();
-    deaths.retain(|&t| now.duration_since(t) < FLAP_WINDOW);
-    match deaths.len() {
-        0..FLAP_DEATHS => Duration::ZERO,
-        n => {
-            let doublings = u32::try_from(n - FLAP_DEATHS).unwrap_or(u32::MAX).min(5);
-            (Duration::from_secs(1) * 2u32.pow(doublings)).min(MAX_PAUSE)
+/// The hasvrd named in the pid file, if it still runs (a restarted hamond).
+fn adopt(cmd: &HasvrdCommand) -> Option<Watched> {
+    let text = std::fs::read_to_string(&cmd.pid_file).ok()?;
+    let (pid, start_time, boot) = parse_pid_file(&text)?;
+    if boot != cmd.boot {
+        return None;
+    }
+    match Watched::adopt(pid, start_time) {
+        Ok(Some(hasvrd)) => {
+            tracing::info!(
+                "adopted the running hasvrd (pid {pid}): its services keep running; it is \
+                 restarted if it dies and stopped at shutdown as if this hamond had started it"
+            );
+            Some(hasvrd)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(
+                severity = "crit",
+                "cannot watch the running hasvrd (pid {pid}): {e}; starting another one, which \
+                 may conflict with it: stop hacluster, kill pid {pid} and start hacluster again"
+            );
+            None
         }
     }
 }
 
-/// SIGTERM, then SIGKILL after `timeout`.
-async fn stop(child: &mut Child, timeout: Duration) {
-    tracing::info!("stopping hasvrd: it stops and releases every service on this node");
-    if let Some(pid) = child.id() {
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+/// `PID START_TIME BOOT`.
+fn parse_pid_file(text: &str) -> Option<(i32, u64, u32)> {
+    let mut f = text.split_ascii_whitespace();
+    let parsed = (
+        f.next()?.parse().ok()?,
+        f.next()?.parse().ok()?,
+        f.next()?.parse().ok()?,
+    );
+    f.next().is_none().then_some(parsed)
+}
+
+fn spawn(cmd: &HasvrdCommand) -> std::io::Result<Watched> {
+    let mut command = Command::new(&cmd.program);
+    command.args(&cmd.args).stdin(Stdio::null());
+    // Never a stale one from the environment this hamond was started in.
+    command.env_remove(HAMOND_ENV);
+    if let Some(hamond) = &cmd.hamond {
+        command.env(HAMOND_ENV, hamond.to_json());
     }
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => tracing::info!("hasvrd stopped ({status})"),
-        Ok(Err(e)) => tracing::warn!("waiting for hasvrd: {e}"),
+    let hasvrd = Watched::spawn(&mut command)?;
+    let pid = hasvrd.pid();
+    tracing::info!("started hasvrd (pid {pid})");
+    // A hasvrd that exited already has no start time: nothing to adopt.
+    if let Some(st) = procfs::stat(pid) {
+        let text = format!("{pid} {} {}\n", st.start_time, cmd.boot);
+        if let Err(e) = haschema::private_file::write(&cmd.pid_file, text.as_bytes()) {
+            tracing::error!(
+                severity = "crit",
+                "cannot name hasvrd in {}: {e}; a restarted hamond would start a second \
+                 hasvrd: make the state dir writable",
+                cmd.pid_file.display()
+            );
+        }
+    }
+    Ok(hasvrd)
+}
+
+/// hasvrd is gone for good (hamond stops): nothing to adopt.
+fn forget(cmd: &HasvrdCommand) {
+    let _ = std::fs::remove_file(&cmd.pid_file);
+}
+
+/// SIGTERM, then SIGKILL after `timeout`.
+async fn stop(hasvrd: &Watched, timeout: Duration) {
+    tracing::info!("stopping hasvrd: it stops and releases every service on this node");
+    if let Err(e) = hasvrd.signal(Signal::SIGTERM) {
+        tracing::warn!("cannot send SIGTERM to hasvrd: {e}; it is killed at the timeout");
+    }
+    match tokio::time::timeout(timeout, hasvrd.exited()).await {
+        Ok(how) => tracing::info!("hasvrd stopped ({how})"),
         Err(_) => {
             tracing::error!(
                 severity = "crit",
                 "hasvrd did not stop within {timeout:?}: killed; services it was stopping may \
                  still run here, and the peers will fence this node before taking them"
             );
-            let _ = child.kill().await;
+            let _ = hasvrd.signal(Signal::SIGKILL);
+            if tokio::time::timeout(KILL_WAIT, hasvrd.exited())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    severity = "crit",
+                    "hasvrd (pid {}) is still there {KILL_WAIT:?} after SIGKILL (stuck in the \
+                     kernel); leaving anyway: reboot this node",
+                    hasvrd.pid()
+                );
+            }
         }
     }
 }
@@ -150,17 +219,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn occasional_deaths_restart_at_once_repeated_ones_back_off() {
-        let now = Instant::now();
-        let mut deaths = vec![now];
-        assert_eq!(pause_after(&mut deaths), Duration::ZERO);
-        deaths.push(now);
-        assert_eq!(pause_after(&mut deaths), Duration::ZERO);
-        deaths.push(now);
-        assert_eq!(pause_after(&mut deaths), Duration::from_secs(1));
-        deaths.push(now);
-        assert_eq!(pause_after(&mut deaths), Duration::from_secs(2));
-        deaths.extend([now; 20]);
-        assert_eq!(pause_after(&mut deaths), MAX_PAUSE);
+    fn the_pid_file_names_pid_start_time_and_boot() {
+        assert_eq!(parse_pid_file("12 345 67\n"), Some((12, 345, 67)));
+        assert_eq!(parse_pid_file("12 345"), None);
+        assert_eq!(parse_pid_file("12 345 67 8"), None);
+        assert_eq!(parse_pid_file("x 345 67"), None);
     }
 }

@@ -4,7 +4,7 @@
 //! agent heartbeat protocol, the cluster events of the history and the
 //! alerts, and who may use the local sockets
 //! (SO_PEERCRED). With the `daemon` feature, what hamond and hasvrd share:
-//! the control socket server and logging.
+//! the control socket server, logging, and processes (mutual supervision).
 
 pub mod access;
 pub mod agent;
@@ -17,6 +17,8 @@ pub mod key;
 #[cfg(feature = "daemon")]
 pub mod logging;
 pub mod private_file;
+#[cfg(feature = "daemon")]
+pub mod process;
 pub mod service;
 pub mod svclink;
 mod toml_walk;

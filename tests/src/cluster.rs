@@ -991,8 +991,35 @@ impl TestCluster {
         );
     }
 
+    /// Pid of a node's running hamond, whoever started it (this harness,
+    /// or its hasvrd after a crash): the pid hamond writes in the file it
+    /// holds locked in its state dir, if that process is a live hamond.
+    #[track_caller]
+    pub fn hamond_pid(&self, node: &str) -> Option<i32> {
+        let file = self.node(node).state_dir.join("hamond.pid");
+        let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (comm.trim() == "hamond" && !matches!(state, 'Z' | 'X')).then_some(pid)
+    }
+
+    /// The command that starts `node`'s hamond, as the harness runs it
+    /// (without its output redirection): e.g. to start a second one.
+    #[track_caller]
+    pub fn hamond_command(&self, node: &str) -> Command {
+        self.hamond_cmd(self.node(node), &bins::hamond())
+    }
+
     #[track_caller]
     fn spawn(&self, n: &Node, hamond: &Path) {
+        let cmd = self.hamond_cmd(n, hamond);
+        let child = self.spawn_logged(n, "hamond", cmd);
+        *n.child() = Some(child);
+        n.stopped.store(false, Ordering::Relaxed);
+    }
+
+    fn hamond_cmd(&self, n: &Node, hamond: &Path) -> Command {
         let mut cmd = n.ns.command(hamond);
         cmd.arg("--config")
             .arg(&self.config)
@@ -1011,9 +1038,7 @@ impl TestCluster {
                 cmd.arg(opt);
             }
         }
-        let child = self.spawn_logged(n, "hamond", cmd);
-        *n.child() = Some(child);
-        n.stopped.store(false, Ordering::Relaxed);
+        cmd
     }
 
     /// Starts a daemon's command with the node's log as its output.

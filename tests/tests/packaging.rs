@@ -7,8 +7,9 @@
 //! `hactl status`; 3 not running); `restart` and `stop` make hamond leave
 //! cleanly (exit 0, and beta logs "left the cluster cleanly"); a daemon
 //! that cannot leave is killed after the bounded wait, and beta sees a
-//! crash; a crashed daemon's pidfile gives LSB status 1 and does not stop
-//! the next start; start errors get LSB codes and hamond's own message.
+//! crash (its hasvrd is killed first, or it would restart hamond); a
+//! crashed hamond is restarted by its hasvrd, which the pidfile follows;
+//! start errors get LSB codes and hamond's own message.
 //!
 //! Also checks the packaging files with their own tools: the rc script with
 //! `sh -n`, `bash -n` and shellcheck, its boot order with insserv (stops
@@ -105,8 +106,9 @@ impl<'a> Rc<'a> {
         }
     }
 
+    /// hamond's own pidfile, which it holds locked (in its state dir).
     fn pidfile(&self) -> PathBuf {
-        self.dir.join("run/hamond.pid")
+        self.state_dir.join("hamond.pid")
     }
 
     fn socket(&self) -> PathBuf {
@@ -432,6 +434,7 @@ fn rc_script_reports_start_errors_kills_a_daemon_that_cannot_leave_and_survives_
     assert!(
         f.stdout
             .contains("did not leave within 2s: killing it (the peers will see a crash)")
+            && f.stdout.contains("hasvrd killed first")
             && f.stdout.contains("hamond killed"),
         "{}",
         f.stdout
@@ -453,24 +456,31 @@ fn rc_script_reports_start_errors_kills_a_daemon_that_cannot_leave_and_survives_
     let f = rc.expect("status", &[], 3);
     assert!(f.stdout.contains("not running"), "{}", f.stdout);
 
-    // A crash (SIGKILL from outside) leaves the pidfile: LSB "dead, pidfile
-    // exists"; start replaces it, stop still leaves cleanly.
+    // A crash (SIGKILL from outside): hasvrd starts hamond again, which
+    // writes its new pid in the pidfile; stop still leaves cleanly.
     rc.expect("start", &[], 0);
     let pid = rc.pid().expect("pidfile");
+    beta_sees_alpha(&c, Up);
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL hamond");
     assert_eq!(
         reap(pid, WAIT),
         WaitStatus::Signaled(Pid::from_raw(pid), Signal::SIGKILL, false)
     );
-    let f = rc.expect("status", &[], 1);
-    assert!(f.stdout.contains("dead, but its pidfile"), "{}", f.stdout);
+    let deadline = Instant::now() + WAIT;
+    let pid2 = loop {
+        match rc.pid().filter(|&p| p != pid) {
+            Some(p) if rc.run_with("status", &[]).code() == Some(0) => break p,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "hasvrd did not restart hamond");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let f = rc.expect("start", &[], 0);
-    assert!(f.stdout.contains("hamond started"), "{}", f.stdout);
-    let pid2 = rc.pid().expect("a new pidfile");
-    assert_ne!(pid2, pid);
+    assert!(f.stdout.contains("already running"), "{}", f.stdout);
     beta_sees_alpha(&c, Up);
     let mark = c.log_len("beta");
     rc.expect("stop", &[], 0);
+    // hamond's parent, hasvrd, has exited by then: it is the test's to reap.
     assert_eq!(reap(pid2, WAIT), WaitStatus::Exited(Pid::from_raw(pid2), 0));
     wait_for_log_since(&c, "beta", mark, CLEAN_LEAVE);
     rc.expect("status", &[], 3);
@@ -530,11 +540,12 @@ fn packaging_files_pass_their_checkers() {
     }
 
     // Shutdown order under systemd: stopped before the network (the
-    // reverse of After=), and by a SIGTERM to hamond alone.
+    // reverse of After=), by a SIGTERM to hamond alone, and restarted
+    // after any exit with hasvrd left running for it to adopt.
     for line in [
         "Wants=network-online.target",
-        "KillMode=mixed",
-        "Restart=on-failure",
+        "KillMode=process",
+        "Restart=always",
         "EnvironmentFile=-/etc/default/hacluster",
         "RuntimeDirectory=hacluster",
         "StateDirectory=hacluster",

@@ -11,14 +11,13 @@
 use super::{Error, blocking};
 use crate::mountinfo::DevNo;
 use crate::procfs;
+use haschema::process::{pidfd_open, pidfd_send_signal};
 use nix::errno::Errno;
-use nix::libc;
 use nix::sys::signal::Signal;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -149,39 +148,6 @@ pub fn scan(dev: DevNo) -> Vec<User> {
     }
     users.sort_by_key(|u| u.pid);
     users
-}
-
-/// pidfd_open(2).
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // or -1; no memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from(Errno::EBADF))?;
-    // SAFETY: the kernel just returned this descriptor to us, and nothing
-    // else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// pidfd_send_signal(2), no siginfo.
-fn pidfd_send_signal(fd: &OwnedFd, signal: Signal) -> io::Result<()> {
-    // SAFETY: a valid descriptor, a signal number, a null siginfo (allowed:
-    // the kernel fills in a default one) and no flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            signal as libc::c_int,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Sends `signal` to `user` if it is still the same process (same pid and

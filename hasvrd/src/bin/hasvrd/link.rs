@@ -11,7 +11,7 @@ use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 /// Pause between two connection attempts.
-const RETRY: Duration = Duration::from_millis(500);
+const RETRY: Duration = Duration::from_millis(100);
 /// How long hamond has to answer the hello.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -2,9 +2,11 @@
 //! of this node (volumes, floating IPs, scripts, agents) through their
 //! state machines, gets their ownership from hamond's lock service over the
 //! link, serves the agent socket, and answers `hactl service ...` on its
-//! control socket.
+//! control socket. Started by hamond, it restarts hamond when it dies
+//! ([`hamond`]).
 
 mod daemon;
+mod hamond;
 mod link;
 mod status;
 mod worker;
@@ -12,6 +14,7 @@ mod worker;
 use clap::Parser;
 use haschema::config::ClusterConfig;
 use haschema::logging;
+use haschema::process::HamondCommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,12 +50,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let hamond = hamond::from_env();
     let args = Args::parse();
     let log = args.log.clone();
-    logging::run_daemon("hasvrd", &log, || start(args))
+    logging::run_daemon("hasvrd", &log, || start(args, hamond?))
 }
 
-fn start(args: Args) -> Result<(), String> {
+fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
     let cluster = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
     if cluster.node(&args.node).is_none() {
         return Err(format!(
@@ -83,6 +87,9 @@ fn start(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async {
+        if let Some(hamond) = hamond {
+            tokio::spawn(hamond::keep_running(hamond));
+        }
         let setup = daemon::Setup {
             me: args.node,
             fencing: !cluster.fences.is_empty(),
