@@ -1,10 +1,12 @@
 //! hactl: the administrator's command line. It talks to the local daemons
 //! over their control sockets (root or the control group only): hamond for
-//! the cluster (status, fence), hasvrd for the services; or, with
+//! the cluster (status, fence, event history, alerts), hasvrd for the
+//! services; or, with
 //! `--remote HOST:PORT`, to a node's admin endpoint, which passes each
 //! request to the same daemon there.
 
 mod fence;
+mod history;
 mod passwd;
 mod remote;
 mod services;
@@ -13,6 +15,7 @@ mod show;
 use clap::{Parser, Subcommand};
 use fence::FenceCommand;
 use haschema::ctl::{Request, Response};
+use history::{AlertCommand, HistoryArgs};
 use services::ServiceCommand;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -102,6 +105,14 @@ enum Command {
     Fence {
         #[command(subcommand)]
         command: FenceCommand,
+    },
+    /// The event history (hamond): state changes, failovers with their
+    /// phases, fences, stalls and operator commands, oldest first.
+    History(HistoryArgs),
+    /// The alert hooks and mail of `[alerts]` (hamond).
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
     },
 }
 
@@ -199,6 +210,40 @@ fn main() -> ExitCode {
                 &Request::FenceConfirm { node: node.clone() },
             )
         }
+        Command::History(h) => {
+            let request = match h.request(std::time::SystemTime::now()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("hactl: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match ask(&args, Daemon::Hamond, &request) {
+                Ok(Response::History { events }) => {
+                    if h.json {
+                        print_json(serde_json::to_string_pretty(&events));
+                    } else {
+                        print!("{}", history::lines(&events));
+                    }
+                    ExitCode::SUCCESS
+                }
+                other => failed(Daemon::Hamond, other),
+            }
+        }
+        Command::Alert {
+            command: AlertCommand::Test,
+        } => match ask(&args, Daemon::Hamond, &Request::AlertTest) {
+            Ok(Response::AlertTest { deliveries }) => {
+                let (text, all_ok) = history::deliveries(&deliveries);
+                print!("{text}");
+                if all_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            other => failed(Daemon::Hamond, other),
+        },
     }
 }
 
@@ -267,6 +312,8 @@ fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
     let kind = match answer {
         Response::Status(_) => "a status report",
         Response::Services { .. } => "a services report",
+        Response::History { .. } => "an event history",
+        Response::AlertTest { .. } => "alert test results",
         Response::Done { .. } => "a done",
         Response::Error { .. } => "an error",
     };

@@ -302,7 +302,8 @@ async fn serve_request(
 /// A command as the log names it; None for a status read.
 fn describe(request: &Request) -> Option<String> {
     match request {
-        Request::Status | Request::Services => None,
+        Request::Status | Request::Services | Request::History { .. } => None,
+        Request::AlertTest => Some("alert test".into()),
         Request::FenceConfirm { node } => Some(format!("fence confirm {node}")),
         Request::Service { op, service } => Some(format!("service {} {service}", op.as_str())),
     }

@@ -21,6 +21,8 @@
 //! (`hactl alert test`).
 
 use crate::helper;
+use haschema::config::AlertsConfig;
+use haschema::ctl;
 use haschema::event::{Event, Severity};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +30,6 @@ use tokio::sync::Semaphore;
 
 /// Alerts running at once; more are dropped (and logged).
 pub const MAX_RUNNING: usize = 8;
-/// The sendmail program used when none is configured.
-pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
 
 /// The alert hooks and mail of this node.
 #[derive(Clone, Debug)]
@@ -50,6 +50,15 @@ pub struct Delivery {
     pub result: Result<(), String>,
 }
 
+impl From<Delivery> for ctl::Delivery {
+    fn from(d: Delivery) -> ctl::Delivery {
+        ctl::Delivery {
+            target: d.target,
+            error: d.result.err(),
+        }
+    }
+}
+
 impl Alerts {
     /// Alerts for events at or above `min_severity`: `hooks` (argument
     /// vectors), mail to `mail_to` through `sendmail`, each with `timeout`.
@@ -67,6 +76,27 @@ impl Alerts {
             timeout,
             min_severity,
             running: Arc::new(Semaphore::new(MAX_RUNNING)),
+        }
+    }
+
+    /// The alerts of the cluster config's `[alerts]` section; none when
+    /// it is absent.
+    pub fn from_config(config: Option<&AlertsConfig>) -> Alerts {
+        match config {
+            Some(c) => Alerts::new(
+                c.hooks.clone(),
+                c.mail.clone(),
+                c.sendmail.to_string_lossy().into_owned(),
+                c.timeout,
+                c.severity,
+            ),
+            None => Alerts::new(
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+                haschema::config::DEFAULT_ALERT_TIMEOUT,
+                Severity::Emergency,
+            ),
         }
     }
 
@@ -187,6 +217,7 @@ fn mail(event: &Event, to: &[String], json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haschema::config::DEFAULT_SENDMAIL;
     use haschema::event::EventKind;
     use std::os::unix::fs::PermissionsExt as _;
     use std::path::Path;
@@ -214,6 +245,47 @@ mod tests {
     fn alerts(hooks: Vec<Vec<String>>, mail_to: Vec<String>, sendmail: String) -> Alerts {
         let timeout = Duration::from_secs(2);
         Alerts::new(hooks, mail_to, sendmail, timeout, Severity::Emergency)
+    }
+
+    #[test]
+    fn the_config_section_sets_the_alerts() {
+        assert!(Alerts::from_config(None).is_empty());
+        let config = AlertsConfig {
+            hooks: vec![vec!["/bin/true".into()]],
+            mail: vec!["ops@example.com".into()],
+            sendmail: DEFAULT_SENDMAIL.into(),
+            timeout: Duration::from_secs(5),
+            severity: Severity::Warning,
+        };
+        let a = Alerts::from_config(Some(&config));
+        assert!(!a.is_empty());
+        assert_eq!(
+            (
+                a.hooks,
+                a.mail_to,
+                a.sendmail.as_str(),
+                a.timeout,
+                a.min_severity
+            ),
+            (
+                config.hooks,
+                config.mail,
+                DEFAULT_SENDMAIL,
+                config.timeout,
+                Severity::Warning
+            )
+        );
+        let d = Delivery {
+            target: "/bin/false".into(),
+            result: Err("exit 1".into()),
+        };
+        assert_eq!(
+            ctl::Delivery::from(d),
+            ctl::Delivery {
+                target: "/bin/false".into(),
+                error: Some("exit 1".into())
+            }
+        );
     }
 
     #[test]

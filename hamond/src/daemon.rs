@@ -4,7 +4,9 @@
 //! table on top of it, talks to hasvrd over the link, fences lost peers,
 //! pets the watchdog while its gate allows (pinging hasvrd for its health),
 //! answers the control socket and leaves the cluster cleanly on
-//! SIGTERM/SIGINT (then disarms the watchdog).
+//! SIGTERM/SIGINT (then disarms the watchdog). What happens (nodes, fences,
+//! hasvrd's service events) is recorded in the event history, shared with
+//! the peers and alerted ([`Daemon::record`]).
 
 use crate::fencing::{FenceMsg, Fencing};
 use crate::link::LinkEvent;
@@ -12,12 +14,15 @@ use crate::services::{Out, Services};
 use crate::supervise::{HasvrdCommand, Supervisor};
 use crate::transport::Inbound;
 use crate::{clock, serial, udp};
+use hamond::alert::Alerts;
+use hamond::history::{self, History};
 use hamond::watchdog::Keeper;
-use haschema::config::{ClusterConfig, NetworkKind};
+use haschema::config::{ClusterConfig, IsolationAction, NetworkKind};
 use haschema::ctl::{
     LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
 };
 use haschema::ctl_server::CtlCall;
+use haschema::event::{self as ev, EventKind, Severity};
 use haschema::svclink::{ToHamond, ToHasvrd};
 use litecloud::Time;
 use litecloud::link::LinkCause;
@@ -28,7 +33,7 @@ use litecloud::wire::{ClusterKey, NodeId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How this node runs: its config, identity and key.
 pub struct Setup {
@@ -72,7 +77,13 @@ struct Daemon {
     supervisor: Option<Supervisor>,
     ports: Vec<Port>,
     started: Time,
+    /// The event history; None if it could not be opened (logged).
+    history: Option<History>,
+    alerts: Alerts,
 }
+
+/// Longest run of the `[cluster] isolation` command.
+const ISOLATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long hamond waits at shutdown for its peers to acknowledge its last
 /// messages before it leaves.
@@ -80,6 +91,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The file in the state directory that keeps this node's lock replica.
 const LOCKS_FILE: &str = "locks";
+
+/// This node's newest events sent again to a peer that comes up, so that a
+/// node that was away (or restarted) learns what happened meanwhile.
+const RESYNC_EVENTS: usize = 64;
 
 /// Engine parameters for this node from the cluster config.
 pub fn params(setup: &Setup) -> Params {
@@ -170,7 +185,22 @@ pub async fn run(
         .map(|n| (n.domain, n.name.clone()))
         .collect();
     let services = Services::new(setup.me, names, lock_table(&setup)?);
-    let (fencing, fence_rx) = Fencing::new(&setup.config);
+    let me = setup
+        .config
+        .node_by_domain(setup.me)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let (fencing, fence_rx) = Fencing::new(&setup.config, &me);
+    let history = History::open(&setup.state_dir, history::Limits::default())
+        .inspect_err(|e| {
+            tracing::error!(
+                "cannot open the event history in {}: {e}; events are not kept (hactl history \
+                 answers an error): fix the state directory, then restart hamond",
+                setup.state_dir.display()
+            )
+        })
+        .ok();
+    let alerts = Alerts::from_config(setup.config.alerts.as_ref());
     let mut daemon = Daemon {
         setup,
         node,
@@ -185,6 +215,8 @@ pub async fn run(
         supervisor: hasvrd.map(Supervisor::start),
         ports,
         started: now,
+        history,
+        alerts,
     };
     daemon.run(inbound, ctl, link, fence_rx).await
 }
@@ -266,6 +298,7 @@ impl Daemon {
         let (stopped_tx, mut stopped) = mpsc::channel(1);
         let mut stopping = false;
         self.log_start();
+        self.fencing.start_reach();
         loop {
             let deadline = clock::instant_at(self.node.poll_timeout());
             let due = self.watchdog_due;
@@ -279,11 +312,7 @@ impl Daemon {
                     false
                 }
                 Some(report) = inbound.recv() => { self.on_inbound(report); false }
-                Some(call) = ctl.recv() => {
-                    let response = self.answer(call.request);
-                    let _ = call.reply.send(response);
-                    false
-                }
+                Some(call) = ctl.recv() => { self.call(call); false }
                 Some(event) = link.recv() => { self.on_link(event); false }
                 Some(msg) = fences.recv() => { self.on_fence(msg); false }
                 Some(()) = stopped.recv() => {
@@ -377,6 +406,13 @@ impl Daemon {
     /// rule 7): the watchdog is no longer petted; never a `reboot(2)`.
     fn self_fence(&mut self, service: &str, reason: &str) {
         let cause = format!("service {service}: {reason}");
+        let what = if self.watchdog.is_some() {
+            "self-fence: the watchdog is no longer petted and resets this node"
+        } else {
+            "self-fence asked, but there is no watchdog: reset this node by hand"
+        };
+        let event = self.event(EventKind::Node, Severity::Emergency, what.into());
+        self.record(event.about(service).because(reason));
         match &mut self.watchdog {
             Some(k) => k.self_fence(&cause),
             None => tracing::error!(
@@ -485,6 +521,10 @@ impl Daemon {
                 busy = true;
                 self.serve(out);
             }
+            for event in self.fencing.take_events() {
+                busy = true;
+                self.record(event);
+            }
             if !busy {
                 return;
             }
@@ -497,7 +537,12 @@ impl Daemon {
             Event::Membership { members, .. } => self
                 .agreement
                 .live_changed(NodeSet::of(members.iter().copied())),
-            Event::IncarnationAccepted { peer, .. } => self.agreement.peer_reset(*peer),
+            Event::IncarnationAccepted { peer, previous, .. } => {
+                self.agreement.peer_reset(*peer);
+                if previous.is_some() {
+                    self.services.peer_restarted(*peer);
+                }
+            }
             Event::Message { from, data }
                 if data.first() == Some(&view::PROTOCOL)
                     && self.agreement.handle_message(*from, data).is_err() =>
@@ -558,23 +603,208 @@ impl Daemon {
                     tracing::warn!("{e} from {}: ignored", self.name(*from));
                 }
             }
+            Event::Message { from, data } if data.first() == Some(&history::PROTOCOL) => {
+                self.heard(*from, data)
+            }
             Event::NodeDown {
                 peer,
                 cause: NodeCause::Left,
-            } => self.services.node_left(*peer),
+            } => {
+                self.services.node_left(*peer);
+                let what = format!("{} left the cluster cleanly", self.name(*peer));
+                self.record(self.event(EventKind::Node, Severity::Info, what));
+            }
             Event::NodeDown { peer, cause } => {
+                let detection = self.silence(*peer);
+                let what = format!("{} lost", self.name(*peer));
+                let lost = self.event(EventKind::Node, Severity::Warning, what);
+                self.record(lost.because(cause.as_str()).phase("detection", detection));
                 self.services.node_lost(*peer);
                 let mine = self.services.held_by(self.setup.me);
                 let theirs = self.services.held_by(*peer);
                 // Rule 4: the side that hosts more services shoots first;
                 // on a tie, the lower domain id.
                 let first = mine > theirs || (mine == theirs && self.setup.me < *peer);
-                self.fencing
-                    .lost(*peer, self.name(*peer), cause.as_str(), !first);
+                if self
+                    .fencing
+                    .lost(*peer, self.name(*peer), cause.as_str(), !first)
+                {
+                    self.services.node_fenced(*peer, false);
+                }
             }
-            Event::NodeUp { peer, .. } => self.fencing.cancel(*peer),
+            Event::NodeUp { peer, .. } => {
+                self.fencing.cancel(*peer);
+                let what = format!("{} joined the cluster", self.name(*peer));
+                self.record(self.event(EventKind::Node, Severity::Info, what));
+                self.resync(*peer);
+            }
             _ => {}
         }
+        if matches!(event, Event::NodeDown { .. } | Event::NodeUp { .. }) {
+            self.update_isolation();
+        }
+    }
+
+    /// Tells the tie-breaker whether a peer is up; acts on a change.
+    fn update_isolation(&mut self) {
+        let any = self.node.peers().iter().any(|p| p.up);
+        if let Some(change) = self.fencing.peers_up(any) {
+            self.isolation_changed(change);
+        }
+    }
+
+    /// This node became isolated (`Some(why)`: it sees no peer and reaches
+    /// no ping address), or is no longer: hasvrd is told (it releases
+    /// every service here, and takes none, while isolated), and on
+    /// becoming isolated the `[cluster] isolation` action runs.
+    fn isolation_changed(&mut self, why: Option<String>) {
+        match &why {
+            Some(why) => tracing::error!(
+                severity = "emerg",
+                "ISOLATED: {why}; releasing every service here (a peer that reaches the ping \
+                 addresses fences this node and takes them over); check this node's networks"
+            ),
+            None => tracing::warn!(
+                severity = "notice",
+                "no longer isolated: a peer or a ping address answers again; services may run \
+                 here again"
+            ),
+        }
+        self.tell_isolation();
+        let Some(why) = why else {
+            return;
+        };
+        match self.setup.config.isolation.clone() {
+            IsolationAction::Stop => {}
+            IsolationAction::StopPetting => match &mut self.watchdog {
+                Some(k) => k.self_fence(&format!("isolated: {why}")),
+                None => tracing::error!(
+                    severity = "emerg",
+                    "isolation = \"stop-petting\" but this node has no watchdog: reset it by hand"
+                ),
+            },
+            IsolationAction::Script(argv) => {
+                tokio::spawn(async move {
+                    let env = [("HA_ISOLATED_REASON".to_owned(), why)];
+                    match hamond::helper::run(&argv, &env, b"", ISOLATION_TIMEOUT).await {
+                        Ok(done) if done.code == Some(0) => {
+                            tracing::info!("isolation command {} succeeded", argv[0])
+                        }
+                        Ok(done) => tracing::error!(
+                            "isolation command {} failed ({:?}): {}; check it by hand",
+                            argv[0],
+                            done.code,
+                            done.stderr.trim()
+                        ),
+                        Err(e) => tracing::error!(
+                            "isolation command {} failed: {e}; check [cluster] isolation",
+                            argv[0]
+                        ),
+                    }
+                });
+            }
+        }
+    }
+
+    /// Tells hasvrd whether this node is isolated.
+    fn tell_isolation(&mut self) {
+        let msg = ToHasvrd::Isolation {
+            isolated: self.fencing.isolated().is_some(),
+            reason: self.fencing.isolated().unwrap_or_default().to_owned(),
+        };
+        if let Some(tx) = &self.hasvrd_tx
+            && tx.send(msg).is_err()
+        {
+            self.hasvrd_tx = None;
+        }
+    }
+
+    /// An event this node records now.
+    fn event(&self, kind: EventKind, severity: Severity, what: String) -> ev::Event {
+        ev::Event::now(&self.name(self.setup.me), kind, severity, what)
+    }
+
+    /// Records `event` in the history; one of this node's own that was not
+    /// there yet is also shared with the peers that are up and alerted.
+    fn record(&mut self, event: ev::Event) {
+        let own = event.node == self.name(self.setup.me);
+        tracing::debug!("event: {}", event.summary());
+        let new = match &mut self.history {
+            Some(h) => h.record(event.clone()).unwrap_or_else(|e| {
+                tracing::error!(
+                    "cannot write the event history in {}: {e}; the event \"{}\" is not kept \
+                     here: fix the disk (check that it is not full or read-only)",
+                    self.setup.state_dir.display(),
+                    event.summary()
+                );
+                true
+            }),
+            None => true,
+        };
+        if !(new && own) {
+            return;
+        }
+        self.alerts.fire(&event);
+        let data = history::encode(&event);
+        let up: Vec<NodeId> = self
+            .node
+            .peers()
+            .iter()
+            .filter(|p| p.up)
+            .map(|p| p.id)
+            .collect();
+        for peer in up {
+            self.share(peer, data.clone());
+        }
+    }
+
+    /// Sends one shared event to `peer`.
+    fn share(&mut self, peer: NodeId, data: Vec<u8>) {
+        if let Err(e) = self.node.send_message(clock::now(), peer, data) {
+            // A peer that comes back gets the newest events again (resync).
+            tracing::debug!("event for {} not sent: {e}", self.name(peer));
+        }
+    }
+
+    /// `peer` came up: it gets this node's newest events again (kept once
+    /// there).
+    fn resync(&mut self, peer: NodeId) {
+        let mine = ev::Filter {
+            node: Some(self.name(self.setup.me)),
+            ..ev::Filter::default()
+        };
+        let events = self
+            .history
+            .as_ref()
+            .map(|h| h.query(&mine, RESYNC_EVENTS))
+            .unwrap_or_default();
+        for event in &events {
+            self.share(peer, history::encode(event));
+        }
+    }
+
+    /// An event shared by `from`: recorded if it is that node's own.
+    fn heard(&mut self, from: NodeId, data: &[u8]) {
+        match history::decode(data) {
+            Ok(event) if event.node == self.name(from) => self.record(event),
+            Ok(event) => tracing::warn!(
+                "{} shared an event recorded by {}: ignored",
+                self.name(from),
+                event.node
+            ),
+            Err(e) => tracing::warn!("{e} from {}: ignored", self.name(from)),
+        }
+    }
+
+    /// How long `peer` had been silent on every path (the detection time of
+    /// its loss).
+    fn silence(&self, peer: NodeId) -> Duration {
+        let now = clock::now();
+        self.node
+            .peer(peer)
+            .and_then(|p| p.links.iter().flatten().filter_map(|l| l.last_heard).max())
+            .map(|t| now.saturating_sub(t))
+            .unwrap_or_default()
     }
 
     /// Carries out what the services ask.
@@ -596,6 +826,10 @@ impl Daemon {
                     );
                 }
             }
+            Out::Fence { node, cause } => {
+                let name = self.name(node);
+                self.fencing.requested(node, name, &cause);
+            }
         }
     }
 
@@ -615,6 +849,11 @@ impl Daemon {
                     }
                 }
                 ToHamond::SelfFence { service, reason } => self.self_fence(&service, &reason),
+                ToHamond::Event(mut event) => {
+                    // hasvrd speaks for this node only.
+                    event.node = self.name(self.setup.me);
+                    self.record(event);
+                }
                 msg => {
                     let hello = matches!(msg, ToHamond::Hello { .. });
                     self.services.on_hasvrd(msg);
@@ -623,6 +862,13 @@ impl Daemon {
                         // first at once.
                         self.hasvrd_tx = self.hasvrd_unwelcomed.take();
                         self.ping_hasvrd();
+                        if let Some(tx) = &self.hasvrd_tx {
+                            let addresses = self.setup.config.ping.clone();
+                            let _ = tx.send(ToHasvrd::PingAddresses { addresses });
+                        }
+                        if self.fencing.isolated().is_some() {
+                            self.tell_isolation();
+                        }
                     }
                 }
             },
@@ -645,11 +891,24 @@ impl Daemon {
         match msg {
             FenceMsg::Ready { node, round } | FenceMsg::Done { node, round, .. }
                 if !self.fencing.current(node, round) => {}
-            FenceMsg::Ready { node, .. } if live(self, node) => self.fencing.cancel(node),
-            FenceMsg::Ready { node, .. } => self.fencing.fire(node),
+            FenceMsg::Ready { node, .. } => {
+                let up = live(self, node);
+                self.fencing.ready(node, up);
+            }
+            FenceMsg::CheckReach => self.fencing.check_reach(),
+            FenceMsg::Reached(result) => {
+                if let Some(change) = self.fencing.reached(result) {
+                    self.isolation_changed(change);
+                }
+            }
             FenceMsg::Done { node, result, .. } => {
-                if self.fencing.done(node, result) && !live(self, node) {
+                let off = self.fencing.done(node, result);
+                if off && live(self, node) {
+                    // It asked: its locks are freed once it is seen down.
+                    self.fencing.off_while_up(node);
+                } else if off {
                     self.services.node_fenced(node, false);
+                    self.update_isolation();
                 }
             }
         }
@@ -756,7 +1015,12 @@ impl Daemon {
             ),
             Event::RenewIncarnation => {}
             Event::Message { from, data } => {
-                let known = [view::PROTOCOL, lock::PROTOCOL, crate::services::PROTOCOL];
+                let known = [
+                    view::PROTOCOL,
+                    lock::PROTOCOL,
+                    crate::services::PROTOCOL,
+                    history::PROTOCOL,
+                ];
                 if !data.first().is_some_and(|p| known.contains(p)) {
                     tracing::debug!(
                         "message from {} of an unknown protocol ({} bytes): ignored",
@@ -779,14 +1043,55 @@ impl Daemon {
         }
     }
 
-    fn answer(&mut self, request: Request) -> Response {
-        match request {
+    /// A test event through every alert hook and mail, run (and answered)
+    /// in the background, so slow hooks never hold up this loop.
+    fn alert_test(&mut self, uid: Option<u32>, reply: oneshot::Sender<Response>) {
+        let by = uid.map_or_else(|| "the admin endpoint".to_owned(), |u| format!("uid {u}"));
+        let what = "alert test (hactl alert test)".to_owned();
+        let event = self
+            .event(EventKind::Test, Severity::Info, what)
+            .because(format!("asked by {by}"));
+        self.record(event.clone());
+        let alerts = self.alerts.clone();
+        tokio::spawn(async move {
+            let deliveries = alerts.test(&event).await;
+            let deliveries = deliveries.into_iter().map(Into::into).collect();
+            let _ = reply.send(Response::AlertTest { deliveries });
+        });
+    }
+
+    /// Answers one control request.
+    fn call(
+        &mut self,
+        CtlCall {
+            request,
+            uid,
+            reply,
+        }: CtlCall,
+    ) {
+        let response = match request {
+            Request::AlertTest => return self.alert_test(uid, reply),
             Request::Status => Response::Status(Box::new(self.status(clock::now()))),
             Request::FenceConfirm { node } => self.fence_confirm(&node),
+            Request::History { filter, limit } => match &self.history {
+                Some(h) => {
+                    let mut events = h.query(&filter, limit.min(haschema::ctl::MAX_HISTORY));
+                    // Peers' events arrive late after a resync: by time.
+                    events.sort_by_key(|e| e.at_ms);
+                    Response::History { events }
+                }
+                None => Response::Error {
+                    message: format!(
+                        "the event history in {} could not be opened; see hamond's log",
+                        self.setup.state_dir.display()
+                    ),
+                },
+            },
             Request::Services | Request::Service { .. } => Response::Error {
                 message: "hamond does not run services: ask hasvrd (hactl service ...)".into(),
             },
-        }
+        };
+        let _ = reply.send(response);
     }
 
     /// The operator swears `node` is off (rule 1): refused for this node,
@@ -812,6 +1117,9 @@ impl Daemon {
         );
         self.fencing.cancel(id);
         self.services.node_fenced(id, true);
+        let what = format!("{node} confirmed powered off by the operator");
+        let event = self.event(EventKind::Operator, Severity::Warning, what);
+        self.record(event.because("hactl fence confirm"));
         self.drain();
         Response::Done {
             message: format!("{node} confirmed off; its services may be taken over"),

@@ -11,6 +11,10 @@
 //! not an event (a torn last write, a hand edit) is skipped and counted, not
 //! fatal. The same event heard twice (from two peers, or after a resync) is
 //! kept once.
+//!
+//! Nodes share the events they record first-hand as reliable cluster
+//! messages of their own protocol ([`PROTOCOL`], [`encode`], [`decode`]),
+//! so every node's history holds the cluster's events.
 
 use haschema::event::{Event, Filter};
 use std::collections::VecDeque;
@@ -20,6 +24,43 @@ use std::path::{Path, PathBuf};
 
 /// The history file's name in the state directory.
 pub const FILE: &str = "history.jsonl";
+
+/// First byte of a shared event on the cluster's message channel (after
+/// the view's 1, the locks' 2 and the services' 3).
+pub const PROTOCOL: u8 = 4;
+
+/// Longest cause or description kept in a shared event, so that the
+/// message fits the channel's limit (`litecloud::channel::MAX_MESSAGE`).
+const SHARED_TEXT: usize = 300;
+
+/// An event as a cluster message: [`PROTOCOL`], then its JSON, with a long
+/// description or cause cut short (at a character boundary) to fit.
+pub fn encode(event: &Event) -> Vec<u8> {
+    let mut event = event.clone();
+    for text in [&mut event.what, &mut event.cause] {
+        if text.len() > SHARED_TEXT {
+            let mut end = SHARED_TEXT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str("...");
+        }
+    }
+    let mut data = vec![PROTOCOL];
+    data.extend(serde_json::to_vec(&event).unwrap_or_default());
+    data
+}
+
+/// The event of a cluster message made by [`encode`].
+pub fn decode(data: &[u8]) -> Result<Event, String> {
+    match data.split_first() {
+        Some((&PROTOCOL, json)) => {
+            serde_json::from_slice(json).map_err(|e| format!("malformed shared event: {e}"))
+        }
+        _ => Err("not a shared event".into()),
+    }
+}
 
 /// How much history is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +283,28 @@ mod tests {
         let mut sorted = whats.clone();
         sorted.sort_by_key(|w| w[6..].parse::<u32>().unwrap());
         assert_eq!(whats, sorted, "read back oldest first");
+    }
+
+    #[test]
+    fn shared_events_fit_a_message_and_read_back() {
+        let e = event(1).because("x".repeat(2000));
+        let data = encode(&e);
+        assert_eq!(data[0], PROTOCOL);
+        assert!(
+            data.len() <= litecloud::channel::MAX_MESSAGE,
+            "{}",
+            data.len()
+        );
+        let back = decode(&data).unwrap();
+        assert_eq!((back.at_ms, &back.what), (e.at_ms, &e.what));
+        assert!(back.cause.ends_with("...") && back.cause.len() < 400);
+        let short = event(2);
+        assert_eq!(decode(&encode(&short)).unwrap(), short);
+        let wide = event(3).because("é".repeat(400));
+        assert!(decode(&encode(&wide)).unwrap().cause.ends_with("é..."));
+        assert!(decode(&[PROTOCOL, b'{']).is_err());
+        assert!(decode(&[3, b'{', b'}']).is_err());
+        assert!(decode(&[]).is_err());
     }
 
     #[test]

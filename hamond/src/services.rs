@@ -1,8 +1,10 @@
 //! The cluster side of the protected services, in hamond: the lock table
 //! that gives each service its one owner (`litecloud::lock`), the link to
 //! this node's hasvrd (`haschema::svclink`), and the messages the nodes'
-//! hasvrds exchange through the cluster (advertised service states and
-//! forwarded operator commands).
+//! hasvrds exchange through the cluster (advertised service states,
+//! forwarded operator commands, and a holder's request to be fenced after a
+//! failed stop, sent to the one peer that takes its service over: safety
+//! rule 7).
 //!
 //! No I/O here: the daemon loop feeds views, channel messages, hasvrd's
 //! lines and fence results in, sends what [`Services::poll`] returns, and
@@ -21,6 +23,9 @@ use tokio::sync::mpsc::UnboundedSender;
 /// First byte of this protocol's messages on the channel.
 pub const PROTOCOL: u8 = 3;
 
+/// The state of a service whose stop failed while its node held the lock.
+const ERRORACT: &str = "ERRORACT";
+
 /// What one node's hasvrd tells another's (JSON after [`PROTOCOL`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "msg", rename_all = "snake_case")]
@@ -35,6 +40,9 @@ enum PeerMsg {
         op: ServiceOp,
         by: String,
     },
+    /// The sender's stop of `service` failed and it keeps the lock: fence
+    /// it, then take the service over (safety rule 7).
+    FenceMe { service: String, reason: String },
 }
 
 /// What the daemon must do for the services.
@@ -44,6 +52,8 @@ pub enum Out {
     Send { to: NodeId, data: Vec<u8> },
     /// Write the lock replica durably, before anything that follows.
     Persist(Vec<u8>),
+    /// Fence `node`, which is up and asked for it (`cause`).
+    Fence { node: NodeId, cause: String },
 }
 
 /// The services' cluster state on this node.
@@ -72,6 +82,9 @@ pub struct Services {
     adverts: BTreeMap<String, (String, bool)>,
     /// The other nodes' advertisements, for a hasvrd that (re)connects.
     peer_adverts: BTreeMap<(NodeId, String), (String, bool)>,
+    /// This node's services whose failed stop made hasvrd ask a peer to
+    /// fence this node ([`ToHamond::FenceMe`]), while still in ERRORACT.
+    fence_asked: std::collections::BTreeSet<String>,
     /// What the daemon must do, in order, with what hasvrd is told of
     /// grants and losses between: a replica persisted before a grant or a
     /// loss is reported, so a restart never forgets what hasvrd acted on.
@@ -101,6 +114,7 @@ impl Services {
             told_lost: BTreeMap::new(),
             adverts: BTreeMap::new(),
             peer_adverts: BTreeMap::new(),
+            fence_asked: Default::default(),
             out: VecDeque::new(),
         }
     }
@@ -152,18 +166,25 @@ impl Services {
                 }
             }
             if is && !was {
-                let adverts: Vec<_> = self.adverts.clone().into_iter().collect();
-                for (service, (state, can_host)) in adverts {
-                    self.send_peer(
-                        node,
-                        &PeerMsg::Advertise {
-                            service,
-                            state,
-                            can_host,
-                        },
-                    );
-                }
+                self.peer_restarted(node);
             }
+        }
+    }
+
+    /// `node` came up, or its hamond restarted without leaving the view (a
+    /// new incarnation): it knows nothing of this node's services, so they
+    /// are advertised to it again.
+    pub fn peer_restarted(&mut self, node: NodeId) {
+        let adverts: Vec<_> = self.adverts.clone().into_iter().collect();
+        for (service, (state, can_host)) in adverts {
+            self.send_peer(
+                node,
+                &PeerMsg::Advertise {
+                    service,
+                    state,
+                    can_host,
+                },
+            );
         }
     }
 
@@ -226,6 +247,9 @@ impl Services {
                         );
                         self.tell(ToHasvrd::Command { service, op, by });
                     }
+                    PeerMsg::FenceMe { service, reason } => {
+                        self.fence_asked_by(from, service, reason)
+                    }
                 }
                 Ok(())
             }
@@ -270,6 +294,9 @@ impl Services {
                 state,
                 can_host,
             } => {
+                if state != ERRORACT {
+                    self.fence_asked.remove(&service);
+                }
                 self.adverts
                     .insert(service.clone(), (state.clone(), can_host));
                 let msg = PeerMsg::Advertise {
@@ -295,8 +322,46 @@ impl Services {
                 None => tracing::warn!("hasvrd forwarded a command to unknown node {node}"),
             },
             // hasvrd's health: the daemon loop hands it to the watchdog.
-            ToHamond::Pong { .. } | ToHamond::SelfFence { .. } => {}
+            ToHamond::FenceMe {
+                service,
+                peer,
+                reason,
+            } => match self.names.iter().find(|(_, n)| **n == peer) {
+                Some((&id, _)) => {
+                    tracing::error!(
+                        severity = "emerg",
+                        "service {service}: {reason}; asking {peer} to fence this node (power it \
+                         off) and take the service over"
+                    );
+                    self.fence_asked.insert(service.clone());
+                    self.send_peer(id, &PeerMsg::FenceMe { service, reason });
+                }
+                None => tracing::warn!(
+                    "hasvrd asked unknown node {peer} to fence this node: ignored; power this \
+                     node off by hand"
+                ),
+            },
+            ToHamond::Pong { .. } | ToHamond::SelfFence { .. } | ToHamond::Event(_) => {}
         }
+    }
+
+    /// `from` asks to be fenced after a failed stop of `service`. Refused
+    /// while this node asked the same (both stops failed): two nodes never
+    /// shoot each other, the operator decides (rule 4).
+    fn fence_asked_by(&mut self, from: NodeId, service: String, reason: String) {
+        let node = self.name(from);
+        if let Some(mine) = self.fence_asked.first() {
+            tracing::error!(
+                severity = "emerg",
+                "{node} asks to be fenced (service {service}: {reason}), but this node asked the \
+                 same for {mine}: neither shoots; power one of them off by hand, or fix and \
+                 Cleanup the failed stops"
+            );
+            return;
+        }
+        let cause = format!("it asked for it: the stop of {service} failed there ({reason})");
+        self.out
+            .push_back(Item::Do(Out::Fence { node: from, cause }));
     }
 
     fn hello(&mut self, services: Vec<String>) {

@@ -2,7 +2,8 @@
 //! cluster's name, netid and key file, its nodes, and the private networks
 //! (RS-232 cables, UDP paths) the nodes watch each other over, the
 //! fencing devices (`[[fence]]`, optional) that can power a node off, and
-//! the node's watchdog (`[watchdog]`, optional, off by default).
+//! the node's watchdog (`[watchdog]`, optional, off by default), and the
+//! alert hooks and mail for severe events (`[alerts]`, optional).
 //!
 //! [`ClusterConfig::load`] reads and checks the whole file; nothing of it is
 //! used unless every rule holds. Every error names the file, the line and
@@ -74,6 +75,16 @@ pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MIN_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest watchdog `timeout`.
 pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most alert hooks, and most alert mail addresses.
+pub const MAX_ALERT_TARGETS: usize = 16;
+/// The sendmail program used when `[alerts] sendmail` is not given.
+pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
+/// Default `[alerts] timeout`.
+pub const DEFAULT_ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest `[alerts] timeout`.
+pub const MIN_ALERT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest `[alerts] timeout`.
+pub const MAX_ALERT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The whole cluster config, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +101,10 @@ pub struct ClusterConfig {
     pub control_group: Option<String>,
     /// Third-party tie-breaker addresses (may be empty).
     pub ping: Vec<IpAddr>,
+    /// What a node does besides releasing its services when it is
+    /// isolated (`[cluster] isolation`; it sees no peer on any heartbeat
+    /// path and reaches none of the `ping` addresses).
+    pub isolation: IsolationAction,
     /// The nodes, in file order; 1 to 64.
     pub nodes: Vec<NodeConfig>,
     /// The private networks, in file order; the index is the path index on
@@ -105,6 +120,9 @@ pub struct ClusterConfig {
     pub fences: Vec<FenceConfig>,
     /// The optional `[watchdog]` section; its defaults (off) when absent.
     pub watchdog: WatchdogConfig,
+    /// The optional `[alerts]` section: who is told of severe events. None:
+    /// no alerts (the events are still recorded in the history).
+    pub alerts: Option<AlertsConfig>,
     /// First 4 bytes (big-endian) of SHA-256 over a canonical form of the
     /// content (everything above but `file`; `key_file` as written). Equal
     /// content gives an equal hash whatever the comments, layout or key order.
@@ -150,6 +168,20 @@ pub enum NetworkKind {
         /// Node name -> the address:port that node binds and peers send to.
         addresses: BTreeMap<String, SocketAddr>,
     },
+}
+
+/// `[cluster] isolation`: what an isolated node does besides stopping and
+/// releasing its services (it always does that).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum IsolationAction {
+    /// Nothing more (`"stop"`, the default).
+    #[default]
+    Stop,
+    /// Stop petting the watchdog, so the node resets (`"stop-petting"`;
+    /// needs `[watchdog] enabled = true`).
+    StopPetting,
+    /// Run this command (program as an absolute path, then its arguments).
+    Script(Vec<String>),
 }
 
 /// One fencing device (`[[fence]]`): an external fence agent in the
@@ -225,6 +257,23 @@ impl Default for WatchdogConfig {
             timeout: DEFAULT_WATCHDOG_TIMEOUT,
         }
     }
+}
+
+/// The `[alerts]` section: hooks run and mail sent by hamond for events at
+/// or above [`AlertsConfig::severity`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// Commands (program as an absolute path, then its arguments), each run
+    /// with the event in its environment and as JSON on stdin; 0 to 16.
+    pub hooks: Vec<Vec<String>>,
+    /// Addresses mailed through [`AlertsConfig::sendmail`]; 0 to 16.
+    pub mail: Vec<String>,
+    /// The sendmail program, an absolute path (default [`DEFAULT_SENDMAIL`]).
+    pub sendmail: PathBuf,
+    /// Longest run of one hook or mail, 1s to 5min (default 30s).
+    pub timeout: Duration,
+    /// The least severe event alerted: emergency (default) or warning.
+    pub severity: crate::event::Severity,
 }
 
 impl WatchdogConfig {
@@ -353,7 +402,14 @@ impl std::error::Error for ConfigError {}
 // ---------------------------------------------------------------------------
 // Checking
 
-const CLUSTER_KEYS: &[&str] = &["name", "netid", "key_file", "control_group", "ping"];
+const CLUSTER_KEYS: &[&str] = &[
+    "name",
+    "netid",
+    "key_file",
+    "control_group",
+    "ping",
+    "isolation",
+];
 const NODE_KEYS: &[&str] = &["name", "domain"];
 const NETWORK_KEYS: &[&str] = &[
     "name", "kind", "priority", "interval", "maxmiss", "baud", "device", "address",
@@ -362,6 +418,7 @@ const METRICS_KEYS: &[&str] = &["listen"];
 const ADMIN_KEYS: &[&str] = &["listen", "password_file"];
 const FENCE_KEYS: &[&str] = &["name", "agent", "nodes", "options", "timeout", "delay"];
 const WATCHDOG_KEYS: &[&str] = &["enabled", "device", "timeout"];
+const ALERTS_KEYS: &[&str] = &["hooks", "mail", "sendmail", "timeout", "severity"];
 
 /// The cluster config's rules, over the shared [`Walker`].
 struct Parser<'a> {
@@ -375,7 +432,7 @@ impl Parser<'_> {
         self.w.only(
             &root,
             &[
-                "cluster", "node", "network", "metrics", "admin", "fence", "watchdog",
+                "cluster", "node", "network", "metrics", "admin", "fence", "watchdog", "alerts",
             ],
         )?;
 
@@ -439,6 +496,11 @@ impl Parser<'_> {
         let admin = self.admin(&root)?;
         let fences = self.fences(&root, &nodes)?;
         let watchdog = self.watchdog(&root, &nodes)?;
+        let isolation = match cluster.get("isolation") {
+            None => IsolationAction::Stop,
+            Some(v) => self.isolation(v, &cluster.field("isolation"), &ping, &watchdog)?,
+        };
+        let alerts = self.alerts(&root)?;
 
         let hash = canonical_hash(&Canon {
             name: &name,
@@ -446,6 +508,11 @@ impl Parser<'_> {
             key_file: key_raw,
             control_group: control_group.as_deref(),
             ping: ping.iter().map(ToString::to_string).collect(),
+            isolation: match &isolation {
+                IsolationAction::Stop => None,
+                IsolationAction::StopPetting => Some(vec!["stop-petting".to_owned()]),
+                IsolationAction::Script(argv) => Some(argv.clone()),
+            },
             nodes: nodes.iter().map(|n| (n.name.as_str(), n.domain)).collect(),
             networks: networks.iter().map(CanonNet::from).collect(),
             metrics_listen: metrics.as_ref().map(|m| m.listen.to_string()),
@@ -456,6 +523,7 @@ impl Parser<'_> {
             fences: fences.iter().map(CanonFence::from).collect(),
             watchdog: (watchdog != WatchdogConfig::default())
                 .then(|| CanonWatchdog::from(&watchdog)),
+            alerts: alerts.as_ref().map(CanonAlerts::from),
         });
         Ok(ClusterConfig {
             file: self.w.file.to_path_buf(),
@@ -464,12 +532,14 @@ impl Parser<'_> {
             key_file,
             control_group,
             ping,
+            isolation,
             nodes,
             networks,
             metrics,
             admin: admin.map(|(a, _)| a),
             fences,
             watchdog,
+            alerts,
             hash,
         })
     }
@@ -516,6 +586,65 @@ impl Parser<'_> {
             ping.push(ip);
         }
         Ok(ping)
+    }
+
+    /// `[cluster] isolation`: "stop", "stop-petting" (with an enabled
+    /// watchdog) or a command; only with `ping` addresses, which alone
+    /// can tell this node it is isolated.
+    fn isolation(
+        &self,
+        v: &Value<'_>,
+        field: &str,
+        ping: &[IpAddr],
+        watchdog: &WatchdogConfig,
+    ) -> Result<IsolationAction, ConfigError> {
+        let example =
+            "\"stop\", \"stop-petting\" or a command such as [\"/usr/local/sbin/isolated\"]";
+        let action = match v.get_ref() {
+            DeValue::String(text) => match text.as_ref() {
+                "stop" => IsolationAction::Stop,
+                "stop-petting" => IsolationAction::StopPetting,
+                other => {
+                    return Err(self.w.err(
+                        &v.span(),
+                        field,
+                        format!(
+                            "`{}` is not an isolation action; write {example}",
+                            clip(other)
+                        ),
+                    ));
+                }
+            },
+            DeValue::Array(_) => IsolationAction::Script(self.argv(
+                v,
+                field,
+                "the isolation command",
+                "e.g. isolation = [\"/usr/local/sbin/isolated\"]",
+            )?),
+            other => {
+                return Err(self.w.err(
+                    &v.span(),
+                    field,
+                    format!("expected {example}, found {}", describe(other)),
+                ));
+            }
+        };
+        if action == IsolationAction::StopPetting && !watchdog.enabled {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                "\"stop-petting\" needs a watchdog: set [watchdog] enabled = true, or use \"stop\"",
+            ));
+        }
+        if action != IsolationAction::Stop && ping.is_empty() {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                "an isolation action needs ping addresses, which alone tell a node it is isolated: \
+                 add `ping = [\"ROUTER-IP\"]` to [cluster], or remove `isolation`",
+            ));
+        }
+        Ok(action)
     }
 
     fn nodes(&self, root: &Section<'_, '_>) -> Result<Vec<NodeConfig>, ConfigError> {
@@ -1006,15 +1135,26 @@ impl Parser<'_> {
 
     /// `agent`: the program (absolute path) and its arguments.
     fn fence_agent(&self, sec: &Section<'_, '_>) -> Result<Vec<String>, ConfigError> {
-        let field = sec.field("agent");
         let example = "e.g. agent = [\"/usr/sbin/fence_ipmilan\"]";
         let v = self
             .w
             .required(sec, "agent", &format!("the fence agent program, {example}"))?;
+        self.argv(v, &sec.field("agent"), "the agent", example)
+    }
+
+    /// An argument vector run directly: the program (absolute path, never
+    /// looked up in PATH; `who` names it in errors) and its arguments.
+    fn argv(
+        &self,
+        v: &Value<'_>,
+        field: &str,
+        who: &str,
+        example: &str,
+    ) -> Result<Vec<String>, ConfigError> {
         let DeValue::Array(items) = v.get_ref() else {
             return Err(self.w.err(
                 &v.span(),
-                &field,
+                field,
                 format!(
                     "expected a list: the program and its arguments, {example}; found {}",
                     describe(v.get_ref())
@@ -1024,7 +1164,7 @@ impl Parser<'_> {
         if items.is_empty() || items.len() > MAX_AGENT_ARGS {
             return Err(self.w.err(
                 &v.span(),
-                &field,
+                field,
                 format!(
                     "{} items; write the program and its arguments (1 to {MAX_AGENT_ARGS} items), {example}",
                     items.len()
@@ -1047,7 +1187,7 @@ impl Parser<'_> {
                     &item.span(),
                     &field,
                     format!(
-                        "`{}` is not an absolute path; the agent is run directly (never looked up in PATH), {example}",
+                        "`{}` is not an absolute path; {who} is run directly (never looked up in PATH), {example}",
                         clip(arg)
                     ),
                 ));
@@ -1261,6 +1401,147 @@ impl Parser<'_> {
     }
 }
 
+impl Parser<'_> {
+    /// The optional `[alerts]` section.
+    fn alerts(&self, root: &Section<'_, '_>) -> Result<Option<AlertsConfig>, ConfigError> {
+        let Some(v) = root.get("alerts") else {
+            return Ok(None);
+        };
+        let sec = self.w.section(
+            v,
+            "alerts".into(),
+            "an [alerts] section, e.g. hooks = [[\"/usr/local/sbin/page\"]], mail = [\"ops@example.com\"]",
+        )?;
+        self.w.only(&sec, ALERTS_KEYS)?;
+        let mut alerts = AlertsConfig {
+            hooks: Vec::new(),
+            mail: Vec::new(),
+            sendmail: PathBuf::from(DEFAULT_SENDMAIL),
+            timeout: DEFAULT_ALERT_TIMEOUT,
+            severity: crate::event::Severity::Emergency,
+        };
+        if let Some(v) = sec.get("hooks") {
+            let example = "e.g. hooks = [[\"/usr/local/sbin/page\", \"--team\", \"db\"]]";
+            for (i, item) in self
+                .list(v, &sec.field("hooks"), example)?
+                .iter()
+                .enumerate()
+            {
+                let field = format!("{}[{i}]", sec.field("hooks"));
+                alerts
+                    .hooks
+                    .push(self.argv(item, &field, "a hook", example)?);
+            }
+        }
+        if let Some(v) = sec.get("mail") {
+            let example = "e.g. mail = [\"ops@example.com\"]";
+            for (i, item) in self
+                .list(v, &sec.field("mail"), example)?
+                .iter()
+                .enumerate()
+            {
+                let field = format!("{}[{i}]", sec.field("mail"));
+                alerts.mail.push(self.mail_address(item, &field)?);
+            }
+        }
+        if let Some(v) = sec.get("sendmail") {
+            let field = sec.field("sendmail");
+            let path = self.w.string(v, &field, "a program path")?;
+            if !path.starts_with('/') || path.contains('\0') {
+                return Err(self.w.err(
+                    &v.span(),
+                    &field,
+                    format!(
+                        "`{}` is not an absolute path; sendmail is run directly, write e.g. \"{DEFAULT_SENDMAIL}\"",
+                        clip(path)
+                    ),
+                ));
+            }
+            alerts.sendmail = PathBuf::from(path);
+        }
+        if let Some(v) = sec.get("timeout") {
+            alerts.timeout = self.w.duration(
+                v,
+                &sec.field("timeout"),
+                MIN_ALERT_TIMEOUT..=MAX_ALERT_TIMEOUT,
+                ["\"30s\"", "\"2min\""],
+            )?;
+        }
+        if let Some(v) = sec.get("severity") {
+            use crate::event::Severity;
+            let field = sec.field("severity");
+            alerts.severity = match self.w.string(v, &field, "a severity in quotes")? {
+                "emergency" => Severity::Emergency,
+                "warning" => Severity::Warning,
+                other => {
+                    return Err(self.w.err(
+                        &v.span(),
+                        &field,
+                        format!(
+                            "`{}` is not an alert severity; write \"emergency\" (the default) or \"warning\"",
+                            clip(other)
+                        ),
+                    ));
+                }
+            };
+        }
+        Ok(Some(alerts))
+    }
+
+    /// A list of 0 to [`MAX_ALERT_TARGETS`] items.
+    fn list<'v, 'i>(
+        &self,
+        v: &'v Value<'i>,
+        field: &str,
+        example: &str,
+    ) -> Result<&'v [Value<'i>], ConfigError> {
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                format!(
+                    "expected a list, {example}; found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        if items.len() > MAX_ALERT_TARGETS {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                format!(
+                    "{} items; at most {MAX_ALERT_TARGETS} are allowed, {example}",
+                    items.len()
+                ),
+            ));
+        }
+        Ok(items)
+    }
+
+    /// One mail address: `local@domain`, without spaces, commas, angle
+    /// brackets or control characters (it goes into a To: header).
+    fn mail_address(&self, v: &Value<'_>, field: &str) -> Result<String, ConfigError> {
+        let address = self.w.string(v, field, "a mail address in quotes")?;
+        let bad = |c: char| c.is_whitespace() || c.is_control() || ",;<>\"()".contains(c);
+        let valid = address.len() <= 254
+            && !address.contains(bad)
+            && address.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            });
+        if !valid {
+            return Err(self.w.err(
+                &v.span(),
+                field,
+                format!(
+                    "`{}` is not a mail address; write one address as user@domain, e.g. \"ops@example.com\"",
+                    clip(address)
+                ),
+            ));
+        }
+        Ok(address.to_owned())
+    }
+}
+
 /// `d` rounded up to whole milliseconds.
 fn ceil_ms(d: Duration) -> Duration {
     let ms = d.as_nanos().div_ceil(1_000_000);
@@ -1278,6 +1559,10 @@ struct Canon<'a> {
     key_file: &'a str,
     control_group: Option<&'a str>,
     ping: Vec<String>,
+    /// Left out when it is the default ("stop"), so the hash of a config
+    /// without it is what it was before the setting existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    isolation: Option<Vec<String>>,
     nodes: Vec<(&'a str, u8)>,
     networks: Vec<CanonNet<'a>>,
     /// Left out when there is no `[metrics]` section, so the hash of a
@@ -1294,6 +1579,30 @@ struct Canon<'a> {
     /// reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     watchdog: Option<CanonWatchdog>,
+    /// Left out when there is no `[alerts]` section, for the same reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<CanonAlerts>,
+}
+
+#[derive(Serialize)]
+struct CanonAlerts {
+    hooks: Vec<Vec<String>>,
+    mail: Vec<String>,
+    sendmail: String,
+    timeout_ns: u128,
+    severity: &'static str,
+}
+
+impl From<&AlertsConfig> for CanonAlerts {
+    fn from(a: &AlertsConfig) -> Self {
+        CanonAlerts {
+            hooks: a.hooks.clone(),
+            mail: a.mail.clone(),
+            sendmail: a.sendmail.to_string_lossy().into_owned(),
+            timeout_ns: a.timeout.as_nanos(),
+            severity: a.severity.as_str(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -1638,6 +1947,57 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
         check(&t, "ping", "cluster.ping[1]");
         let t = BASE.replace("netid = 7", "netid = 7\nping = [\"2001:db8::1\"]");
         assert_eq!(parse(&t).unwrap().ping.len(), 1);
+    }
+
+    #[test]
+    fn isolation_action() {
+        let with = |extra: &str| BASE.replace("netid = 7", &format!("netid = 7\n{extra}"));
+        assert_eq!(parse(BASE).unwrap().isolation, IsolationAction::Stop);
+        let ping = "ping = [\"192.0.2.1\"]\n";
+        let c = parse(&with(&format!("{ping}isolation = \"stop\""))).unwrap();
+        assert_eq!(c.isolation, IsolationAction::Stop);
+        assert_eq!(c.hash, parse(&with(ping)).unwrap().hash);
+        let t = with(&format!(
+            "{ping}isolation = [\"/usr/local/sbin/isolated\", \"-v\"]"
+        ));
+        let c = parse(&t).unwrap();
+        assert_eq!(
+            c.isolation,
+            IsolationAction::Script(vec!["/usr/local/sbin/isolated".into(), "-v".into()])
+        );
+        assert_ne!(c.hash, parse(&with(ping)).unwrap().hash);
+        let t = format!(
+            "{}\n[watchdog]\nenabled = true\n",
+            with(&format!("{ping}isolation = \"stop-petting\""))
+        );
+        assert_eq!(parse(&t).unwrap().isolation, IsolationAction::StopPetting);
+
+        let e = check(
+            &with(&format!("{ping}isolation = \"reboot\"")),
+            "isolation",
+            "cluster.isolation",
+        );
+        assert!(e.message.contains("not an isolation action"), "{e}");
+        let e = check(
+            &with(&format!("{ping}isolation = 3")),
+            "isolation",
+            "cluster.isolation",
+        );
+        assert!(e.message.contains("expected"), "{e}");
+        let t = with(&format!("{ping}isolation = [\"isolated\"]"));
+        let e = check(&t, "isolation", "cluster.isolation[0]");
+        assert!(e.message.contains("absolute path"), "{e}");
+        let t = with(&format!("{ping}isolation = []"));
+        check(&t, "isolation", "cluster.isolation");
+        let t = with(&format!("{ping}isolation = \"stop-petting\""));
+        let e = check(&t, "isolation", "cluster.isolation");
+        assert!(e.message.contains("[watchdog] enabled = true"), "{e}");
+        let e = check(
+            &with("isolation = [\"/bin/true\"]"),
+            "isolation",
+            "cluster.isolation",
+        );
+        assert!(e.message.contains("needs ping addresses"), "{e}");
     }
 
     #[test]
@@ -2557,6 +2917,134 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             }
         );
         assert_eq!(parse(SAMPLE).unwrap().watchdog, WatchdogConfig::default());
+    }
+
+    #[test]
+    fn alerts_section() {
+        use crate::event::Severity;
+        let base = parse(BASE).unwrap();
+        assert_eq!(base.alerts, None);
+        let t = format!("{BASE}\n[alerts]\n");
+        let empty = parse(&t).unwrap().alerts.unwrap();
+        assert!(empty.hooks.is_empty() && empty.mail.is_empty());
+        assert_eq!(empty.sendmail, PathBuf::from(DEFAULT_SENDMAIL));
+        assert_eq!(empty.timeout, DEFAULT_ALERT_TIMEOUT);
+        assert_eq!(empty.severity, Severity::Emergency);
+        let full = r#"
+[alerts]
+hooks = [["/usr/local/sbin/page", "--team", "db"], ["/bin/true"]]
+mail = ["ops@example.com", "dba@example.org"]
+sendmail = "/usr/lib/sendmail"
+timeout = "10s"
+severity = "warning"
+"#;
+        let c = parse(&format!("{BASE}{full}")).unwrap();
+        let a = c.alerts.clone().unwrap();
+        assert_eq!(
+            a.hooks,
+            [
+                vec!["/usr/local/sbin/page", "--team", "db"],
+                vec!["/bin/true"]
+            ]
+        );
+        assert_eq!(a.mail, ["ops@example.com", "dba@example.org"]);
+        assert_eq!(a.sendmail, PathBuf::from("/usr/lib/sendmail"));
+        assert_eq!(a.timeout, Duration::from_secs(10));
+        assert_eq!(a.severity, Severity::Warning);
+        // Absent: the hash is what it was before the section existed;
+        // present, every value counts.
+        assert_ne!(c.hash, base.hash);
+        assert_ne!(parse(&t).unwrap().hash, base.hash);
+        let other = parse(&format!("{BASE}{}", full.replace("10s", "11s"))).unwrap();
+        assert_ne!(other.hash, c.hash);
+    }
+
+    #[test]
+    fn sample_alerts_section_parses_when_uncommented() {
+        let lines: Vec<&str> = SAMPLE.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "# [alerts]")
+            .expect("the sample documents [alerts]");
+        let text: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let shown = [
+                    "[alerts]",
+                    "hooks = ",
+                    "mail = ",
+                    "sendmail = ",
+                    "timeout = ",
+                    "severity = ",
+                ]
+                .iter()
+                .any(|k| l.starts_with(&format!("# {k}")));
+                if i >= at && shown {
+                    l.trim_start_matches("# ").to_owned()
+                } else {
+                    (*l).to_owned()
+                }
+            })
+            .collect();
+        let a = parse(&text.join("\n")).unwrap().alerts.unwrap();
+        assert_eq!(a.hooks, [vec!["/usr/local/sbin/page", "--team", "db"]]);
+        assert_eq!(a.mail, ["ops@example.com"]);
+        assert_eq!(a.sendmail, PathBuf::from(DEFAULT_SENDMAIL));
+        assert_eq!(a.timeout, DEFAULT_ALERT_TIMEOUT);
+        assert_eq!(a.severity, crate::event::Severity::Emergency);
+    }
+
+    #[test]
+    fn alerts_errors() {
+        let with = |body: &str| format!("{BASE}\n[alerts]\n{body}\n");
+        let cases = [
+            (
+                "hooks = [[\"page\"]]",
+                "alerts.hooks[0][0]",
+                "not an absolute path",
+            ),
+            ("hooks = [[]]", "alerts.hooks[0]", "0 items"),
+            (
+                "hooks = [\"/bin/page\"]",
+                "alerts.hooks[0]",
+                "expected a list",
+            ),
+            ("hooks = \"/bin/page\"", "alerts.hooks", "expected a list"),
+            ("mail = [\"ops\"]", "alerts.mail[0]", "not a mail address"),
+            (
+                "mail = [\"a@b, c@d\"]",
+                "alerts.mail[0]",
+                "not a mail address",
+            ),
+            (
+                "mail = [\"a@b\\nBcc: x@y\"]",
+                "alerts.mail[0]",
+                "not a mail address",
+            ),
+            ("mail = [1]", "alerts.mail[0]", "expected a mail address"),
+            (
+                "sendmail = \"sendmail\"",
+                "alerts.sendmail",
+                "not an absolute path",
+            ),
+            ("timeout = \"0s\"", "alerts.timeout", ""),
+            ("timeout = \"10min\"", "alerts.timeout", ""),
+            (
+                "severity = \"info\"",
+                "alerts.severity",
+                "not an alert severity",
+            ),
+            ("pager = 1", "alerts.pager", "allowed here"),
+        ];
+        for (body, field, says) in cases {
+            let t = with(body);
+            let e = check(&t, body.split_once(' ').unwrap().0, field);
+            assert!(e.message.contains(says), "{body}: {e}");
+        }
+        let many = vec!["\"a@b\""; MAX_ALERT_TARGETS + 1].join(", ");
+        let e = err(&with(&format!("mail = [{many}]")));
+        assert!(e.message.contains("at most 16"), "{e}");
     }
 
     mod prop {

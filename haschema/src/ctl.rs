@@ -1,8 +1,10 @@
 //! The local control protocol between `hactl` and the daemons: the client
 //! sends one JSON [`Request`] line on a unix socket, the daemon answers with
 //! one JSON [`Response`] line and closes. `hamond` answers the cluster
-//! requests (status, fence confirmation), `hasvrd` the service requests.
+//! requests (status, fence confirmation, event history, alert test),
+//! `hasvrd` the service requests.
 
+use crate::event::{Event, Filter};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -24,6 +26,37 @@ pub enum Request {
     Services,
     /// An operator's command on a service (hasvrd).
     Service { op: ServiceOp, service: String },
+    /// The newest `limit` events of the node's history that pass `filter`,
+    /// oldest first (hamond).
+    History {
+        #[serde(default)]
+        filter: Filter,
+        limit: usize,
+    },
+    /// Send a test event through every alert hook and mail now (hamond).
+    AlertTest,
+}
+
+/// Most events one [`Request::History`] answers with.
+pub const MAX_HISTORY: usize = 10_000;
+
+/// The start of a `--since AGE` window for [`Filter::since_ms`]: `now_ms`
+/// less `age`, a duration such as `"90s"`, `"10min"`, `"2h 30m"` or
+/// `"1day"`.
+pub fn since_ms(age: &str, now_ms: u64) -> Result<u64, String> {
+    let d = humantime::parse_duration(age.trim()).map_err(|e| {
+        format!(
+            "`{age}` is not a duration ({e}); write e.g. \"90s\", \"10min\", \"2h\" or \"1day\""
+        )
+    })?;
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Ok(now_ms.saturating_sub(ms))
+}
+
+/// An event's time for people: UTC, RFC 3339 with milliseconds.
+pub fn show_time(at_ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms);
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// What the daemon answers.
@@ -33,6 +66,14 @@ pub enum Response {
     Status(Box<StatusReport>),
     Services {
         services: Vec<ServiceStatus>,
+    },
+    /// The events asked for with [`Request::History`], oldest first.
+    History {
+        events: Vec<Event>,
+    },
+    /// How each alert hook and mail went, for [`Request::AlertTest`].
+    AlertTest {
+        deliveries: Vec<Delivery>,
     },
     /// A command was accepted; `message` says what happens next.
     Done {
@@ -86,6 +127,16 @@ impl ServiceOp {
             ServiceOp::Cleanup => "cleanup",
         }
     }
+}
+
+/// One alert hook's or mail's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The hook's program, or `mail to ADDRESS,...`.
+    pub target: String,
+    /// Why it failed; None when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One service as one node's hasvrd sees it.
@@ -279,5 +330,111 @@ impl StatusReport {
         } else {
             Health::Ok
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Severity};
+
+    fn round_trip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(
+        value: &T,
+    ) -> String {
+        let line = serde_json::to_string(value).unwrap();
+        assert_eq!(&serde_json::from_str::<T>(&line).unwrap(), value);
+        line
+    }
+
+    #[test]
+    fn history_and_alert_test_requests() {
+        let all = Request::History {
+            filter: Filter::default(),
+            limit: 20,
+        };
+        assert_eq!(
+            round_trip(&all),
+            r#"{"cmd":"history","filter":{},"limit":20}"#
+        );
+        let some = Request::History {
+            filter: Filter {
+                service: Some("www".into()),
+                kind: Some(EventKind::Failover),
+                since_ms: Some(5),
+                ..Filter::default()
+            },
+            limit: 1,
+        };
+        assert_eq!(
+            round_trip(&some),
+            r#"{"cmd":"history","filter":{"service":"www","kind":"failover","since_ms":5},"limit":1}"#
+        );
+        let no_filter: Request = serde_json::from_str(r#"{"cmd":"history","limit":3}"#).unwrap();
+        assert_eq!(
+            no_filter,
+            Request::History {
+                filter: Filter::default(),
+                limit: 3
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"history"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"history","limit":-1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(
+                r#"{"cmd":"history","limit":1,"filter":{"kind":"nope"}}"#
+            )
+            .is_err()
+        );
+        assert_eq!(round_trip(&Request::AlertTest), r#"{"cmd":"alert_test"}"#);
+    }
+
+    #[test]
+    fn since_and_time() {
+        let now = 10_000_000;
+        assert_eq!(since_ms("90s", now), Ok(now - 90_000));
+        assert_eq!(since_ms(" 2h 30m ", now), Ok(1_000_000));
+        assert_eq!(since_ms("1day", now), Ok(0), "never before the epoch");
+        assert_eq!(since_ms("10min", now), Ok(now - 600_000));
+        let e = since_ms("yesterday", now).unwrap_err();
+        assert!(e.contains("`yesterday` is not a duration"), "{e}");
+        assert!(since_ms("", now).is_err());
+        assert!(since_ms("-5s", now).is_err());
+        assert_eq!(show_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(show_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn history_and_alert_test_responses() {
+        let event = Event::now(
+            "alpha",
+            EventKind::Stall,
+            Severity::Emergency,
+            "www stalled",
+        )
+        .about("www")
+        .because("beta lost, not fenced");
+        let line = round_trip(&Response::History {
+            events: vec![event],
+        });
+        assert!(
+            line.starts_with(r#"{"result":"history","events":[{"at_ms":"#),
+            "{line}"
+        );
+        let line = round_trip(&Response::AlertTest {
+            deliveries: vec![
+                Delivery {
+                    target: "/usr/local/sbin/page".into(),
+                    error: None,
+                },
+                Delivery {
+                    target: "mail to ops@example.com".into(),
+                    error: Some("exit 1".into()),
+                },
+            ],
+        });
+        assert_eq!(
+            line,
+            r#"{"result":"alert_test","deliveries":[{"target":"/usr/local/sbin/page"},{"target":"mail to ops@example.com","error":"exit 1"}]}"#
+        );
     }
 }

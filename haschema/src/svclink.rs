@@ -9,6 +9,7 @@
 //! every node. Lines are at most [`MAX_LINE`] bytes.
 
 use crate::ctl::ServiceOp;
+use crate::event::Event;
 use serde::{Deserialize, Serialize};
 
 /// Default path of the socket hamond serves for hasvrd.
@@ -50,6 +51,20 @@ pub enum ToHamond {
     /// rule 7): hamond stops petting the watchdog for good, so the node
     /// resets within its timeout.
     SelfFence { service: String, reason: String },
+    /// A stop of `service` failed while this node holds its lock, with a
+    /// fencing device and no `force_reboot` (safety rule 7): hamond asks
+    /// `peer` (the node that takes the service over) to fence this node.
+    /// Only that peer shoots (rule 4); a node that asked this itself
+    /// shoots nobody on request.
+    FenceMe {
+        service: String,
+        peer: String,
+        reason: String,
+    },
+    /// Something happened to a service here (a state change with its
+    /// cause, a failover, a stall, an operator's command): hamond records
+    /// it in the history, shares it with the other nodes and alerts.
+    Event(Event),
 }
 
 /// What hamond tells hasvrd.
@@ -98,6 +113,15 @@ pub enum ToHasvrd {
         op: ServiceOp,
         by: String,
     },
+    /// This node is isolated (`isolated`: it sees no other node on any
+    /// heartbeat path and reaches none of the cluster's ping addresses), or
+    /// no longer is. While isolated hasvrd stops and releases every service
+    /// here and takes none (the ping addresses decide only who releases).
+    Isolation { isolated: bool, reason: String },
+    /// The cluster's ping addresses (`[cluster] ping`, maybe none), sent
+    /// after the welcome: hasvrd asks them through each NIC of its
+    /// services' floating IPs.
+    PingAddresses { addresses: Vec<std::net::IpAddr> },
     /// Are you healthy? hasvrd's daemon loop answers [`ToHamond::Pong`]
     /// with the same `seq`. Sent only after the welcome.
     Ping { seq: u64 },
@@ -139,6 +163,22 @@ mod tests {
                 by: "root".into(),
             },
             ToHamond::Pong { seq: 7 },
+            ToHamond::FenceMe {
+                service: "www".into(),
+                peer: "beta".into(),
+                reason: "stop failed".into(),
+            },
+            ToHamond::Event(
+                Event::now(
+                    "beta",
+                    crate::event::EventKind::Failover,
+                    crate::event::Severity::Warning,
+                    "took over www",
+                )
+                .about("www")
+                .because("alpha lost")
+                .phase("start", std::time::Duration::from_millis(250)),
+            ),
             ToHamond::SelfFence {
                 service: "www".into(),
                 reason: "stop failed".into(),
@@ -155,6 +195,10 @@ mod tests {
                 node: "alpha".into(),
             },
             ToHasvrd::Ping { seq: 7 },
+            ToHasvrd::Isolation {
+                isolated: true,
+                reason: "no ping address answers".into(),
+            },
         ] {
             let line = encode(&m);
             assert_eq!(

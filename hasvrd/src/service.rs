@@ -28,9 +28,11 @@
 //!   application) keeps the lock, so the service starts nowhere else, and
 //!   puts the service in ERRORACT: with `force_reboot` the node stops petting
 //!   the watchdog ([`Output::StopPettingWatchdog`], never a `reboot` that can
-//!   hang); with a fencing device an emergency alert and
-//!   [`Output::AskPeerToTakeOver`] (the peer's takeover of a lock held by a
-//!   live node goes through fencing it); otherwise an emergency alert, and
+//!   hang); with a fencing device (and no `force_reboot`) an emergency
+//!   alert and [`Output::AskPeerToFence`]: the most preferred able peer
+//!   (asked once, as soon as there is one) powers this node off through its
+//!   fencing device, then takes the lock over as from any fenced node (only
+//!   that peer shoots, safety rule 4); otherwise an emergency alert, and
 //!   the service stays in error until [`Op::Cleanup`].
 //! * **Failures** (Skybility's white paper). An application failure (an
 //!   agent report, or `check_tko` failed status probes in a row) restarts the
@@ -44,8 +46,9 @@
 //!   ([`Service::failed_here`]; it queues only as a last resort and refuses
 //!   an operator's TakeOver).
 //! * **Public network and storage path** ([`Loss`]). A lost public network
-//!   ([`Cause::PublicNetwork`]: some floating IP has no NIC with carrier
-//!   left on this node) or a lost storage path ([`Cause::Storage`]: the
+//!   ([`Cause::PublicNetwork`]: some floating IP has no NIC left on this
+//!   node with carrier and, with ping addresses, through which one
+//!   answers) or a lost storage path ([`Cause::Storage`]: the
 //!   volumes' I/O fails or hangs, or the storage address does not answer,
 //!   `check_tko` checks in a row) is a *fact* about this node, not a
 //!   failure count: it holds until [`Input::PublicNetworkBack`] or
@@ -69,6 +72,13 @@
 //!   running while this node does not own the service stops every step at
 //!   once (application, IPs, volumes), then proves it. So does losing
 //!   ownership while something is up here.
+//! * **Isolation** (the ping addresses decide only who releases). While
+//!   hamond says this node is isolated ([`Input::Isolation`]: it sees no
+//!   other node on any heartbeat path and reaches none of the cluster's
+//!   ping addresses), a holder here stops (proven) and releases the
+//!   service, and this node neither queues for it nor can host it; an
+//!   emergency is raised. When it is over, the node wants the service
+//!   again as after a start (it is granted only through the lock table).
 //! * **STALLED** (safety rule 1). When the holder is lost uncleanly
 //!   ([`Input::OwnerLostUncleanly`]) this node does not start the service,
 //!   even if granted, until [`Input::Fenced`] or [`Input::FenceConfirmed`]
@@ -322,6 +332,8 @@ pub enum Input {
     /// The storage path works from this node again (a check passed): ends
     /// a [`Cause::Storage`] loss. Harmless when none was reported.
     StorageBack,
+    /// This node is isolated (why), or no longer is (`None`).
+    Isolation(Option<String>),
     /// The fence device confirmed that node powered off.
     Fenced(String),
     /// The operator swore that node is off (`hactl fence confirm`).
@@ -351,6 +363,13 @@ pub enum Output {
     /// service over.
     AskPeerToTakeOver {
         node: Option<String>,
+    },
+    /// A stop failed here while this node holds the lock, a fencing device
+    /// covers the nodes and the service has no `force_reboot` (safety rule
+    /// 7): ask `node` (the most preferred able peer) to fence this node; it
+    /// takes the service over once this node is off. Asked once per error.
+    AskPeerToFence {
+        node: String,
     },
     Alert {
         level: Level,
@@ -533,6 +552,10 @@ pub struct Service {
     /// What is lost on this node (why), until it is back.
     lost: BTreeMap<Loss, String>,
     error: Option<Fault>,
+    /// A peer was asked to fence this node for the current error.
+    fence_asked: bool,
+    /// Why this node is isolated, while it is.
+    isolated: Option<String>,
     watchdog_stopped: bool,
     leaving: bool,
 }
@@ -600,6 +623,8 @@ impl Service {
             failed_here: false,
             lost: BTreeMap::new(),
             error: None,
+            fence_asked: false,
+            isolated: None,
             watchdog_stopped: false,
             leaving: false,
             s,
@@ -666,6 +691,7 @@ impl Service {
             }
             Input::Command { op, by } => self.on_command(now, op, &by),
             Input::Fenced(node) | Input::FenceConfirmed(node) => self.on_fenced(node),
+            Input::Isolation(why) => self.on_isolation(why),
             Input::Timer => {}
             Input::Shutdown => {
                 self.leaving = true;
@@ -745,7 +771,11 @@ impl Service {
     /// Cleanup), its public network and storage path not lost, not
     /// shutting down.
     pub fn can_host(&self) -> bool {
-        self.error.is_none() && !self.failed_here && self.lost.is_empty() && !self.leaving
+        self.error.is_none()
+            && !self.failed_here
+            && self.lost.is_empty()
+            && !self.leaving
+            && self.isolated.is_none()
     }
 
     /// Why this machine would refuse the operator's `op` now, if it would:
@@ -762,6 +792,8 @@ impl Service {
                     "this node is not one of the service's nodes".to_owned()
                 } else if self.leaving {
                     "hasvrd is shutting down on this node".to_owned()
+                } else if let Some(why) = &self.isolated {
+                    format!("this node is isolated ({why})")
                 } else if self.failed_here {
                     "the service failed over away from this node after its failures; Cleanup \
                      first"
@@ -930,9 +962,36 @@ impl Service {
             self.drive_steps(now);
         }
         self.drive_requests();
+        self.drive_fence();
+    }
+
+    /// A failed stop that keeps the lock here, with a fencing device and
+    /// no `force_reboot`: the most preferred able peer is asked to fence
+    /// this node, once (as soon as there is one).
+    fn drive_fence(&mut self) {
+        let fence_me = self.owned
+            && self.s.fencing
+            && !self.s.force_reboot
+            && self.error.as_ref().is_some_and(|f| f.was_active);
+        if !fence_me || self.fence_asked {
+            return;
+        }
+        if let Some(peer) = self.best_peer().map(str::to_owned) {
+            self.fence_asked = true;
+            self.alert(
+                Level::Emergency,
+                format!("asking {peer} to fence this node and take the service over"),
+            );
+            self.emit(Output::AskPeerToFence { node: peer });
+        }
     }
 
     fn drive_steps(&mut self, now: Time) {
+        // Isolated: release whatever runs here, whether or not a peer is
+        // seen (none is).
+        if self.owned && self.want_here && self.isolated.is_some() {
+            self.move_away();
+        }
         // No public network or storage path here and an able peer: move,
         // whatever this node was doing with the service (a restart here
         // would not help).
@@ -991,8 +1050,11 @@ impl Service {
         if self.owned {
             return;
         }
-        let want =
-            self.managed && self.want_here && self.my_index.is_some() && self.error.is_none();
+        let want = self.managed
+            && self.want_here
+            && self.my_index.is_some()
+            && self.error.is_none()
+            && self.isolated.is_none();
         // A queued request follows this node's priority (it drops while the
         // node cannot host, and comes back); an operator's TakeOver keeps
         // its own, unless this node can no longer host.
@@ -1250,6 +1312,40 @@ impl Service {
         }
     }
 
+    /// hamond says this node is isolated (`Some(why)`), or no longer is.
+    fn on_isolation(&mut self, why: Option<String>) {
+        match why {
+            Some(why) if self.isolated.is_none() => {
+                let doing = if self.owned || self.up > 0 {
+                    "stopping the service here and releasing it"
+                } else {
+                    "this node takes nothing over"
+                };
+                self.alert(
+                    Level::Emergency,
+                    format!(
+                        "this node is isolated ({why}): {doing} until it sees a peer or reaches \
+                         a ping address; check its network cables and switches"
+                    ),
+                );
+                self.isolated = Some(why);
+            }
+            Some(_) => {}
+            None => {
+                if let Some(was) = self.isolated.take() {
+                    self.alert(
+                        Level::Info,
+                        format!("no longer isolated (it was: {was}): this node can host again"),
+                    );
+                    if !self.leaving {
+                        self.want_here = true;
+                        self.hold_back_until = None;
+                    }
+                }
+            }
+        }
+    }
+
     /// `loss` is over here.
     fn on_back(&mut self, loss: Loss) {
         if let Some(reason) = self.lost.remove(&loss) {
@@ -1339,7 +1435,10 @@ impl Service {
         if self.s.force_reboot {
             text.push_str("; force_reboot: the watchdog will reset this node");
         } else if was_active && self.s.fencing {
-            text.push_str("; a peer must fence this node before it starts the service");
+            text.push_str(
+                "; a peer must fence this node before it starts the service (the first able \
+                 peer is asked to)",
+            );
         } else {
             text.push_str("; it stays so until Cleanup");
         }
@@ -1347,10 +1446,6 @@ impl Service {
         if self.s.force_reboot && !self.watchdog_stopped {
             self.watchdog_stopped = true;
             self.emit(Output::StopPettingWatchdog);
-        }
-        if was_active && self.s.fencing && !self.s.force_reboot {
-            let node = self.best_peer().map(str::to_owned);
-            self.emit(Output::AskPeerToTakeOver { node });
         }
     }
 
@@ -1412,6 +1507,7 @@ impl Service {
                 self.failed_here = false;
                 self.retry_at = None;
                 if self.error.take().is_some() {
+                    self.fence_asked = false;
                     if self.up > 0 || !self.proven {
                         self.cycle = Some(0);
                     }

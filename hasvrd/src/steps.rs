@@ -29,6 +29,12 @@
 //!   it cannot host the service, and says so no longer once it is back. A
 //!   loss reported by the keeper makes it read and report the state again,
 //!   so such a loss is always followed by the true state.
+//! * **Ping watch** (`steps/reach.rs`, [`Steps::set_ping`]): with the
+//!   cluster's ping addresses, every `check_interval`, each NIC listed for
+//!   the IPs asks them through itself; one through which none answers
+//!   `check_tko` times in a row counts as failed, as a NIC without
+//!   carrier (the keeper moves its IPs, the public network watch reports
+//!   the loss), until a check through it passes again.
 //! * **Storage path watch** (`steps/storage.rs`, [`Steps::watch_storage`]):
 //!   for as long as the [`Steps`] live, every `check_interval`, I/O on
 //!   each volume (write, fsync and read back a check file in
@@ -69,6 +75,7 @@
 
 mod app;
 mod ips;
+mod reach;
 mod storage;
 mod volumes;
 
@@ -81,6 +88,7 @@ use crate::script::DEFAULT_TERM_GRACE;
 use crate::service::{Settings, Status, Step};
 use crate::track::Tracker;
 use haschema::service::ServiceConfig;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -185,6 +193,13 @@ struct Ctx {
     ip_lock: tokio::sync::Mutex<()>,
     /// Asks the public network watch to read and report the state again.
     recheck: tokio::sync::Notify,
+    /// Asks the IP keeper to place the IPs again (a NIC failed the ping
+    /// watch, or counts again).
+    nics_changed: tokio::sync::Notify,
+    /// The cluster's ping addresses ([`Steps::set_ping`]).
+    ping: Mutex<Vec<IpAddr>>,
+    /// NICs through which no ping address answers (the ping watch).
+    unreachable: Mutex<BTreeSet<String>>,
     /// Held while volumes are mounted or unmounted; the storage path watch
     /// checks the volumes only when it is free.
     volume_lock: tokio::sync::Mutex<()>,
@@ -198,6 +213,28 @@ impl Ctx {
     fn send(&self, event: StepEvent) {
         // The daemon has gone away: nobody is left to tell.
         let _ = self.events.send(event);
+    }
+
+    fn ping_addresses(&self) -> Vec<IpAddr> {
+        self.ping.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks `nic` failed by the ping watch (or not); whether that changed.
+    fn set_unreachable(&self, nic: &str, failed: bool) -> bool {
+        let mut set = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if failed {
+            set.insert(nic.to_owned())
+        } else {
+            set.remove(nic)
+        }
+    }
+
+    /// Whether the ping watch counts `nic` as failed.
+    fn unreachable(&self, nic: &str) -> bool {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(nic)
     }
 }
 
@@ -287,6 +324,8 @@ pub struct Steps {
     network: Slot,
     /// The storage path watch.
     storage: Slot,
+    /// The ping watch of the public network.
+    reach: Slot,
 }
 
 impl Steps {
@@ -327,12 +366,16 @@ impl Steps {
                 agent_socket,
                 ip_lock: tokio::sync::Mutex::new(()),
                 recheck: tokio::sync::Notify::new(),
+                nics_changed: tokio::sync::Notify::new(),
+                ping: Mutex::new(Vec::new()),
+                unreachable: Mutex::new(BTreeSet::new()),
                 volume_lock: tokio::sync::Mutex::new(()),
             }),
             keeper: Slot::default(),
             agent: Slot::default(),
             network: Slot::default(),
             storage: Slot::default(),
+            reach: Slot::default(),
         })
     }
 
@@ -372,6 +415,20 @@ impl Steps {
             return;
         }
         *slot = Some(Background::spawn(storage::watch(self.ctx.clone())));
+    }
+
+    /// Sets the cluster's ping addresses (`[cluster] ping`) and starts the
+    /// ping watch (see the module documentation), unless it runs, the
+    /// service has no floating IP or there is no address.
+    pub fn set_ping(&self, addresses: Vec<IpAddr>) {
+        let none = addresses.is_empty();
+        *self.ctx.ping.lock().unwrap_or_else(|p| p.into_inner()) = addresses;
+        let mut slot = lock(&self.reach);
+        if self.ctx.cfg.ips.is_empty() || none || slot.as_ref().is_some_and(Background::is_running)
+        {
+            return;
+        }
+        *slot = Some(Background::spawn(reach::watch(self.ctx.clone())));
     }
 
     /// The service's process tracker (its scripts, agent and application).

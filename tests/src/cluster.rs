@@ -651,7 +651,10 @@ impl TestCluster {
     #[track_caller]
     pub fn ask(&self, node: &str, request: &Request) -> Result<Response, String> {
         let socket = match request {
-            Request::Status | Request::FenceConfirm { .. } => self.node(node).socket.clone(),
+            Request::Status
+            | Request::FenceConfirm { .. }
+            | Request::History { .. }
+            | Request::AlertTest => self.node(node).socket.clone(),
             Request::Services | Request::Service { .. } => self.service_socket(node),
         };
         let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;

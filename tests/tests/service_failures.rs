@@ -16,13 +16,18 @@
 //! * the public cable unplugged (test 4): the service fails over at once
 //!   (no local restart), and the node without network says it cannot host
 //!   it; plugged back, it can again by itself: with switchback on the
-//!   service returns to it, with switchback off it stays where it is.
+//!   service returns to it, with switchback off it stays where it is;
+//! * a stop that fails (safety rule 7, with a fencing device): an
+//!   operator's fail-over finds alpha's stop script failing; alpha keeps
+//!   the lock in ERRORACT and asks beta to fence it; beta powers it off
+//!   through the power switch, then serves.
 
 use haschema::ctl::ServiceOp;
 use hatests::require_root;
 use hatests::web::{SERVICE, WAIT, WebService, WebSpec};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long a test watches that nothing happens (several check
@@ -329,4 +334,83 @@ fn an_unplugged_public_cable_fails_over_and_without_switchback_it_stays() {
         QUIET,
         "without switchback the service must stay on beta",
     );
+}
+
+/// From now on the service's `stop` fails (exit 1) on `node`: the
+/// fixture's script (named in the service file) is moved aside and
+/// replaced by one that refuses `stop` in `node`'s namespace and runs the
+/// original for everything else.
+#[track_caller]
+fn fail_stops_on(w: &WebService, node: &str) {
+    let file = w.cluster().services_dir().join(format!("{SERVICE}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let script = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stop = [\""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stop script in {text}"));
+    let original = format!("{script}.orig");
+    let copied = std::process::Command::new("cp")
+        .args(["-p", script, &original])
+        .status()
+        .unwrap_or_else(|e| panic!("cp: {e}"));
+    assert!(copied.success(), "cp {script}: {copied}");
+    let (dir, name) = {
+        let path = Path::new(script);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        (path.parent().unwrap_or(Path::new("/")), name)
+    };
+    hatests::scratch::write_script(
+        dir,
+        name,
+        &format!(
+            r#"if [ "$1" = stop ] && [ "$(ip netns identify $$)" = "{ns}" ]; then
+    echo "the test makes this stop fail" >&2
+    exit 1
+fi
+exec "{original}" "$@""#,
+            ns = w.cluster().ns(node).name()
+        ),
+    );
+}
+
+/// Safety rule 7 with a fencing device: the holder whose stop fails keeps
+/// the lock (ERRORACT) and asks the peer to fence it; the peer powers it
+/// off, then takes the service over. Never on two nodes at any poll.
+#[test]
+fn a_failed_stop_is_fenced_by_the_peer_which_then_serves() {
+    if !require_root() {
+        return;
+    }
+    let w = start("svf_stop_fails", "");
+    w.wait_served_by("alpha");
+    w.wait_state("beta", "STANDBY");
+    fail_stops_on(&w, "alpha");
+
+    let ((), outage) = w.outage_during("alpha", "beta", || {
+        let done = w
+            .cluster()
+            .service_op("alpha", ServiceOp::FailOver, SERVICE);
+        assert!(done.is_ok(), "{done:?}");
+    });
+    eprintln!("fail-over through a failed stop and a fence: {outage:?}");
+    assert!(
+        w.switch().is_off(w.cluster().ns("alpha")),
+        "beta serves, and alpha is not off\n{}",
+        w.cluster().log_tails(60)
+    );
+    let alpha = w.cluster().log("alpha");
+    assert!(alpha.contains("stop of application failed"), "{alpha}");
+    assert!(alpha.contains("asking beta to fence this node"), "{alpha}");
+    let beta = w.cluster().log("beta");
+    assert!(
+        beta.contains("it asked for it: the stop of www failed"),
+        "{beta}"
+    );
+    assert!(beta.contains("alpha is fenced (powered off by"), "{beta}");
+    w.wait_state("beta", "ACTIVEACT");
+    assert_eq!(w.holders(), ["beta"]);
 }

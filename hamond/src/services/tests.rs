@@ -65,6 +65,7 @@ fn settle(a: &mut Side, b: &mut Side, connected: bool) {
                     Out::Persist(_) => src.log.push("persist".into()),
                     Out::Send { data, .. } if connected => dst.s.message(from, &data).unwrap(),
                     Out::Send { .. } => {}
+                    Out::Fence { node, .. } => src.log.push(format!("fence:{node}")),
                 }
             }
             src.note_told();
@@ -191,4 +192,48 @@ fn advertisements_and_commands_reach_the_other_hasvrd() {
     assert!(told(&b, "PeerService").is_some(), "{:?}", b.log);
     assert!(told(&b, "TakeOver").is_some(), "{:?}", b.log);
     assert!(b.s.message(1, &[PROTOCOL, b'{']).is_err());
+}
+
+fn fence_me(x: &mut Side, peer: &str) {
+    x.s.on_hasvrd(ToHamond::FenceMe {
+        service: "www".into(),
+        peer: peer.into(),
+        reason: "stop failed".into(),
+    });
+}
+
+fn advertise(x: &mut Side, state: &str) {
+    x.s.on_hasvrd(ToHamond::Advertise {
+        service: "www".into(),
+        state: state.into(),
+        can_host: false,
+    });
+}
+
+#[test]
+fn a_holder_whose_stop_failed_is_fenced_by_the_peer_it_names() {
+    let (mut a, mut b) = joined();
+    advertise(&mut a, "ERRORACT");
+    fence_me(&mut a, "beta");
+    settle(&mut a, &mut b, true);
+    assert_eq!(told(&b, "fence:1"), Some(b.log.len() - 1), "{:?}", b.log);
+    assert_eq!(told(&a, "fence:"), None, "{:?}", a.log);
+}
+
+#[test]
+fn two_nodes_that_both_asked_to_be_fenced_shoot_nobody() {
+    let (mut a, mut b) = joined();
+    for x in [&mut a, &mut b] {
+        advertise(x, "ERRORACT");
+    }
+    fence_me(&mut a, "beta");
+    fence_me(&mut b, "alpha");
+    settle(&mut a, &mut b, true);
+    assert_eq!(told(&a, "fence:"), None, "{:?}", a.log);
+    assert_eq!(told(&b, "fence:"), None, "{:?}", b.log);
+    // Once out of error (Cleanup), a node shoots on request again.
+    advertise(&mut b, "ACTIVE");
+    fence_me(&mut a, "beta");
+    settle(&mut a, &mut b, true);
+    assert!(told(&b, "fence:1").is_some(), "{:?}", b.log);
 }

@@ -35,6 +35,7 @@ fn short(o: &Output) -> String {
         Output::RequestOwnership { priority } => format!("request {priority}"),
         Output::ReleaseOwnership => "release".into(),
         Output::AskPeerToTakeOver { node } => format!("ask {}", node.as_deref().unwrap_or("-")),
+        Output::AskPeerToFence { node } => format!("fence me {node}"),
         Output::Alert { level, .. } => format!("{level:?}").to_lowercase(),
         Output::StopPettingWatchdog => "watchdog".into(),
         Output::StateChanged { to, .. } => format!("={to}"),
@@ -514,7 +515,7 @@ fn scenarios() -> Vec<Scenario> {
                     (
                         5100,
                         StopFailed(Application, "timed out".into()),
-                        &["emergency", "ask beta", "=ERRORACT"],
+                        &["emergency", "emergency", "fence me beta", "=ERRORACT"],
                     ),
                     (99000, Timer, &[]),
                 ],
@@ -1147,12 +1148,96 @@ fn a_stop_that_hangs_after_a_lost_storage_path_is_a_failed_stop() {
         ms(50_000),
         StopFailed(Volumes, "the stop of volumes did not finish".into()),
     );
-    assert_eq!(failed, ["emergency", "ask beta", "=ERRORACT"]);
+    assert_eq!(
+        failed,
+        ["emergency", "emergency", "fence me beta", "=ERRORACT"]
+    );
     assert!(rig.svc.owned() && !rig.svc.can_host());
     // The path coming back does not clear the error: Cleanup does.
     rig.feed(ms(60_000), Input::StorageBack);
     assert_eq!(rig.svc.state(), State::ErrorAct);
     assert!(!rig.svc.can_host());
+}
+
+#[test]
+fn a_failed_stop_asks_the_first_able_peer_to_fence_this_node_once() {
+    let mut s = base();
+    s.fencing = true;
+    let (mut rig, _) = Rig::new(s, "alpha");
+    for (t, i, _) in running_alpha() {
+        rig.feed(ms(t), i);
+    }
+    assert_eq!(
+        rig.feed(ms(5000), cmd(Op::FailOver)),
+        ["info", "stop application"]
+    );
+    // beta cannot host when the stop fails: nobody to ask yet.
+    rig.feed(ms(5050), peer("beta", true, false));
+    assert_eq!(
+        rig.feed(ms(5100), StopFailed(Application, "exit 1".into())),
+        ["emergency", "=ERRORACT"]
+    );
+    // As soon as it can, it is asked, once.
+    assert_eq!(
+        rig.feed(ms(6000), peer("beta", true, true)),
+        ["emergency", "fence me beta"]
+    );
+    assert_eq!(
+        rig.feed(ms(7000), peer("beta", true, true)),
+        Vec::<String>::new()
+    );
+    assert!(rig.svc.owned());
+    assert_eq!(rig.svc.state(), State::ErrorAct);
+}
+
+#[test]
+fn a_failed_stop_with_force_reboot_or_without_fencing_asks_nobody_to_fence() {
+    let mut forced = base();
+    forced.fencing = true;
+    forced.force_reboot = true;
+    for s in [forced, base()] {
+        let (mut rig, _) = Rig::new(s, "alpha");
+        for (t, i, _) in running_alpha() {
+            rig.feed(ms(t), i);
+        }
+        rig.feed(ms(5000), cmd(Op::FailOver));
+        let failed = rig.feed(ms(5100), StopFailed(Application, "exit 1".into()));
+        assert!(
+            !failed.iter().any(|o| o.starts_with("fence me")),
+            "{failed:?}"
+        );
+    }
+}
+
+#[test]
+fn an_isolated_holder_stops_and_releases_and_takes_nothing_until_it_is_over() {
+    let (mut rig, _) = Rig::new(base(), "alpha");
+    for (t, i, _) in running_alpha() {
+        rig.feed(ms(t), i);
+    }
+    let isolated = || Input::Isolation(Some("no ping address answers".into()));
+    assert_eq!(
+        rig.feed(ms(5000), isolated()),
+        ["emergency", "stop application"]
+    );
+    assert!(!rig.svc.can_host());
+    assert_eq!(rig.feed(ms(5100), Stopped(Application)), ["stop ips"]);
+    assert_eq!(rig.feed(ms(5200), Stopped(Ips)), ["stop volumes"]);
+    assert_eq!(rig.feed(ms(5300), Stopped(Volumes)), ["probe"]);
+    let released = rig.feed(ms(5400), StatusProbe(NotRunning));
+    assert_eq!(released[..2], ["release", "ask beta"], "{released:?}");
+    // Free, and its start timeout over: still nothing while isolated.
+    assert_eq!(rig.feed(ms(60_000), owner(None)), Vec::<String>::new());
+    assert_eq!(rig.feed(ms(61_000), Timer), Vec::<String>::new());
+    let refused = rig.svc.refusal(Op::TakeOver).unwrap_or_default();
+    assert!(refused.contains("isolated"), "{refused}");
+    assert_eq!(rig.feed(ms(62_000), isolated()), Vec::<String>::new());
+    // Over: it queues again, and starts only when granted.
+    assert_eq!(
+        rig.feed(ms(63_000), Input::Isolation(None)),
+        ["info", "request 100"]
+    );
+    assert!(rig.svc.can_host());
 }
 
 #[test]
@@ -1474,6 +1559,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
         13 if rng.chance(10) => Input::Shutdown,
         14 => Input::PublicNetworkBack,
         15 => Input::StorageBack,
+        16 => Input::Isolation(rng.chance(50).then(|| "cut off".to_owned())),
         _ => Timer,
     }
 }

@@ -52,8 +52,21 @@ enum Placed {
 
 impl Ctx {
     /// The NICs listed for this node for `ip`.
-    fn nics<'a>(&self, ip: &'a FloatingIp) -> &'a [String] {
+    pub(super) fn nics<'a>(&self, ip: &'a FloatingIp) -> &'a [String] {
         ip.nics.get(&self.node).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `nic` can carry a floating IP: it has carrier, and the ping
+    /// watch does not count it failed; else why not.
+    async fn usable(&self, nic: &str) -> Result<(), String> {
+        match self.fip.carrier(nic).await {
+            Ok(true) if self.unreachable(nic) => {
+                Err(format!("no ping address answers through {nic}"))
+            }
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("{nic} has no carrier")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -67,10 +80,9 @@ async fn place(ctx: &Ctx, ip: &FloatingIp) -> Result<Placed, String> {
     let mut usable = Vec::new();
     let mut unusable = Vec::new();
     for nic in ctx.nics(ip) {
-        match fip.carrier(nic).await {
-            Ok(true) => usable.push(nic),
-            Ok(false) => unusable.push(format!("{nic} has no carrier")),
-            Err(e) => unusable.push(e.to_string()),
+        match ctx.usable(nic).await {
+            Ok(()) => usable.push(nic),
+            Err(e) => unusable.push(e),
         }
     }
     if let Some(h) = &holder
@@ -181,13 +193,15 @@ async fn keep(ctx: Arc<Ctx>, mut watch: CarrierWatch) {
     let watching = async {
         // The IPs reported lost, until they are on a NIC with carrier.
         let mut lost = HashSet::new();
-        while let Some(event) = watch.recv().await {
-            if ctx
-                .cfg
-                .ips
-                .iter()
-                .any(|ip| ctx.nics(ip).contains(&event.nic))
-            {
+        loop {
+            let ours = tokio::select! {
+                event = watch.recv() => match event {
+                    Some(e) => ctx.cfg.ips.iter().any(|ip| ctx.nics(ip).contains(&e.nic)),
+                    None => break,
+                },
+                () = ctx.nics_changed.notified() => true,
+            };
+            if ours {
                 follow(&ctx, &mut lost).await;
             }
         }
@@ -251,13 +265,12 @@ async fn network(ctx: &Ctx) -> Result<(), String> {
         let mut why = Vec::new();
         let mut ok = false;
         for nic in ctx.nics(ip) {
-            match ctx.fip.carrier(nic).await {
-                Ok(true) => {
+            match ctx.usable(nic).await {
+                Ok(()) => {
                     ok = true;
                     break;
                 }
-                Ok(false) => why.push(format!("{nic} has no carrier")),
-                Err(e) => why.push(e.to_string()),
+                Err(e) => why.push(e),
             }
         }
         if !ok {
@@ -265,7 +278,7 @@ async fn network(ctx: &Ctx) -> Result<(), String> {
                 why.push("none is listed".to_owned());
             }
             missing.push(format!(
-                "public network lost on {}: floating IP {} has no NIC with carrier ({})",
+                "public network lost on {}: floating IP {} has no usable NIC ({})",
                 ctx.node,
                 ip.addr,
                 why.join("; ")

@@ -60,7 +60,7 @@ struct Pending {
 
 /// What the watch tells after a check ([`Tally::record`]).
 #[derive(Debug, PartialEq, Eq)]
-enum Tell {
+pub(super) enum Tell {
     /// Nothing new.
     Nothing,
     /// A pass: the first one, or the first after a loss (`after_loss`).
@@ -74,15 +74,15 @@ enum Tell {
 }
 
 /// Counts failed checks in a row and tells each change once.
-struct Tally {
-    tko: u32,
+pub(super) struct Tally {
+    pub(super) tko: u32,
     failed: u32,
     /// What was told last: `Some(true)` back, `Some(false)` lost.
     told_ok: Option<bool>,
 }
 
 impl Tally {
-    fn new(tko: u32) -> Tally {
+    pub(super) fn new(tko: u32) -> Tally {
         Tally {
             tko: tko.max(1),
             failed: 0,
@@ -90,7 +90,7 @@ impl Tally {
         }
     }
 
-    fn record(&mut self, result: Result<(), String>) -> Tell {
+    pub(super) fn record(&mut self, result: Result<(), String>) -> Tell {
         match result {
             Ok(()) => {
                 self.failed = 0;
@@ -178,7 +178,7 @@ async fn check(
 ) -> Option<Result<(), String>> {
     let ping = async {
         match ctx.cfg.storage_ping {
-            Some(addr) => ping(addr, timeout).await,
+            Some(addr) => ping(addr, None, timeout, "the storage address").await,
             None => Ok(()),
         }
     };
@@ -284,13 +284,22 @@ fn io_check(
     }
 }
 
-/// One `ping` of the storage address, waiting `timeout` for the answer.
-async fn ping(addr: IpAddr, timeout: Duration) -> Result<(), String> {
+/// One `ping` of `addr` (`what` names it for the operator), through the
+/// NIC `via` when given (`-I`), waiting `timeout` for the answer.
+pub(super) async fn ping(
+    addr: IpAddr,
+    via: Option<&str>,
+    timeout: Duration,
+    what: &str,
+) -> Result<(), String> {
     let wait = timeout.as_secs().max(1);
     let mut cmd = tokio::process::Command::new(PING);
     cmd.args(["-n", "-q", "-c", "1", "-W"])
-        .arg(wait.to_string())
-        .arg(addr.to_string())
+        .arg(wait.to_string());
+    if let Some(nic) = via {
+        cmd.args(["-I", nic]);
+    }
+    cmd.arg(addr.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -298,15 +307,14 @@ async fn ping(addr: IpAddr, timeout: Duration) -> Result<(), String> {
     let limit = Duration::from_secs(wait + 1);
     match tokio::time::timeout(limit, cmd.output()).await {
         Err(_) => Err(format!(
-            "the storage address {addr} did not answer ping within {limit:?}"
+            "{what} {addr} did not answer ping within {limit:?}"
         )),
         Ok(Err(e)) => Err(format!(
-            "cannot run `{PING}` to reach the storage address {addr}: {e}; install Debian's \
-             iputils-ping"
+            "cannot run `{PING}` to reach {what} {addr}: {e}; install Debian's iputils-ping"
         )),
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(format!(
-            "the storage address {addr} does not answer ping from this node ({}{})",
+            "{what} {addr} does not answer ping from this node ({}{})",
             out.status,
             match String::from_utf8_lossy(&out.stderr).trim() {
                 "" => String::new(),

@@ -1,6 +1,7 @@
 //! hasvrd's loop: one state machine ([`hasvrd::service::Service`]) per
 //! service of this node, fed with what hamond says (ownership, peers,
-//! fencing, forwarded commands), the workers' results, the agents' reports,
+//! fencing, forwarded commands, isolation; the cluster's ping addresses go
+//! to each service's ping watch), the workers' results, the agents' reports,
 //! the public network (each service's carrier watch and IP keeper,
 //! [`StepEvent`]), the storage path (each service's storage watch) and the
 //! operator's commands; their outputs carried out by
@@ -8,6 +9,10 @@
 //! advertised states and whether this node can host, [`Service::can_host`])
 //! or logged. A command the machine would refuse
 //! ([`Service::refusal`]) is answered with the reason, and not forwarded.
+//!
+//! Every state change (with its cause), take-over (with why and how long
+//! it took), stall and operator command is sent to hamond as an event for
+//! the cluster's history and alerts.
 //!
 //! At start it connects to hamond first and learns which services this
 //! node still owns, then looks at what is up here ([`Steps::held_here`] and
@@ -19,6 +24,7 @@ use crate::link::{self, Link, Welcome};
 use crate::worker::{self, Done, Job, Outcome};
 use haschema::ctl::{Request, Response, ServiceOp};
 use haschema::ctl_server;
+use haschema::event::{Event, EventKind, Severity};
 use haschema::service::ServiceConfig;
 use haschema::svclink::{ToHamond, ToHasvrd};
 use hasvrd::agent::{Agents, Event as AgentEvent, Watch};
@@ -70,6 +76,14 @@ pub(crate) struct Daemon {
     origin: Instant,
     agents: Agents,
     leaving: bool,
+    /// Why each service last had to move (a peer lost, a command, a
+    /// failure), since when, and what the wait from then to the grant is
+    /// called when this node waits through it (fencing): the cause of a
+    /// take-over here.
+    why: BTreeMap<String, (Instant, String, Option<&'static str>)>,
+    /// Starts under way here after a grant, since when: a take-over when
+    /// a reason to move is known by the time the application runs.
+    takeovers: BTreeMap<String, Instant>,
 }
 
 /// Runs until SIGTERM or SIGINT, then stops every service here.
@@ -190,6 +204,8 @@ pub async fn run(setup: Setup) -> Result<(), String> {
         origin,
         agents,
         leaving: false,
+        why: BTreeMap::new(),
+        takeovers: BTreeMap::new(),
     };
     tracing::info!(
         "hasvrd started on {} with {} service(s): {}",
@@ -307,6 +323,15 @@ impl Daemon {
 
     /// Feeds `input` to one service and carries out what follows.
     pub(crate) fn feed(&mut self, service: &str, input: Input) {
+        let owner = self.owners.get(service).cloned().flatten();
+        if let Some((reason, wait)) = reason(&input, owner.as_deref()) {
+            // A fence ends the wait that began with the loss.
+            let since = match self.why.get(service) {
+                Some((since, _, Some(FENCING))) if wait == Some(FENCING) => *since,
+                _ => Instant::now(),
+            };
+            self.why.insert(service.to_owned(), (since, reason, wait));
+        }
         let now = self.now();
         let Some(unit) = self.units.get_mut(service) else {
             tracing::warn!("no service {service} on this node: ignored");
@@ -368,11 +393,23 @@ impl Daemon {
                 }
                 Output::AskPeerToTakeOver { node: Some(node) } => {
                     tracing::info!("service {service}: asking {node} to take it over");
+                    let why = self.why.get(service).map(|(_, why, _)| format!(": {why}"));
                     self.send(ToHamond::Forward {
                         node,
                         service: service.to_owned(),
                         op: ServiceOp::TakeOver,
-                        by: format!("hasvrd on {}", self.me),
+                        by: format!("hasvrd on {}{}", self.me, why.unwrap_or_default()),
+                    });
+                }
+                Output::AskPeerToFence { node } => {
+                    let reason = unit.svc.fault().map_or_else(
+                        || "a stop failed".to_owned(),
+                        |f| format!("the stop of {} failed ({})", f.step, f.reason),
+                    );
+                    self.send(ToHamond::FenceMe {
+                        service: service.to_owned(),
+                        peer: node,
+                        reason,
                     });
                 }
                 Output::AskPeerToTakeOver { node: None } => {
@@ -398,11 +435,65 @@ impl Daemon {
                     });
                 }
                 Output::StateChanged { from, to, cause } => {
-                    tracing::info!("service {service}: {from} -> {to} ({cause})")
+                    tracing::info!("service {service}: {from} -> {to} ({cause})");
+                    self.state_changed(service, from, to, cause);
                 }
             }
         }
         self.advertise(service);
+    }
+
+    /// Sends a state change to hamond; a grant after a move starts a
+    /// take-over's record.
+    fn state_changed(&mut self, service: &str, from: State, to: State, cause: String) {
+        let (kind, severity, what) = match to {
+            State::Stalled => (
+                EventKind::Stall,
+                Severity::Emergency,
+                format!(
+                    "{from} -> {to}: it cannot run until its holder is fenced or confirmed off"
+                ),
+            ),
+            State::ErrorAct | State::ErrorStb => (
+                EventKind::Service,
+                Severity::Emergency,
+                format!("{from} -> {to}: fix it, then run `hactl service cleanup {service}`"),
+            ),
+            _ => (
+                EventKind::Service,
+                Severity::Info,
+                format!("{from} -> {to}"),
+            ),
+        };
+        let event = Event::now(&self.me, kind, severity, what).about(service);
+        self.send(ToHamond::Event(event.because(cause)));
+        let active = [State::Active, State::ActiveAct, State::ActiveStb];
+        if active.contains(&from) && to == State::Standby {
+            // Moved away from here: its reason is spent.
+            self.why.remove(service);
+        }
+        if matches!(from, State::Standby | State::Stalled) && active.contains(&to) {
+            self.takeovers.insert(service.to_owned(), Instant::now());
+        }
+    }
+
+    /// The application of `service` runs after a grant: with a reason to
+    /// move (which may arrive just after the grant, with the peer's
+    /// request), that was a take-over, sent with how long it took.
+    fn took_over(&mut self, service: &str, granted: Instant) {
+        let Some((since, why, wait)) = self.why.remove(service) else {
+            return;
+        };
+        let what = format!("took over {service}");
+        let mut event = Event::now(&self.me, EventKind::Failover, Severity::Warning, what)
+            .about(service)
+            .because(why);
+        if let Some(wait) = wait
+            && since < granted
+        {
+            event = event.phase(wait, granted - since);
+        }
+        self.send(ToHamond::Event(event.phase("start", granted.elapsed())));
     }
 
     /// Tells the other nodes this node's state of `service`, when it
@@ -542,6 +633,15 @@ impl Daemon {
                 self.feed_all(&|| Input::FenceConfirmed(node.clone()))
             }
             ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
+            ToHasvrd::PingAddresses { addresses } => {
+                for unit in self.units.values() {
+                    unit.steps.set_ping(addresses.clone());
+                }
+            }
+            ToHasvrd::Isolation { isolated, reason } => {
+                let why = isolated.then_some(reason);
+                self.feed_all(&|| Input::Isolation(why.clone()))
+            }
             // Answered by this loop, so a hung loop stops the watchdog's pets.
             ToHasvrd::Ping { seq } => self.send(ToHamond::Pong { seq }),
             ToHasvrd::Welcome { .. } | ToHasvrd::Refused { .. } => {
@@ -551,6 +651,18 @@ impl Daemon {
     }
 
     fn on_done(&mut self, done: Done) {
+        if let Outcome::Started(step, result) = &done.result
+            && let Some(granted) = self.takeovers.remove(&done.service)
+        {
+            match result {
+                Ok(()) if *step == Step::Application => self.took_over(&done.service, granted),
+                Ok(()) => {
+                    self.takeovers.insert(done.service.clone(), granted);
+                }
+                // The failed start is its own state change.
+                Err(_) => {}
+            }
+        }
         let input = match done.result {
             Outcome::Started(step, Ok(())) => Input::Started(step),
             Outcome::Started(step, Err(e)) => Input::StartFailed(step, e),
@@ -638,9 +750,12 @@ impl Daemon {
                     Err(message) => Response::Error { message },
                 }
             }
-            Request::Status | Request::FenceConfirm { .. } => Response::Error {
+            Request::Status
+            | Request::FenceConfirm { .. }
+            | Request::History { .. }
+            | Request::AlertTest => Response::Error {
                 message:
-                    "hasvrd runs the services; ask hamond for this (hactl status, hactl fence)"
+                    "hasvrd runs the services; ask hamond for this (hactl status, fence, history, alert)"
                         .into(),
             },
         }
@@ -685,6 +800,9 @@ impl Daemon {
             .filter(|n| *n != self.me && self.up.contains(*n))
             .map(str::to_owned)
             .collect();
+        let what = format!("{} {service}", op.as_str());
+        let event = Event::now(&self.me, EventKind::Operator, Severity::Info, what);
+        self.send(ToHamond::Event(event.about(service).because(by)));
         let owner = self.owners.get(service).cloned().flatten();
         let forward = |d: &mut Daemon, node: String, op: ServiceOp| {
             d.send(ToHamond::Forward {
@@ -756,4 +874,32 @@ impl Daemon {
         self.feed_all(&|| Input::Shutdown);
         Instant::now() + longest + Duration::from_secs(30)
     }
+}
+
+/// The phase of a take-over spent waiting for the lost holder's fence.
+const FENCING: &str = "fencing";
+
+/// Why an input may move a service (the cause of a take-over that
+/// follows), and the phase its wait for the grant is, if this node waits
+/// through it; `owner` is the service's holder as the lock table said.
+fn reason(input: &Input, owner: Option<&str>) -> Option<(String, Option<&'static str>)> {
+    Some(match input {
+        Input::Command { op, by } => (format!("{} by {by}", op.as_str()), None),
+        Input::AgentFailed(Cause::Application(why)) => {
+            (format!("the application failed: {why}"), None)
+        }
+        Input::AgentFailed(Cause::PublicNetwork(why)) => {
+            (format!("public network lost: {why}"), None)
+        }
+        Input::AgentFailed(Cause::Storage(why)) => (format!("storage path lost: {why}"), None),
+        Input::OwnerLostUncleanly(node) => (format!("{node} was lost holding it"), Some(FENCING)),
+        Input::Fenced(node) if owner == Some(node) => {
+            (format!("{node} was lost and fenced"), Some(FENCING))
+        }
+        Input::FenceConfirmed(node) if owner == Some(node) => (
+            format!("{node} was lost and confirmed off by the operator"),
+            Some(FENCING),
+        ),
+        _ => return None,
+    })
 }
