@@ -109,6 +109,9 @@ pub struct ServiceConfig {
     pub stop: Option<Vec<String>>,
     /// Probes it: exit 0 when it runs; given exactly when `start` is.
     pub status: Option<Vec<String>>,
+    /// How `status`'s exit codes read: LSB (`status`: 1, 2 and 3 are "not
+    /// running") or OCF (`monitor`: 7 is "not running", 1 to 6 are errors).
+    pub status_codes: StatusCodes,
     /// Longest a start may take, 12s to 1000s.
     pub start_timeout: Duration,
     /// Longest a stop may take, 12s to 1000s.
@@ -171,6 +174,37 @@ pub enum ServiceType {
     Db2,
     /// An NFS server.
     Nfs,
+}
+
+/// The exit-code convention of a service's `status` command. It matters
+/// for safety: a stop is proven only by a status that says "not running"
+/// (rule 7), and the two conventions give 1, 2 and 3 opposite meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusCodes {
+    /// An LSB init script's `status`: 0 running; 1, 2, 3 not running.
+    Lsb,
+    /// An OCF resource agent's `monitor`: 0 (or 8) running; 7 not running;
+    /// anything else an error.
+    Ocf,
+}
+
+impl StatusCodes {
+    /// The name in service files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusCodes::Lsb => "lsb",
+            StatusCodes::Ocf => "ocf",
+        }
+    }
+
+    /// The convention when the file names none: OCF when the command's last
+    /// argument is the OCF action `monitor`, else LSB.
+    pub fn guess(status: Option<&[String]>) -> StatusCodes {
+        match status.and_then(<[String]>::last) {
+            Some(action) if action == "monitor" => StatusCodes::Ocf,
+            _ => StatusCodes::Lsb,
+        }
+    }
 }
 
 /// One floating IP: an address clients reach the service on, held by the
@@ -524,6 +558,7 @@ const SERVICE_KEYS: &[&str] = &[
     "start",
     "stop",
     "status",
+    "status_codes",
     "start_timeout",
     "stop_timeout",
     "resource_release_timeout",
@@ -620,6 +655,10 @@ impl Parser<'_> {
         let stop = self.argv(&root, "stop")?;
         let status = self.argv(&root, "status")?;
         self.scripts_together(&root)?;
+        let status_codes = match root.get("status_codes") {
+            None => StatusCodes::guess(status.as_deref()),
+            Some(v) => self.status_codes(v)?,
+        };
 
         let timeout = |key: &str| match root.get(key) {
             None => Ok(DEFAULT_TIMEOUT),
@@ -708,6 +747,7 @@ impl Parser<'_> {
             switchback,
             onstart,
             force_reboot,
+            status_codes,
             hash: 0,
             sources,
         };
@@ -1373,6 +1413,23 @@ impl Parser<'_> {
         Ok(Some(argv))
     }
 
+    /// `status_codes`: "lsb" or "ocf".
+    fn status_codes(&self, v: &Value<'_>) -> Result<StatusCodes, ConfigError> {
+        let text = self.w.string(v, "status_codes", "\"lsb\" or \"ocf\"")?;
+        match text {
+            "lsb" => Ok(StatusCodes::Lsb),
+            "ocf" => Ok(StatusCodes::Ocf),
+            other => Err(self.w.err(
+                &v.span(),
+                "status_codes",
+                format!(
+                    "`{}` is not a convention; write \"lsb\" (an init script's status: 1, 2 and 3 mean not running) or \"ocf\" (a resource agent's monitor: 7 means not running, 1 to 6 are errors)",
+                    clip(other)
+                ),
+            )),
+        }
+    }
+
     /// `start`, `stop` and `status` come together: a stop only counts once a
     /// status probe says the application is not running.
     fn scripts_together(&self, root: &Section<'_, '_>) -> Result<(), ConfigError> {
@@ -1584,6 +1641,10 @@ struct Canon<'a> {
     switchback: bool,
     onstart: bool,
     force_reboot: bool,
+    /// Left out for LSB, so the hash of a file without the key is what it
+    /// was before the key existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_codes: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -1639,6 +1700,7 @@ impl<'a> From<&'a ServiceConfig> for Canon<'a> {
             switchback: s.switchback,
             onstart: s.onstart,
             force_reboot: s.force_reboot,
+            status_codes: (s.status_codes == StatusCodes::Ocf).then_some("ocf"),
         }
     }
 }
@@ -2548,6 +2610,26 @@ fstype = "xfs"
             assert!(e.message.contains("true or false without quotes"), "{e}");
             check(&top(&format!("{key} = 1")), key, key);
         }
+    }
+
+    #[test]
+    fn status_codes_follow_the_monitor_action_unless_given() {
+        let plain = parse(BASE).unwrap();
+        assert_eq!(plain.status_codes, StatusCodes::Lsb);
+        let monitor = BASE.replace(", \"status\"]", ", \"monitor\"]");
+        assert_eq!(parse(&monitor).unwrap().status_codes, StatusCodes::Ocf);
+        let given = parse(&top("status_codes = \"ocf\"")).unwrap();
+        assert_eq!(given.status_codes, StatusCodes::Ocf);
+        assert_ne!(given.hash, plain.hash, "in the hash");
+        let lsb = parse(&top("status_codes = \"lsb\"")).unwrap();
+        assert_eq!(lsb.hash, plain.hash, "LSB hashes as before the key");
+        let e = check(
+            &top("status_codes = \"OCF\""),
+            "status_codes",
+            "status_codes",
+        );
+        assert!(e.message.contains("\"lsb\""), "{e}");
+        check(&top("status_codes = 7"), "status_codes", "status_codes");
     }
 
     #[test]

@@ -158,6 +158,7 @@ fn config(tag: &str, dir: &Path) -> ServiceConfig {
         switchback: false,
         onstart: true,
         force_reboot: false,
+        status_codes: haschema::service::StatusCodes::Lsb,
         hash: 0,
         sources: BTreeMap::new(),
     }

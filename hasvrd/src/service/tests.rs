@@ -1285,6 +1285,7 @@ fn settings_come_from_the_service_file() {
         switchback: true,
         onstart: true,
         force_reboot: true,
+        status_codes: haschema::service::StatusCodes::Lsb,
         hash: 0,
         sources: Default::default(),
     };

@@ -16,7 +16,8 @@
 //!   every process left in the tracker is killed ([`Tracker::kill_all`]):
 //!   nothing of the service outlives its stop (safety rule 7). The stop
 //!   fails if the script did not exit 0 or a process survived.
-//! * Status: see [`status_of`]. Before the `status` script runs, the
+//! * Status: read in the service's `status_codes` convention, see
+//!   [`status_of`]. Before the `status` script runs, the
 //!   tracker is scanned: in process-group mode hasvrd is the subreaper of
 //!   the service's orphaned processes (a daemon its `start` script left
 //!   behind), and a scan reaps those that died. Otherwise a crashed daemon
@@ -27,10 +28,11 @@
 //! [`Tracker::kill_all`]: crate::track::Tracker::kill_all
 
 use super::{Ctx, KILL_WAIT, StepEvent, TERM_GRACE, joined, left};
-use crate::script::verdict::{lsb_status, ocf_code_name, ocf_monitor};
+use crate::script::verdict::{Convention, ocf_code_name};
 use crate::script::{self, Outcome, ScriptSpec, StatusVerdict, Termination};
 use crate::service::{Status, Step};
 use crate::track::{Mode, TrackError};
+use haschema::service::StatusCodes;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -190,18 +192,16 @@ pub(super) async fn stop(ctx: &Ctx, deadline: Instant) -> Result<(), String> {
     joined(errors)
 }
 
-/// How a status script's exit reads: LSB first (0 running; 1, 2 and 3
-/// not running), then the OCF codes LSB gives no meaning to (7 not
-/// running, 8 running as master); anything else, a timeout or a signal is
-/// failed.
-fn status_of(outcome: &Outcome) -> StatusVerdict {
-    match lsb_status(outcome) {
-        StatusVerdict::Failed(why) => match ocf_monitor(outcome) {
-            StatusVerdict::Failed(_) => StatusVerdict::Failed(why),
-            known => known,
-        },
-        known => known,
+/// How a status script's exit reads, in the service's convention
+/// (`status_codes`): LSB (0 running; 1, 2 and 3 not running) or OCF (0 and
+/// 8 running, 7 not running). Anything else, a timeout or a signal is
+/// failed: it proves no stop.
+fn status_of(codes: StatusCodes, outcome: &Outcome) -> StatusVerdict {
+    match codes {
+        StatusCodes::Lsb => Convention::Lsb,
+        StatusCodes::Ocf => Convention::Ocf,
     }
+    .verdict(outcome)
 }
 
 /// The application's status (see [`super::Steps::probe`]).
@@ -233,7 +233,7 @@ pub(super) async fn probe(ctx: &Ctx) -> Status {
             return Status::Failed;
         }
     };
-    match status_of(&outcome) {
+    match status_of(ctx.cfg.status_codes, &outcome) {
         StatusVerdict::Running => Status::Running,
         StatusVerdict::NotRunning => Status::NotRunning,
         StatusVerdict::Failed(why) => {
@@ -260,23 +260,25 @@ mod tests {
     }
 
     #[test]
-    fn status_codes_read_lsb_then_ocf() {
-        let exited = |code| status_of(&ended(Termination::Exited(code)));
-        assert_eq!(exited(0), StatusVerdict::Running);
-        for code in [1, 2, 3, 7] {
-            assert_eq!(exited(code), StatusVerdict::NotRunning, "exit {code}");
+    fn status_codes_read_in_the_services_convention() {
+        let read = |codes, code| status_of(codes, &ended(Termination::Exited(code)));
+        let failed = |v: StatusVerdict| matches!(v, StatusVerdict::Failed(_));
+        for codes in [StatusCodes::Lsb, StatusCodes::Ocf] {
+            assert_eq!(read(codes, 0), StatusVerdict::Running);
+            assert!(matches!(
+                status_of(codes, &ended(Termination::TimedOut)),
+                StatusVerdict::Failed(r) if r.contains("timed out")
+            ));
         }
-        assert_eq!(exited(8), StatusVerdict::Running);
+        for code in [1, 2, 3] {
+            assert_eq!(read(StatusCodes::Lsb, code), StatusVerdict::NotRunning);
+            // An OCF monitor's error never proves a stop (rule 7).
+            assert!(failed(read(StatusCodes::Ocf, code)), "OCF exit {code}");
+        }
+        assert_eq!(read(StatusCodes::Ocf, 7), StatusVerdict::NotRunning);
+        assert_eq!(read(StatusCodes::Ocf, 8), StatusVerdict::Running);
         for code in [4, 5, 6, 9, 42] {
-            let got = exited(code);
-            assert!(
-                matches!(got, StatusVerdict::Failed(_)),
-                "exit {code}: {got:?}"
-            );
+            assert!(failed(read(StatusCodes::Lsb, code)), "LSB exit {code}");
         }
-        assert!(matches!(
-            status_of(&ended(Termination::TimedOut)),
-            StatusVerdict::Failed(r) if r.contains("timed out")
-        ));
     }
 }
