@@ -67,6 +67,13 @@ pub const MAX_AGENT_ARGS: usize = 64;
 /// Fence agent options the fencing layer sets itself: never in `options`.
 pub const RESERVED_FENCE_OPTIONS: [&str; 6] =
     ["action", "plug", "port", "nodename", "password", "passwd"];
+/// How long a daemon restart takes at most: the supervising daemon starts
+/// the dead one at once and the new one answers within this (about 70 ms
+/// measured in a debug build by tests/tests/supervision.rs). The watchdog's
+/// shortest timeout ([`MIN_WATCHDOG_TIMEOUT`]) is well above it (rule 6).
+pub const DAEMON_RESTART: Duration = Duration::from_millis(100);
+/// Added to [`DAEMON_RESTART`] before comparing it with the deadtime.
+pub const RESTART_MARGIN: Duration = Duration::from_millis(100);
 /// Watchdog device when the file gives none.
 pub const DEFAULT_WATCHDOG_DEVICE: &str = "/dev/watchdog";
 /// Watchdog timeout when the file gives none.
@@ -491,6 +498,7 @@ impl Parser<'_> {
 
         let nodes = self.nodes(&root)?;
         let networks = self.networks(&root, &nodes)?;
+        self.restart_fits(&root, &networks)?;
         self.pairs(&root, &nodes, &networks)?;
         let metrics = self.metrics(&root)?;
         let admin = self.admin(&root)?;
@@ -679,6 +687,36 @@ impl Parser<'_> {
             nodes.push(NodeConfig { name, domain });
         }
         Ok(nodes)
+    }
+
+    /// Rule 6: a daemon restart must not look like a crash. A peer is lost
+    /// once every network was silent for its deadtime, so the longest
+    /// deadtime must exceed [`DAEMON_RESTART`] + [`RESTART_MARGIN`].
+    fn restart_fits(
+        &self,
+        root: &Section<'_, '_>,
+        networks: &[NetworkConfig],
+    ) -> Result<(), ConfigError> {
+        let longest = networks
+            .iter()
+            .map(NetworkConfig::deadtime)
+            .max()
+            .unwrap_or_default();
+        let needed = DAEMON_RESTART + RESTART_MARGIN;
+        if longest > needed {
+            return Ok(());
+        }
+        Err(self.w.err(
+            &root.key_span("network"),
+            "network",
+            format!(
+                "the longest deadtime (interval x maxmiss) of the private networks is {}; it must exceed {} (a hamond or hasvrd restart takes up to {}, plus {} margin), or the peers would take a daemon restart for a crash and fence this node (rule 6): raise interval or maxmiss on at least one network",
+                show(longest),
+                show(needed),
+                show(DAEMON_RESTART),
+                show(RESTART_MARGIN)
+            ),
+        ))
     }
 
     fn networks(
@@ -2062,8 +2100,13 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
 
     #[test]
     fn interval_rules() {
-        let set =
-            |v: &str| BASE.replace("kind = \"udp\"", &format!("kind = \"udp\"\ninterval = {v}"));
+        // maxmiss 20: even the shortest interval fits a daemon restart.
+        let set = |v: &str| {
+            BASE.replace(
+                "kind = \"udp\"",
+                &format!("kind = \"udp\"\ninterval = {v}\nmaxmiss = 20"),
+            )
+        };
         for bad in ["\"5ms\"", "\"16s\"", "\"0\""] {
             let e = check(&set(bad), "interval", "network[0].interval");
             assert!(e.message.contains("allowed 20ms to 15s"), "{bad}: {e}");
@@ -2090,6 +2133,24 @@ address = { alpha = "192.168.10.1:5405", beta = "192.168.10.2:5405" }
                 Duration::from_millis(d)
             );
         }
+    }
+
+    #[test]
+    fn a_daemon_restart_must_fit_in_the_longest_deadtime() {
+        let short = BASE.replace(
+            "kind = \"udp\"",
+            "kind = \"udp\"\ninterval = \"20ms\"\nmaxmiss = 10",
+        );
+        let e = check(&short, "[[network]]", "network");
+        assert!(
+            e.message.contains("rule 6") && e.message.contains("200ms"),
+            "{e}"
+        );
+        // One longer network is enough: the peer is lost only when all are
+        // silent.
+        let second = "\n[[network]]\nname = \"lan2\"\nkind = \"udp\"\ninterval = \"50ms\"\n\
+                      maxmiss = 5\naddress = { alpha = \"10.0.0.1:5406\", beta = \"10.0.0.2:5406\" }\n";
+        assert!(parse(&format!("{short}{second}")).is_ok());
     }
 
     #[test]
