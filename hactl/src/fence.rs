@@ -2,6 +2,10 @@
 //! that hamond lets the services it held be taken over (safety rule 1).
 //! A false oath starts them twice and can corrupt shared data, so it takes
 //! `--yes-i-am-sure` or the node's name typed back on a terminal.
+//!
+//! `hactl fence test [DEVICE]`: hamond runs the `monitor` action of one or
+//! every fencing device now; the results are printed by
+//! [`crate::show::device_checks`].
 
 use clap::Subcommand;
 use std::io::{BufRead, IsTerminal, Write};
@@ -16,6 +20,12 @@ pub enum FenceCommand {
         /// Do not ask: you checked that NODE is powered off (for scripts).
         #[arg(long)]
         yes_i_am_sure: bool,
+    },
+    /// Check that the fencing devices answer (their `monitor` action), now.
+    /// Exit code: 0 when every device checked answers, 1 otherwise.
+    Test {
+        /// The device (its `[[fence]]` name); every device if left out.
+        device: Option<String>,
     },
 }
 

@@ -210,6 +210,28 @@ fn main() -> ExitCode {
                 &Request::FenceConfirm { node: node.clone() },
             )
         }
+        Command::Fence {
+            command: FenceCommand::Test { device },
+        } => {
+            let request = Request::FenceTest {
+                device: device.clone(),
+            };
+            match ask(&args, Daemon::Hamond, &request) {
+                Ok(Response::FenceTest { checks }) => {
+                    print!("{}", show::device_checks(&checks));
+                    if checks.iter().all(|c| c.error.is_none()) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Ok(Response::Error { message }) => {
+                    eprintln!("hactl: hamond refused: {message}");
+                    ExitCode::FAILURE
+                }
+                other => failed(Daemon::Hamond, other),
+            }
+        }
         Command::History(h) => {
             let request = match h.request(std::time::SystemTime::now()) {
                 Ok(r) => r,
@@ -314,11 +336,21 @@ fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
         Response::Services { .. } => "a services report",
         Response::History { .. } => "an event history",
         Response::AlertTest { .. } => "alert test results",
+        Response::FenceTest { .. } => "fence test results",
         Response::Done { .. } => "a done",
         Response::Error { .. } => "an error",
     };
     eprintln!("hactl: unexpected answer from {daemon}: {kind}; is the socket {daemon}'s?");
     ExitCode::from(UNREACHABLE)
+}
+
+/// The longest wait for the answer to `request`: a fence test waits for
+/// its devices, which may each take their timeout (checked at once).
+fn answer_within(request: &Request) -> Duration {
+    match request {
+        Request::FenceTest { .. } => haschema::config::MAX_FENCE_TIMEOUT + Duration::from_secs(10),
+        _ => Duration::from_secs(10),
+    }
 }
 
 /// Sends one request to `daemon` on its local `socket` and reads the
@@ -337,7 +369,7 @@ fn call(daemon: Daemon, socket: &Path, request: &Request) -> Result<Response, St
     };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(answer_within(request)))
         .map_err(unreachable)?;
     let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
     line.push(b'\n');

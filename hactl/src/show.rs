@@ -1,6 +1,6 @@
 //! Human-readable rendering of hamond's reports.
 
-use haschema::ctl::{State, StatusReport, WatchdogStatus};
+use haschema::ctl::{DeviceCheck, FenceRecord, State, StatusReport, WatchdogStatus, show_time};
 use std::fmt::Write;
 
 fn state(s: State) -> &'static str {
@@ -111,6 +111,53 @@ pub fn status(r: &StatusReport) -> String {
             let _ = writeln!(out, "  error: {e}");
         }
     }
+    if !r.fences.is_empty() {
+        let _ = writeln!(out, "\n{}", fences(&r.fences));
+    }
+    if !r.fence_devices.is_empty() {
+        let _ = writeln!(out, "\nlast fence device checks:");
+        out.push_str(&device_checks(&r.fence_devices));
+    }
+    out
+}
+
+/// "ok", or "FAILED: why".
+fn outcome(error: Option<&str>) -> String {
+    error.map_or_else(|| "ok".to_owned(), |e| format!("FAILED: {e}"))
+}
+
+/// The table of the last fences of each node.
+fn fences(records: &[FenceRecord]) -> String {
+    let mut out =
+        "NODE        DEVICE      ACTION  STARTED                   TOOK      RESULT".to_owned();
+    for f in records {
+        let _ = write!(
+            out,
+            "\n{:<11} {:<11} {:<7} {:<25} {:<9} {}",
+            f.node,
+            f.device,
+            f.action,
+            show_time(f.at_ms),
+            format!("{}ms", f.duration_ms),
+            outcome(f.error.as_deref())
+        );
+    }
+    out
+}
+
+/// One line per device check: `hactl fence test` and `hactl status`.
+pub fn device_checks(checks: &[DeviceCheck]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let _ = writeln!(
+            out,
+            "fence device {}: {} (checked {}, took {}ms)",
+            c.device,
+            outcome(c.error.as_deref()),
+            show_time(c.at_ms),
+            c.duration_ms
+        );
+    }
     out
 }
 
@@ -136,6 +183,45 @@ fn watchdog(w: &WatchdogStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fences_and_device_checks() {
+        let record = FenceRecord {
+            node: "beta".into(),
+            device: "ipmi".into(),
+            action: "off".into(),
+            at_ms: 1_700_000_000_123,
+            duration_ms: 840,
+            error: None,
+        };
+        let failed = FenceRecord {
+            error: Some("the agent failed (exit 1)".into()),
+            ..record.clone()
+        };
+        let table = fences(&[record, failed]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(
+            lines[1].starts_with("beta        ipmi        off"),
+            "{table}"
+        );
+        assert!(lines[1].contains("2023-11-14T22:13:20.123Z") && lines[1].contains("840ms"));
+        assert!(lines[1].ends_with(" ok"), "{table}");
+        assert!(
+            lines[2].ends_with("FAILED: the agent failed (exit 1)"),
+            "{table}"
+        );
+        let check = DeviceCheck {
+            device: "pdu".into(),
+            at_ms: 0,
+            duration_ms: 3,
+            error: Some("no route to host".into()),
+        };
+        assert_eq!(
+            device_checks(&[check]),
+            "fence device pdu: FAILED: no route to host (checked 1970-01-01T00:00:00.000Z, took 3ms)\n"
+        );
+    }
 
     #[test]
     fn watchdog_line() {

@@ -305,6 +305,10 @@ fn describe(request: &Request) -> Option<String> {
         Request::Status | Request::Services | Request::History { .. } => None,
         Request::AlertTest => Some("alert test".into()),
         Request::FenceConfirm { node } => Some(format!("fence confirm {node}")),
+        Request::FenceTest { device } => Some(format!(
+            "fence test {}",
+            device.as_deref().unwrap_or("(every device)")
+        )),
         Request::Service { op, service } => Some(format!("service {} {service}", op.as_str())),
     }
 }

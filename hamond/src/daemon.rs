@@ -299,6 +299,7 @@ impl Daemon {
         let mut stopping = false;
         self.log_start();
         self.fencing.start_reach();
+        self.fencing.start_checks();
         loop {
             let deadline = clock::instant_at(self.node.poll_timeout());
             let due = self.watchdog_due;
@@ -1071,6 +1072,7 @@ impl Daemon {
     ) {
         let response = match request {
             Request::AlertTest => return self.alert_test(uid, reply),
+            Request::FenceTest { device } => return self.fencing.test(device, reply),
             Request::Status => Response::Status(Box::new(self.status(clock::now()))),
             Request::FenceConfirm { node } => self.fence_confirm(&node),
             Request::History { filter, limit } => match &self.history {
@@ -1205,6 +1207,8 @@ impl Daemon {
             peers,
             paths,
             watchdog: self.watchdog.as_ref().map(Keeper::status),
+            fences: self.fencing.fences(),
+            fence_devices: self.fencing.device_checks(),
         }
     }
 }

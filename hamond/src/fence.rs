@@ -18,7 +18,7 @@ pub mod agent;
 pub mod fencer;
 
 pub use agent::ExternalAgent;
-pub use fencer::{Fencer, HistoryEntry};
+pub use fencer::{Check, Fencer, HistoryEntry};
 
 use std::fmt;
 use std::future::Future;

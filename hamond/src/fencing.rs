@@ -22,9 +22,15 @@
 //! The daemon loop owns the decisions; the device calls run in tasks that
 //! report back with [`FenceMsg`]. Each result (and a loss no device covers)
 //! is also an event for the history ([`Fencing::take_events`]).
+//!
+//! Every device is also checked (`monitor`) a little after the start and
+//! then every few minutes ([`report`]), and on `hactl fence test`
+//! ([`Fencing::test`]); both in tasks. `hactl status` shows the fences
+//! and the last checks ([`Fencing::fences`], [`Fencing::device_checks`]).
 
 use hamond::fence::{Action, Fencer};
 use haschema::config::ClusterConfig;
+use haschema::ctl::{DeviceCheck, FenceRecord, Response};
 use haschema::event::{Event, EventKind, Severity};
 use litecloud::wire::NodeId;
 use reach::{Change, Reach};
@@ -32,10 +38,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod reach;
+mod report;
 
 /// Attempts per loss before the operator must step in.
 const ATTEMPTS: u32 = 3;
@@ -76,7 +83,7 @@ struct Pending {
 
 /// The fences under way.
 pub struct Fencing {
-    fencer: Arc<Mutex<Fencer>>,
+    fencer: Arc<Fencer>,
     /// The longest delay of the devices of each fenceable node.
     delays: BTreeMap<String, Duration>,
     pending: BTreeMap<NodeId, Pending>,
@@ -108,7 +115,7 @@ impl Fencing {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let fencing = Fencing {
-            fencer: Arc::new(Mutex::new(Fencer::from_config(config))),
+            fencer: Arc::new(Fencer::from_config(config)),
             delays,
             pending: BTreeMap::new(),
             off_while_up: BTreeSet::new(),
@@ -233,6 +240,41 @@ impl Fencing {
         self.check_reach();
     }
 
+    /// Starts the periodic checks of the devices (none without devices).
+    pub fn start_checks(&self) {
+        report::checks(self.fencer.clone());
+    }
+
+    /// `hactl fence test [DEVICE]`: checks `device`, or every device, in a
+    /// task, and answers `reply` with each check (the device may take its
+    /// timeout).
+    pub fn test(&self, device: Option<String>, reply: oneshot::Sender<Response>) {
+        let fencer = self.fencer.clone();
+        tokio::spawn(async move {
+            let response = match fencer.monitor(device.as_deref()).await {
+                Ok(checks) => Response::FenceTest {
+                    checks: checks.iter().map(report::device_check).collect(),
+                },
+                Err(message) => Response::Error { message },
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    /// The last fences of each node, for `hactl status`.
+    pub fn fences(&self) -> Vec<FenceRecord> {
+        report::fences(&self.fencer.history())
+    }
+
+    /// The last check of each device, for `hactl status`.
+    pub fn device_checks(&self) -> Vec<DeviceCheck> {
+        self.fencer
+            .checks()
+            .iter()
+            .map(report::device_check)
+            .collect()
+    }
+
     /// Asks the ping addresses now, unless a check is under way.
     pub fn check_reach(&mut self) {
         if !self.reach.configured() || self.reach.checking {
@@ -313,8 +355,6 @@ impl Fencing {
         let (fencer, tx) = (self.fencer.clone(), self.tx.clone());
         tokio::spawn(async move {
             let result = fencer
-                .lock()
-                .await
                 .fence(&name, Action::Off)
                 .await
                 .map_err(|e| e.to_string());

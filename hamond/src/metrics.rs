@@ -544,6 +544,8 @@ mod tests {
             stalls: 1,
             last_stall_ms: Some(900),
             watchdog: None,
+            fences: Vec::new(),
+            fence_devices: Vec::new(),
             peers: vec![PeerStatus {
                 name: "beta".into(),
                 domain: 2,

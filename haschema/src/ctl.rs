@@ -35,6 +35,12 @@ pub enum Request {
     },
     /// Send a test event through every alert hook and mail now (hamond).
     AlertTest,
+    /// Run the `monitor` action of the fencing device `device`, or of every
+    /// device, now (hamond).
+    FenceTest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
 }
 
 /// Most events one [`Request::History`] answers with.
@@ -74,6 +80,10 @@ pub enum Response {
     /// How each alert hook and mail went, for [`Request::AlertTest`].
     AlertTest {
         deliveries: Vec<Delivery>,
+    },
+    /// Each device's check, for [`Request::FenceTest`], in config order.
+    FenceTest {
+        checks: Vec<DeviceCheck>,
     },
     /// A command was accepted; `message` says what happens next.
     Done {
@@ -219,6 +229,47 @@ pub struct StatusReport {
     /// daemon predates it).
     #[serde(default)]
     pub watchdog: Option<WatchdogStatus>,
+    /// The last fences this node ran ([`FENCES_SHOWN`] per node at most),
+    /// oldest first.
+    #[serde(default)]
+    pub fences: Vec<FenceRecord>,
+    /// The last `monitor` check of each fencing device checked so far, in
+    /// config order.
+    #[serde(default)]
+    pub fence_devices: Vec<DeviceCheck>,
+}
+
+/// Most fences per node a [`StatusReport`] shows.
+pub const FENCES_SHOWN: usize = 5;
+
+/// One fence attempt with one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRecord {
+    /// The node fenced.
+    pub node: String,
+    /// The device used.
+    pub device: String,
+    /// `off` or `reboot`.
+    pub action: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// From the start of the call to the end of its proof.
+    pub duration_ms: u64,
+    /// Why it failed; None when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One `monitor` check of a fencing device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCheck {
+    pub device: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub duration_ms: u64,
+    /// Why it failed; None when the device answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// This node's watchdog, as hamond drives it (safety rule 3).
@@ -386,6 +437,30 @@ mod tests {
             .is_err()
         );
         assert_eq!(round_trip(&Request::AlertTest), r#"{"cmd":"alert_test"}"#);
+    }
+
+    #[test]
+    fn fence_test_request_and_response() {
+        assert_eq!(
+            round_trip(&Request::FenceTest { device: None }),
+            r#"{"cmd":"fence_test"}"#
+        );
+        let one = Request::FenceTest {
+            device: Some("ipmi".into()),
+        };
+        assert_eq!(round_trip(&one), r#"{"cmd":"fence_test","device":"ipmi"}"#);
+        let line = round_trip(&Response::FenceTest {
+            checks: vec![DeviceCheck {
+                device: "ipmi".into(),
+                at_ms: 5,
+                duration_ms: 7,
+                error: Some("exit 1".into()),
+            }],
+        });
+        assert_eq!(
+            line,
+            r#"{"result":"fence_test","checks":[{"device":"ipmi","at_ms":5,"duration_ms":7,"error":"exit 1"}]}"#
+        );
     }
 
     #[test]

@@ -654,7 +654,8 @@ impl TestCluster {
             Request::Status
             | Request::FenceConfirm { .. }
             | Request::History { .. }
-            | Request::AlertTest => self.node(node).socket.clone(),
+            | Request::AlertTest
+            | Request::FenceTest { .. } => self.node(node).socket.clone(),
             Request::Services | Request::Service { .. } => self.service_socket(node),
         };
         let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;

@@ -2,12 +2,19 @@
 //! (`hatests::power`), and hamond's fencing layer (`hamond::fence`) fencing
 //! a real node of a two-node cluster through that agent: its daemon dies,
 //! its addresses and mounts are gone, its peer sees it down, and the
-//! fencer's history holds one proven `off`.
+//! fencer's history holds one proven `off`. Then hamond's own use of the
+//! devices: `hactl fence test` (the `monitor` action) passing with the
+//! switch and failing, the device named, with an agent that always fails,
+//! and a peer hamond fenced shown by `hactl status --json` with its device
+//! and duration.
 
 use hamond::fence::{Action, Fencer, PowerState};
 use haschema::config::ClusterConfig;
 use haschema::ctl::State::{Down, Up};
-use hatests::scratch::ScratchDir;
+use haschema::ctl::StatusReport;
+use hatests::bins;
+use hatests::command::{Finished, run_for};
+use hatests::scratch::{ScratchDir, write_script};
 use hatests::{ClusterSpec, Netns, PowerSwitch, TestCluster, Veth, require_root};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -133,7 +140,7 @@ fn fence_beta_through_the_external_agent() {
     switch.connect("beta", c.ns("beta"), &[&mnt]);
 
     let config = ClusterConfig::load(c.config_path()).unwrap();
-    let mut fencer = Fencer::from_config(&config);
+    let fencer = Fencer::from_config(&config);
     assert!(fencer.can_fence("beta") && !fencer.can_fence("alpha"));
     let beta_pid = c.pid("beta").expect("beta's hamond runs");
     let rt = runtime();
@@ -169,5 +176,114 @@ fn fence_beta_through_the_external_agent() {
     assert!(
         !c.log("alpha").contains("not-logged"),
         "the password reached a log"
+    );
+}
+
+/// `hactl ARGS` against `node`'s hamond.
+fn hactl(c: &TestCluster, node: &str, args: &[&str]) -> Finished {
+    let mut cmd = Command::new(bins::hactl());
+    cmd.arg("--socket").arg(c.socket(node)).args(args);
+    run_for(&mut cmd, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `hactl status --json` on `node`, whatever its exit code (a peer down
+/// gives 2).
+fn status_json(c: &TestCluster, node: &str) -> StatusReport {
+    let f = hactl(c, node, &["status", "--json"]);
+    serde_json::from_str(&f.stdout).unwrap_or_else(|e| panic!("{e}: {f:?}"))
+}
+
+#[test]
+fn fence_test_and_the_fences_in_status() {
+    if !require_root() {
+        return;
+    }
+    let dir = ScratchDir::new("fence_test");
+    let switch = PowerSwitch::install(dir.path());
+    let broken = write_script(
+        dir.path(),
+        "fence_broken",
+        "cat >/dev/null; echo 'cannot reach the BMC' >&2; exit 1",
+    );
+    let mut spec = ClusterSpec::with_nodes(&["alpha", "beta"]);
+    spec.extra_config = format!(
+        "[[fence]]\nname = \"netns\"\nagent = [\"{}\"]\nnodes = [\"beta\"]\ntimeout = \"20s\"\n\n\
+         [[fence]]\nname = \"broken\"\nagent = [\"{broken}\"]\nnodes = [\"alpha\"]\ntimeout = \"20s\"\n",
+        switch.agent().display(),
+    );
+    let c = TestCluster::start("fence_test", spec);
+    c.wait_until("alpha and beta see each other", WAIT, |s| {
+        s.peer_state("alpha", "beta") == Some(Up) && s.peer_state("beta", "alpha") == Some(Up)
+    });
+    switch.connect("beta", c.ns("beta"), &[]);
+
+    let one = hactl(&c, "alpha", &["fence", "test", "netns"]);
+    assert_eq!(one.code(), Some(0), "{one:?}");
+    assert!(one.stdout.contains("fence device netns: ok"), "{one:?}");
+    assert!(!one.stdout.contains("broken"), "{one:?}");
+
+    let all = hactl(&c, "alpha", &["fence", "test"]);
+    assert_eq!(all.code(), Some(1), "{all:?}");
+    assert!(all.stdout.contains("fence device netns: ok"), "{all:?}");
+    assert!(
+        all.stdout.contains(
+            "fence device broken: FAILED: the agent failed (exit 1): cannot reach the BMC"
+        ),
+        "{all:?}"
+    );
+    assert!(
+        c.log("alpha")
+            .contains("fencing device broken fails its monitor check"),
+        "the failure is logged"
+    );
+    let unknown = hactl(&c, "alpha", &["fence", "test", "apc"]);
+    assert_eq!(unknown.code(), Some(1), "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no fencing device apc"),
+        "{unknown:?}"
+    );
+
+    let checked: Vec<(String, bool)> = status_json(&c, "alpha")
+        .fence_devices
+        .iter()
+        .map(|d| (d.device.clone(), d.error.is_none()))
+        .collect();
+    assert_eq!(
+        checked,
+        [("netns".to_owned(), true), ("broken".to_owned(), false)]
+    );
+
+    // beta's hamond dies: alpha fences it through the switch.
+    c.crash("beta");
+    c.wait_until("alpha sees beta down", WAIT, |s| {
+        s.peer_state("alpha", "beta") == Some(Down)
+    });
+    let mut report = status_json(&c, "alpha");
+    for _ in 0..100 {
+        if !report.fences.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        report = status_json(&c, "alpha");
+    }
+    assert_eq!(report.fences.len(), 1, "{:?}", report.fences);
+    let fence = &report.fences[0];
+    assert_eq!(
+        (
+            fence.node.as_str(),
+            fence.device.as_str(),
+            fence.action.as_str()
+        ),
+        ("beta", "netns", "off")
+    );
+    assert_eq!(fence.error, None);
+    assert!(fence.duration_ms > 0, "{fence:?}");
+    assert!(switch.is_off(c.ns("beta")));
+    let text = hactl(&c, "alpha", &["status"]);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.starts_with("beta        netns       off")),
+        "{text:?}"
     );
 }

@@ -1,13 +1,18 @@
 //! [`Fencer`]: fences a node with the devices that can, in config order,
-//! and keeps the history of every attempt.
+//! and keeps the history of every attempt; checks the devices themselves
+//! (`monitor`) and keeps each one's last [`Check`].
 //!
 //! A fence succeeds only when a device reports success for `off` or
 //! `reboot`, and, for `off`, a following `status` on the same device says
 //! off (the proof, as safety rule 7 asks of a stop). Every device call made
-//! for a fence is one [`HistoryEntry`], successful or not.
+//! for a fence is one [`HistoryEntry`], successful or not. Fences run one
+//! at a time; checks run beside them (a slow check never holds up a fence),
+//! every device at once.
 
 use super::{Action, ExternalAgent, FenceDevice, FenceError, FenceOutcome, PowerState};
 use haschema::config::ClusterConfig;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Most history entries kept (the oldest go first).
@@ -27,18 +32,35 @@ pub struct HistoryEntry {
     pub time: SystemTime,
 }
 
+/// One `monitor` check of a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub device: String,
+    /// Ok when the device answered.
+    pub result: Result<(), FenceError>,
+    pub duration: Duration,
+    /// When the check started (wall clock, for the operator).
+    pub time: SystemTime,
+}
+
 /// The fencing devices of the cluster and the history of their use.
 pub struct Fencer {
-    devices: Vec<Box<dyn FenceDevice>>,
-    history: Vec<HistoryEntry>,
+    devices: Vec<Arc<dyn FenceDevice>>,
+    /// Held by the fence under way: one at a time.
+    one_fence: tokio::sync::Mutex<()>,
+    history: Mutex<Vec<HistoryEntry>>,
+    /// The last check of each device, by name.
+    checks: Mutex<BTreeMap<String, Check>>,
 }
 
 impl Fencer {
     /// A fencer over `devices`, tried in this order.
     pub fn new(devices: Vec<Box<dyn FenceDevice>>) -> Fencer {
         Fencer {
-            devices,
-            history: Vec::new(),
+            devices: devices.into_iter().map(Arc::from).collect(),
+            one_fence: tokio::sync::Mutex::new(()),
+            history: Mutex::default(),
+            checks: Mutex::default(),
         }
     }
 
@@ -61,30 +83,89 @@ impl Fencer {
             .filter(move |d| d.fences(node))
     }
 
+    /// Whether any device is configured.
+    pub fn has_devices(&self) -> bool {
+        !self.devices.is_empty()
+    }
+
     /// Whether any device can fence `node` (without one, rule 1 leaves its
     /// services STALLED until `hactl fence confirm`).
     pub fn can_fence(&self, node: &str) -> bool {
         self.devices_for(node).next().is_some()
     }
 
-    /// Every attempt so far, oldest first.
-    pub fn history(&self) -> &[HistoryEntry] {
-        &self.history
+    /// Every attempt so far (the last [`HISTORY_LEN`]), oldest first.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        locked(&self.history).clone()
+    }
+
+    /// The last check of each device checked so far, in config order.
+    pub fn checks(&self) -> Vec<Check> {
+        let checks = locked(&self.checks);
+        self.devices
+            .iter()
+            .filter_map(|d| checks.get(d.name()).cloned())
+            .collect()
+    }
+
+    /// Runs the `monitor` action of the device named `device`, or of every
+    /// device, all at once; records and returns each check in config order.
+    /// A failure is logged at error level with what to check. Err when no
+    /// device has that name (or none is configured).
+    pub async fn monitor(&self, device: Option<&str>) -> Result<Vec<Check>, String> {
+        let chosen: Vec<Arc<dyn FenceDevice>> = self
+            .devices
+            .iter()
+            .filter(|d| device.is_none_or(|name| d.name() == name))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            let names: Vec<&str> = self.devices.iter().map(|d| d.name()).collect();
+            return Err(match device {
+                None => "no [[fence]] device is configured in the cluster config".to_owned(),
+                Some(name) => format!(
+                    "no fencing device {name} in the cluster config (its devices: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            });
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for (i, d) in chosen.into_iter().enumerate() {
+            running.spawn(async move { (i, check(d.as_ref()).await) });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(check) => done.push(check),
+                Err(e) => return Err(format!("a device check did not finish: {e}")),
+            }
+        }
+        done.sort_by_key(|(i, _)| *i);
+        let done: Vec<Check> = done.into_iter().map(|(_, c)| c).collect();
+        let mut checks = locked(&self.checks);
+        for c in &done {
+            checks.insert(c.device.clone(), c.clone());
+        }
+        Ok(done)
     }
 
     /// Powers `node` off (`Action::Off`) or resets it (`Action::Reboot`):
     /// tries each of its devices in order until one succeeds. Returns the
     /// name of the device that did; otherwise the last device's error
     /// ([`FenceError::NoDevice`] when there is none).
-    pub async fn fence(&mut self, node: &str, action: Action) -> Result<String, FenceError> {
+    pub async fn fence(&self, node: &str, action: Action) -> Result<String, FenceError> {
         if !matches!(action, Action::Off | Action::Reboot) {
             return Err(FenceError::Unsupported(action));
         }
+        let _one = self.one_fence.lock().await;
         let mut last = FenceError::NoDevice {
             node: node.to_owned(),
         };
-        for i in 0..self.devices.len() {
-            let device = self.devices[i].as_ref();
+        for device in self.devices.iter().map(AsRef::as_ref) {
             if !device.fences(node) {
                 continue;
             }
@@ -126,11 +207,42 @@ impl Fencer {
         Err(last)
     }
 
-    fn record(&mut self, entry: HistoryEntry) {
-        if self.history.len() == HISTORY_LEN {
-            self.history.remove(0);
+    fn record(&self, entry: HistoryEntry) {
+        let mut history = locked(&self.history);
+        if history.len() == HISTORY_LEN {
+            history.remove(0);
         }
-        self.history.push(entry);
+        history.push(entry);
+    }
+}
+
+/// The data behind `m`, even if a panicking holder poisoned it.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One device's `monitor`, timed and logged.
+async fn check(device: &dyn FenceDevice) -> Check {
+    let time = SystemTime::now();
+    let started = Instant::now();
+    let result = device.monitor().await;
+    let duration = started.elapsed();
+    let name = device.name();
+    match &result {
+        Ok(()) => tracing::debug!(device = %name, "fencing device {name} answers ({duration:?})"),
+        Err(e) => tracing::error!(
+            device = %name,
+            "fencing device {name} fails its monitor check: {e}; check the device's power, \
+             network and address, its credentials (password_file) and the agent in its \
+             [[fence]] table, then run `hactl fence test {name}`; until it passes, a lost node \
+             it covers may not be fenced and its services stay STALLED"
+        ),
+    }
+    Check {
+        device: name.to_owned(),
+        result,
+        duration,
+        time,
     }
 }
 

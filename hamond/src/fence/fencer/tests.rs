@@ -1,5 +1,5 @@
 //! Tests of [`Fencer`] with scripted in-memory devices: device choice and
-//! order, the proof after `off`, and the history.
+//! order, the proof after `off`, the history, and the device checks.
 
 use super::*;
 use crate::fence::BoxFuture;
@@ -13,6 +13,8 @@ struct Fake {
     action: Result<FenceOutcome, FenceError>,
     /// Answer to status.
     status: Result<FenceOutcome, FenceError>,
+    /// Answer to monitor.
+    monitor: Result<(), FenceError>,
     calls: Mutex<Vec<Action>>,
 }
 
@@ -23,6 +25,7 @@ impl Fake {
             nodes,
             action: Ok(FenceOutcome::Done),
             status: Ok(FenceOutcome::Power(PowerState::Off)),
+            monitor: Ok(()),
             calls: Mutex::default(),
         }
     }
@@ -49,7 +52,9 @@ impl FenceDevice for Fake {
         Box::pin(async move { answer })
     }
     fn monitor(&self) -> BoxFuture<'_, Result<(), FenceError>> {
-        Box::pin(async { Ok(()) })
+        self.calls.lock().unwrap().push(Action::Monitor);
+        let answer = self.monitor.clone();
+        Box::pin(async move { answer })
     }
 }
 
@@ -70,7 +75,7 @@ fn failed() -> FenceError {
 
 #[test]
 fn off_is_proven_by_status() {
-    let mut f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["beta"]))]);
+    let f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["beta"]))]);
     assert!(f.can_fence("beta") && !f.can_fence("alpha"));
     assert_eq!(run(f.fence("beta", Action::Off)), Ok("ipmi".to_owned()));
     let h = f.history();
@@ -85,7 +90,7 @@ fn off_is_proven_by_status() {
     // Off reported done but the node is still on: not a fence.
     let mut on = Fake::new("liar", &["beta"]);
     on.status = Ok(FenceOutcome::Power(PowerState::On));
-    let mut f = Fencer::new(vec![Box::new(on)]);
+    let f = Fencer::new(vec![Box::new(on)]);
     let e = run(f.fence("beta", Action::Off)).unwrap_err();
     assert!(matches!(e, FenceError::NotProven(_)), "{e}");
     assert_eq!(f.history()[0].result, Err(e));
@@ -93,7 +98,7 @@ fn off_is_proven_by_status() {
     // Status failing after off is not a proof either.
     let mut mute = Fake::new("mute", &["beta"]);
     mute.status = Err(failed());
-    let mut f = Fencer::new(vec![Box::new(mute)]);
+    let f = Fencer::new(vec![Box::new(mute)]);
     assert!(matches!(
         run(f.fence("beta", Action::Off)),
         Err(FenceError::NotProven(_))
@@ -102,7 +107,7 @@ fn off_is_proven_by_status() {
     // Reboot needs no status (the node comes back on).
     let mut on = Fake::new("pdu", &["beta"]);
     on.status = Ok(FenceOutcome::Power(PowerState::On));
-    let mut f = Fencer::new(vec![Box::new(on)]);
+    let f = Fencer::new(vec![Box::new(on)]);
     assert_eq!(run(f.fence("beta", Action::Reboot)), Ok("pdu".to_owned()));
 }
 
@@ -112,12 +117,12 @@ fn devices_are_tried_in_order_until_one_succeeds() {
     first.action = Err(failed());
     let other = Fake::new("other", &["alpha"]);
     let second = Fake::new("pdu", &["beta"]);
-    let mut f = Fencer::new(vec![Box::new(first), Box::new(other), Box::new(second)]);
+    let f = Fencer::new(vec![Box::new(first), Box::new(other), Box::new(second)]);
     let names: Vec<&str> = f.devices_for("beta").map(|d| d.name()).collect();
     assert_eq!(names, ["ipmi", "pdu"]);
     assert_eq!(run(f.fence("beta", Action::Off)), Ok("pdu".to_owned()));
-    let h: Vec<(&str, bool)> = f
-        .history()
+    let history = f.history();
+    let h: Vec<(&str, bool)> = history
         .iter()
         .map(|e| (e.device.as_str(), e.result.is_ok()))
         .collect();
@@ -128,14 +133,14 @@ fn devices_are_tried_in_order_until_one_succeeds() {
     a.action = Err(FenceError::TimedOut(Duration::from_secs(1)));
     let mut b = Fake::new("b", &["beta"]);
     b.action = Err(failed());
-    let mut f = Fencer::new(vec![Box::new(a), Box::new(b)]);
+    let f = Fencer::new(vec![Box::new(a), Box::new(b)]);
     assert_eq!(run(f.fence("beta", Action::Off)), Err(failed()));
     assert_eq!(f.history().len(), 2);
 }
 
 #[test]
 fn no_device_and_wrong_actions() {
-    let mut f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["alpha"]))]);
+    let f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["alpha"]))]);
     let e = run(f.fence("beta", Action::Off)).unwrap_err();
     assert_eq!(
         e,
@@ -155,9 +160,48 @@ fn no_device_and_wrong_actions() {
 
 #[test]
 fn history_is_bounded() {
-    let mut f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["beta"]))]);
+    let f = Fencer::new(vec![Box::new(Fake::new("ipmi", &["beta"]))]);
     for _ in 0..HISTORY_LEN + 3 {
         run(f.fence("beta", Action::Reboot)).unwrap();
     }
     assert_eq!(f.history().len(), HISTORY_LEN);
+}
+
+#[test]
+fn monitor_checks_one_or_every_device_and_keeps_the_last() {
+    let mut broken = Fake::new("pdu", &["beta"]);
+    broken.monitor = Err(failed());
+    let f = Fencer::new(vec![
+        Box::new(Fake::new("ipmi", &["beta"])),
+        Box::new(broken),
+    ]);
+    assert!(f.checks().is_empty(), "nothing checked yet");
+
+    let all = run(f.monitor(None)).unwrap();
+    let results: Vec<(&str, bool)> = all
+        .iter()
+        .map(|c| (c.device.as_str(), c.result.is_ok()))
+        .collect();
+    assert_eq!(results, [("ipmi", true), ("pdu", false)], "config order");
+    assert_eq!(all[1].result, Err(failed()));
+    assert_eq!(f.checks(), all);
+
+    let one = run(f.monitor(Some("ipmi"))).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(f.checks()[0], one[0], "the newest check is kept");
+    assert_eq!(f.checks()[1], all[1]);
+    assert!(f.history().is_empty(), "a check is not a fence");
+
+    let e = run(f.monitor(Some("apc"))).unwrap_err();
+    assert!(
+        e.contains("no fencing device apc") && e.contains("ipmi, pdu"),
+        "{e}"
+    );
+    let none = Fencer::new(Vec::new());
+    assert!(!none.has_devices());
+    assert!(
+        run(none.monitor(None))
+            .unwrap_err()
+            .contains("no [[fence]] device")
+    );
 }

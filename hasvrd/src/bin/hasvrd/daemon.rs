@@ -753,7 +753,8 @@ impl Daemon {
             Request::Status
             | Request::FenceConfirm { .. }
             | Request::History { .. }
-            | Request::AlertTest => Response::Error {
+            | Request::AlertTest
+            | Request::FenceTest { .. } => Response::Error {
                 message:
                     "hasvrd runs the services; ask hamond for this (hactl status, fence, history, alert)"
                         .into(),
