@@ -666,16 +666,17 @@ impl WebService {
     /// while that node has it mounted, else in the bare directory.
     #[track_caller]
     pub fn volume_file(&self, node: &str, name: &str) -> PathBuf {
+        self.seen_by(node, &self.mount_point.join(name))
+    }
+
+    /// The absolute `path` as `node`'s hasvrd sees it (its mount namespace,
+    /// through `/proc/PID/root`).
+    #[track_caller]
+    pub fn seen_by(&self, node: &str, path: &Path) -> PathBuf {
         let pid = self
             .hasvrd_pid(node)
             .unwrap_or_else(|| panic!("{node}'s hasvrd does not run"));
-        let inside = self
-            .mount_point
-            .strip_prefix("/")
-            .unwrap_or(&self.mount_point);
-        PathBuf::from(format!("/proc/{pid}/root"))
-            .join(inside)
-            .join(name)
+        PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
     }
 
     /// What is mounted at the mount point in `node`'s hasvrd's mount

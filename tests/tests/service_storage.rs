@@ -161,17 +161,7 @@ impl Rig {
                 self.web.cluster().log_tails(40)
             ),
         }
-        let pid = self
-            .web
-            .hasvrd_pid(node)
-            .unwrap_or_else(|| panic!("{node}'s hasvrd does not run"));
-        let inside = self
-            .mount_point
-            .strip_prefix("/")
-            .unwrap_or(&self.mount_point);
-        let file = PathBuf::from(format!("/proc/{pid}/root"))
-            .join(inside)
-            .join(name);
+        let file = self.web.seen_by(node, &self.mount_point.join(name));
         std::fs::File::open(&file)
             .and_then(|f| f.sync_all())
             .unwrap_or_else(|e| panic!("fsync {}: {e}", file.display()));
