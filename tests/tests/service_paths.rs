@@ -4,8 +4,11 @@
 //! networks come back nothing moves either. Test 2: with every private
 //! network down while the public LAN still carries the lowest-priority
 //! heartbeat path, the same holds; then the primary is shut down and the
-//! backup takes the service over (through that public path alone).
+//! backup takes the service over (through that public path alone). And
+//! with the serial cable as the only path left, the cluster holds and an
+//! operator's fail-over is carried out over it.
 
+use haschema::ctl::ServiceOp;
 use haschema::ctl::State::Up;
 use hatests::web::{PUBLIC_NET, SERVICE, WAIT, WebService, WebSpec};
 use hatests::{LAN1, LAN2, require_root};
@@ -115,4 +118,35 @@ fn with_every_private_network_down_the_public_path_keeps_the_cluster_and_a_shutd
     let log = c.log("beta");
     assert!(log.contains("left the cluster cleanly"), "{log}");
     assert!(!log.contains("fencing it"), "{log}");
+}
+
+#[test]
+fn the_serial_cable_alone_keeps_the_cluster_and_carries_a_failover() {
+    if !require_root() {
+        return;
+    }
+    let w = WebService::start("svc_serialonly", true);
+    w.wait_served_by("alpha");
+    w.wait_state("beta", "STANDBY");
+    let c = w.cluster();
+
+    c.cut_udp(LAN1);
+    c.cut_udp(LAN2);
+    alpha_keeps_serving(&w, WATCH);
+    assert_eq!(c.service_state("beta", SERVICE).as_deref(), Some("STANDBY"));
+
+    // The operator moves the service: the release, the lock and the
+    // take-over request travel on the serial line alone.
+    c.service_op("alpha", ServiceOp::FailOver, SERVICE)
+        .unwrap_or_else(|e| panic!("fail-over refused: {e}"));
+    w.wait_served_by("beta");
+    w.assert_never_twice();
+    for node in ["alpha", "beta"] {
+        let log = c.log(node);
+        assert!(
+            !log.contains("fencing it"),
+            "{node} fenced its peer:\n{log}"
+        );
+        assert!(!log.contains("NodeDown"), "{node} lost its peer:\n{log}");
+    }
 }
