@@ -158,7 +158,8 @@ pub struct ServiceStatus {
     /// The service's state on each of its nodes (the SureHA names:
     /// ACTIVE, STANDBY, ...; `unknown` for a node not heard from).
     pub nodes: Vec<ServiceNode>,
-    /// Failures counted on this node since the last grant or cleanup.
+    /// Failures on this node since the last cleanup (those older than the
+    /// service's `failure_timeout` left out).
     pub failures: u32,
     /// Why the service is in error on this node, if it is.
     pub fault: Option<String>,

@@ -75,6 +75,12 @@ pub const MAX_CHECK_TKO: u32 = 100;
 pub const DEFAULT_RESTART_TIMES: u32 = 0;
 /// Highest `restart_times` (SureHA: 0 to 5).
 pub const MAX_RESTART_TIMES: u32 = 5;
+/// Highest `migration_threshold` (the lowest is 1).
+pub const MAX_MIGRATION_THRESHOLD: u32 = 100;
+/// Shortest `failure_timeout`.
+pub const MIN_FAILURE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest `failure_timeout` and `switchback_stable`: one week.
+pub const MAX_FAILURE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One protected service, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +133,14 @@ pub struct ServiceConfig {
     pub restart_times: u32,
     /// Whether the service moves back to the active node when it returns.
     pub switchback: bool,
+    /// Failures of the service on one node (since cleanup, not expired)
+    /// after which that node cannot host it, 1 to 100; None: no such limit.
+    pub migration_threshold: Option<u32>,
+    /// How long a failure counts, 1s to one week; None: until cleanup.
+    pub failure_timeout: Option<Duration>,
+    /// With switchback, how long a returning preferred node must have been
+    /// able to host before it takes the service back, 0 to one week.
+    pub switchback_stable: Duration,
     /// Whether the service starts when the cluster starts.
     pub onstart: bool,
     /// Whether a failed stop or release resets this node (by no longer
@@ -566,6 +580,9 @@ const SERVICE_KEYS: &[&str] = &[
     "check_tko",
     "restart_times",
     "switchback",
+    "switchback_stable",
+    "migration_threshold",
+    "failure_timeout",
     "onstart",
     "force_reboot",
     "ip",
@@ -688,6 +705,22 @@ impl Parser<'_> {
             DEFAULT_RESTART_TIMES,
             0..=MAX_RESTART_TIMES,
         )?;
+        let migration_threshold = match root.get("migration_threshold") {
+            None => None,
+            Some(v) => Some(
+                self.w
+                    .int(v, "migration_threshold", 1, MAX_MIGRATION_THRESHOLD)?,
+            ),
+        };
+        let long = |key: &str, min: Duration| match root.get(key) {
+            None => Ok(None),
+            Some(v) => self
+                .w
+                .duration(v, key, min..=MAX_FAILURE_TIMEOUT, ["\"10m\"", "\"1h\""])
+                .map(Some),
+        };
+        let failure_timeout = long("failure_timeout", MIN_FAILURE_TIMEOUT)?;
+        let switchback_stable = long("switchback_stable", Duration::ZERO)?.unwrap_or_default();
         let detection = check_interval.saturating_mul(check_tko);
         if detection >= start_timeout {
             let key = ["check_tko", "check_interval", "start_timeout"]
@@ -745,6 +778,9 @@ impl Parser<'_> {
             check_tko,
             restart_times,
             switchback,
+            migration_threshold,
+            failure_timeout,
+            switchback_stable,
             onstart,
             force_reboot,
             status_codes,
@@ -1645,6 +1681,14 @@ struct Canon<'a> {
     /// was before the key existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     status_codes: Option<&'static str>,
+    /// The failure accounting keys, left out when not given (zero for
+    /// `switchback_stable`), so that files without them hash as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migration_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_timeout_ns: Option<u128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    switchback_stable_ns: Option<u128>,
 }
 
 #[derive(Serialize)]
@@ -1701,6 +1745,10 @@ impl<'a> From<&'a ServiceConfig> for Canon<'a> {
             onstart: s.onstart,
             force_reboot: s.force_reboot,
             status_codes: (s.status_codes == StatusCodes::Ocf).then_some("ocf"),
+            migration_threshold: s.migration_threshold,
+            failure_timeout_ns: s.failure_timeout.map(|d| d.as_nanos()),
+            switchback_stable_ns: (!s.switchback_stable.is_zero())
+                .then_some(s.switchback_stable.as_nanos()),
         }
     }
 }
@@ -1841,6 +1889,9 @@ fstype = "xfs"
         assert_eq!((s.check_tko, s.restart_times), (2, 1));
         assert_eq!(s.detection_time(), Duration::from_secs(10));
         assert!(s.onstart && !s.switchback && !s.force_reboot);
+        assert_eq!(s.migration_threshold, Some(3));
+        assert_eq!(s.failure_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(s.switchback_stable, Duration::ZERO);
         assert_eq!(s.file, PathBuf::from(FILE));
         let src = &s.sources["ips[0]"];
         assert_eq!(
@@ -1870,6 +1921,8 @@ fstype = "xfs"
             (DEFAULT_CHECK_TKO, DEFAULT_RESTART_TIMES)
         );
         assert!(!s.onstart && !s.switchback && !s.force_reboot);
+        assert_eq!((s.migration_threshold, s.failure_timeout), (None, None));
+        assert_eq!(s.switchback_stable, Duration::ZERO);
         let b = parse(BASE).unwrap();
         assert_eq!(b.volumes[0].options, "");
         assert_eq!(
@@ -2610,6 +2663,33 @@ fstype = "xfs"
             assert!(e.message.contains("true or false without quotes"), "{e}");
             check(&top(&format!("{key} = 1")), key, key);
         }
+    }
+
+    #[test]
+    fn failure_accounting_keys() {
+        let s = parse(&top(
+            "migration_threshold = 100\nfailure_timeout = \"10m\"\nswitchback_stable = \"30s\"",
+        ))
+        .unwrap();
+        assert_eq!(s.migration_threshold, Some(100));
+        assert_eq!(s.failure_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.switchback_stable, Duration::from_secs(30));
+        let zero = parse(&top("switchback_stable = \"0s\"")).unwrap();
+        assert_eq!(zero.hash, parse(BASE).unwrap().hash, "0s hashes as unset");
+        assert_ne!(s.hash, zero.hash, "in the hash");
+        for bad in ["0", "101", "\"3\""] {
+            let t = top(&format!("migration_threshold = {bad}"));
+            let e = check(&t, "migration_threshold", "migration_threshold");
+            assert!(e.message.contains("allowed 1 to 100"), "{bad}: {e}");
+        }
+        for bad in ["\"0s\"", "\"8d\"", "60"] {
+            let t = top(&format!("failure_timeout = {bad}"));
+            let e = check(&t, "failure_timeout", "failure_timeout");
+            assert!(e.message.contains("allowed 1s to 7days"), "{bad}: {e}");
+        }
+        let t = top("switchback_stable = \"8d\"");
+        let e = check(&t, "switchback_stable", "switchback_stable");
+        assert!(e.message.contains("allowed 0s to 7days"), "{e}");
     }
 
     #[test]

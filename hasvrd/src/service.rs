@@ -39,12 +39,20 @@
 //!   application locally, up to `restart_times` times; after that the service
 //!   fails over only if a peer is up and can host it; otherwise it keeps
 //!   recovering locally and raises an emergency alert. A failed start counts as a failure
-//!   too (retried after `check_interval`). Failures are counted from each
-//!   grant of ownership and reset by Cleanup; they never expire by
-//!   themselves (as Pacemaker's default). The node the service failed over
-//!   away from after its failures cannot host it until Cleanup
+//!   too (retried after `check_interval`). Local attempts are counted from
+//!   each grant of ownership and reset by Cleanup. The node the service
+//!   failed over away from after its failures cannot host it until Cleanup
 //!   ([`Service::failed_here`]; it queues only as a last resort and refuses
-//!   an operator's TakeOver).
+//!   an operator's TakeOver), or until every failure counted here expired
+//!   (with `failure_timeout`).
+//! * **Fail count** ([`Service::fail_count`], [`Service::failure_times`]).
+//!   Every failure here is also kept with its time, across grants, until
+//!   Cleanup or until it is older than `failure_timeout` (never without
+//!   one). While it is at least `migration_threshold`, this node cannot
+//!   host the service, as when its public network is lost: a holder here
+//!   with an able peer fails over at once (or as soon as a peer becomes
+//!   able), it queues only as a last resort, and TakeOver is refused. An
+//!   expiry that ends it is logged, and the node can host again by itself.
 //! * **Public network and storage path** ([`Loss`]). A lost public network
 //!   ([`Cause::PublicNetwork`]: some floating IP has no NIC left on this
 //!   node with carrier and, with ping addresses, through which one
@@ -66,8 +74,11 @@
 //!   Cleanup): with switchback on, a node it prefers gets the service back.
 //! * **Switchback.** Off: a returning node never takes a service back by
 //!   itself (it queues a request and waits). On: the holder stops (proven)
-//!   and releases when a node it prefers (earlier in `active`, `standby`) is
-//!   up and can host; that node's queued request carries a higher priority.
+//!   and releases when a node it prefers (earlier in `active`, `standby`) has
+//!   been up and able to host for `switchback_stable` without a break (a
+//!   new failure there, a loss, or a leave starts the time again), so a
+//!   flapping node does not drag the service back and forth; that node's
+//!   queued request carries a higher priority.
 //! * **Not ours, not running.** A status probe that finds the application
 //!   running while this node does not own the service stops every step at
 //!   once (application, IPs, volumes), then proves it. So does losing
@@ -145,7 +156,8 @@
 //! * The driver advertises [`Service::can_host`] to the other nodes (their
 //!   [`Input::PeerState`]). It is false after the service failed over away
 //!   from this node because of its failures ([`Service::failed_here`], so a
-//!   switchback does not bounce it back) until Cleanup; while the public
+//!   switchback does not bounce it back) until Cleanup or expiry; while its
+//!   fail count is at `migration_threshold`; while the public
 //!   network is lost here, until [`Input::PublicNetworkBack`]; while the
 //!   storage path is lost here, until [`Input::StorageBack`]; in error;
 //!   and once shutting down.
@@ -166,8 +178,11 @@
 //! * Ownership facts are fed before probe results at startup, so a restarted
 //!   hasvrd that still holds the lock is not taken for a stray copy.
 
+mod failcount;
 #[cfg(test)]
 mod tests;
+
+use failcount::FailCount;
 
 use haschema::service::ServiceConfig;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -457,6 +472,14 @@ pub struct Settings {
     /// it on its active node: twice the check interval, at least
     /// [`BOOT_GRACE_MIN`].
     pub boot_grace: Duration,
+    /// Failures counted here (since Cleanup, not expired) that make this
+    /// node unable to host the service.
+    pub migration_threshold: Option<u32>,
+    /// How long a failure counts; None: until Cleanup.
+    pub failure_timeout: Option<Duration>,
+    /// With switchback, how long a preferred node must have been able to
+    /// host before the service goes back to it.
+    pub switchback_stable: Duration,
 }
 
 impl Settings {
@@ -477,6 +500,9 @@ impl Settings {
             resource_release_timeout: cfg.resource_release_timeout,
             fencing,
             boot_grace: (cfg.check_interval * 2).max(BOOT_GRACE_MIN),
+            migration_threshold: cfg.migration_threshold,
+            failure_timeout: cfg.failure_timeout,
+            switchback_stable: cfg.switchback_stable,
         }
     }
 
@@ -509,6 +535,21 @@ pub struct Fault {
     pub reason: String,
 }
 
+/// What another node of the service last said about itself.
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    up: bool,
+    can_host: bool,
+    /// Since when it has been up and able to host without a break.
+    able_since: Option<Time>,
+}
+
+impl Peer {
+    fn able(&self) -> bool {
+        self.up && self.can_host
+    }
+}
+
 /// One service's machine on one node.
 #[derive(Debug)]
 pub struct Service {
@@ -525,7 +566,7 @@ pub struct Service {
     took_over: bool,
     stalled: Option<String>,
     fenced: BTreeSet<String>,
-    peers: BTreeMap<String, (bool, bool)>,
+    peers: BTreeMap<String, Peer>,
 
     // Resources on this node.
     /// Steps that may be up: `Step::ORDER[..up]` (a started or failed-to-
@@ -549,6 +590,7 @@ pub struct Service {
     switchback: bool,
     failures: u32,
     failed_here: bool,
+    fail_count: FailCount,
     /// What is lost on this node (why), until it is back.
     lost: BTreeMap<Loss, String>,
     error: Option<Fault>,
@@ -621,6 +663,7 @@ impl Service {
             switchback: s.switchback,
             failures: 0,
             failed_here: false,
+            fail_count: FailCount::default(),
             lost: BTreeMap::new(),
             error: None,
             fence_asked: false,
@@ -680,13 +723,25 @@ impl Service {
                     self.stop_failed(step, &reason);
                 }
             }
-            Input::StatusProbe(status) => self.on_status(status),
-            Input::AgentFailed(cause) => self.on_agent_failed(cause),
+            Input::StatusProbe(status) => self.on_status(now, status),
+            Input::AgentFailed(cause) => self.on_agent_failed(now, cause),
             Input::PublicNetworkBack => self.on_back(Loss::PublicNetwork),
             Input::StorageBack => self.on_back(Loss::Storage),
             Input::PeerState { node, up, can_host } => {
                 if node != self.me && self.s.nodes.contains(&node) {
-                    self.peers.insert(node, (up, can_host));
+                    let able = up && can_host;
+                    let able_since = match self.peers.get(&node) {
+                        Some(p) if p.able() && able => p.able_since,
+                        _ => able.then_some(now),
+                    };
+                    self.peers.insert(
+                        node,
+                        Peer {
+                            up,
+                            can_host,
+                            able_since,
+                        },
+                    );
                 }
             }
             Input::Command { op, by } => self.on_command(now, op, &by),
@@ -717,10 +772,17 @@ impl Service {
         let probe = self
             .next_probe
             .filter(|_| self.monitoring() && self.probes_in_flight == 0);
-        [probe, self.retry_at, self.hold_back_until]
-            .into_iter()
-            .flatten()
-            .min()
+        let expiry = self.fail_count.next_expiry(self.s.failure_timeout);
+        [
+            probe,
+            self.retry_at,
+            self.hold_back_until,
+            expiry,
+            self.switchback_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The state as the manual names it.
@@ -743,9 +805,15 @@ impl Service {
         self.managed
     }
 
-    /// Failures counted since the last grant or Cleanup.
-    pub fn failures(&self) -> u32 {
-        self.failures
+    /// Failures of the service on this node since Cleanup, expired ones
+    /// left out (against `migration_threshold`).
+    pub fn fail_count(&self) -> u32 {
+        self.fail_count.count()
+    }
+
+    /// When each failure of [`Service::fail_count`] happened, oldest first.
+    pub fn failure_times(&self) -> impl Iterator<Item = Time> + '_ {
+        self.fail_count.times()
     }
 
     /// The service failed over away from here because of its failures; the
@@ -768,11 +836,12 @@ impl Service {
 
     /// Whether this node can host the service, as the driver advertises it
     /// to the other nodes: not in error, not failed away from here (until
-    /// Cleanup), its public network and storage path not lost, not
-    /// shutting down.
+    /// Cleanup or expiry), its fail count below `migration_threshold`, its
+    /// public network and storage path not lost, not shutting down.
     pub fn can_host(&self) -> bool {
         self.error.is_none()
             && !self.failed_here
+            && self.over_threshold().is_none()
             && self.lost.is_empty()
             && !self.leaving
             && self.isolated.is_none()
@@ -798,6 +867,8 @@ impl Service {
                     "the service failed over away from this node after its failures; Cleanup \
                      first"
                         .to_owned()
+                } else if let Some(why) = self.over_threshold() {
+                    format!("{why}; Cleanup first, or wait until failures expire")
                 } else if let Some((loss, reason)) = self.lost.iter().next() {
                     format!(
                         "this node's {} is lost ({reason}); {}",
@@ -889,23 +960,45 @@ impl Service {
         self.s
             .nodes
             .iter()
-            .find(|n| **n != self.me && self.peers.get(*n).is_some_and(|&(u, c)| u && c))
+            .find(|n| **n != self.me && self.peers.get(*n).is_some_and(Peer::able))
             .map(String::as_str)
     }
 
-    /// A node preferred to this one is up and can host.
-    fn preferred_peer_able(&self) -> bool {
-        let Some(mine) = self.my_index else {
-            return false;
-        };
+    /// When a switchback is due, if one will be: the earliest time a node
+    /// preferred to this one has been able to host for `switchback_stable`,
+    /// while switchback is on and the service is watched here.
+    fn switchback_at(&self) -> Option<Time> {
+        let mine = self.my_index?;
+        if !self.switchback || !self.monitoring() {
+            return None;
+        }
         self.s.nodes[..mine]
             .iter()
-            .any(|n| self.peers.get(n).is_some_and(|&(u, c)| u && c))
+            .filter_map(|n| self.peers.get(n)?.able_since)
+            .map(|t| t + self.s.switchback_stable)
+            .min()
+    }
+
+    /// Why the fail count keeps this node from hosting, if it does.
+    fn over_threshold(&self) -> Option<String> {
+        let max = self.s.migration_threshold?;
+        let n = self.fail_count.count();
+        (n >= max).then(|| format!("{n} failure(s) here reached migration_threshold {max}"))
+    }
+
+    /// Why this node cannot host the service, among the facts that move a
+    /// holder with an able peer at once: a loss, or the fail count.
+    fn unable_here(&self) -> Option<String> {
+        self.lost
+            .values()
+            .next()
+            .cloned()
+            .or_else(|| self.over_threshold())
     }
 
     fn priority(&self) -> u32 {
         match self.my_index {
-            _ if self.failed_here || !self.lost.is_empty() => PRIORITY_FAILED,
+            _ if self.failed_here || self.unable_here().is_some() => PRIORITY_FAILED,
             Some(i) => PRIORITY_ACTIVE
                 .saturating_sub(i as u32)
                 .max(PRIORITY_FAILED + 1),
@@ -998,7 +1091,7 @@ impl Service {
         if self.owned
             && self.want_here
             && self.managed
-            && let Some(reason) = self.lost.values().next().cloned()
+            && let Some(reason) = self.unable_here()
             && let Some(peer) = self.best_peer().map(str::to_owned)
         {
             self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
@@ -1036,10 +1129,14 @@ impl Service {
         if self.up < Step::ORDER.len() {
             return self.issue_start();
         }
-        if self.switchback && self.monitoring() && self.preferred_peer_able() {
+        if self.switchback_at().is_some_and(|t| t <= now) {
             self.alert(
                 Level::Info,
-                "switchback: a preferred node is up and able; stopping here to hand it over".into(),
+                format!(
+                    "switchback: a preferred node has been up and able for {}s; stopping here \
+                     to hand it over",
+                    self.s.switchback_stable.as_secs_f64()
+                ),
             );
             self.want_here = false;
             self.issue_stop();
@@ -1112,6 +1209,19 @@ impl Service {
     fn expire(&mut self, now: Time) {
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
+        }
+        let over = self.over_threshold();
+        let expired = self.fail_count.expire(now, self.s.failure_timeout);
+        if expired > 0 {
+            let left = self.fail_count.count();
+            let mut text = format!("{expired} failure(s) expired (failure_timeout); {left} left");
+            if let Some(was) = over.filter(|_| self.over_threshold().is_none()) {
+                text.push_str(&format!("; no longer barred here (it was: {was})"));
+            }
+            if left == 0 && std::mem::take(&mut self.failed_here) {
+                text.push_str("; the ban after its failures is over here");
+            }
+            self.alert(Level::Info, text);
         }
         if self.hold_back_until.is_some_and(|t| now >= t) {
             self.hold_back_until = None;
@@ -1216,7 +1326,7 @@ impl Service {
 
     // ---- results and failures ------------------------------------------------
 
-    fn on_status(&mut self, status: Status) {
+    fn on_status(&mut self, now: Time, status: Status) {
         let answered = self.probes_in_flight > 0;
         self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
         if self.pending == Pending::Proof {
@@ -1272,15 +1382,15 @@ impl Service {
                     "not running"
                 }
             );
-            self.app_failed(&reason);
+            self.app_failed(now, &reason);
         }
     }
 
-    fn on_agent_failed(&mut self, cause: Cause) {
+    fn on_agent_failed(&mut self, now: Time, cause: Cause) {
         match cause {
             Cause::Application(reason) => {
                 if self.monitoring() {
-                    self.app_failed(&format!("agent: {reason}"));
+                    self.app_failed(now, &format!("agent: {reason}"));
                 }
             }
             Cause::PublicNetwork(reason) => self.on_lost(Loss::PublicNetwork, reason),
@@ -1362,8 +1472,8 @@ impl Service {
     }
 
     /// The application failed while running here.
-    fn app_failed(&mut self, reason: &str) {
-        if self.escalate(&format!("application failed ({reason})")) {
+    fn app_failed(&mut self, now: Time, reason: &str) {
+        if self.escalate(now, &format!("application failed ({reason})")) {
             self.cycle = Some(Step::ORDER.len() - 1);
         }
     }
@@ -1374,38 +1484,42 @@ impl Service {
         if !(self.owned && self.want_here && self.managed) {
             return;
         }
-        if self.escalate(&format!("start of {step} failed ({reason})")) {
+        if self.escalate(now, &format!("start of {step} failed ({reason})")) {
             self.retry_at = Some(now + self.s.check_interval);
         }
     }
 
-    /// After a failure here (`what`): recover here while restart_times
-    /// allows; then fail over to an able peer; with none, recover here and
-    /// raise an emergency. Returns whether to recover here.
-    fn escalate(&mut self, what: &str) -> bool {
+    /// After a failure here (`what`, counted at `now`): recover here while
+    /// restart_times allows and the fail count is below
+    /// migration_threshold; then fail over to an able peer; with none,
+    /// recover here and raise an emergency. Returns whether to recover here.
+    fn escalate(&mut self, now: Time, what: &str) -> bool {
         self.failures += 1;
+        self.fail_count.record(now);
         let (n, max) = (self.failures, self.s.restart_times);
-        if n <= max {
+        let over = self.over_threshold();
+        let used_up = n > max;
+        if !used_up && over.is_none() {
+            let count = self.fail_count.count();
             self.alert(
                 Level::Warning,
-                format!("{what}; recovering here ({n} of {max})"),
+                format!("{what}; recovering here ({n} of {max}); {count} failure(s) counted here"),
             );
-            true
-        } else if let Some(peer) = self.best_peer().map(str::to_owned) {
+            return true;
+        }
+        let why = over.unwrap_or_else(|| "local attempts used up".to_owned());
+        if let Some(peer) = self.best_peer().map(str::to_owned) {
             self.alert(
                 Level::Error,
-                format!("{what}, local attempts used up: failing over to {peer}"),
+                format!("{what}, {why}: failing over to {peer}"),
             );
-            self.failed_here = true;
+            self.failed_here |= used_up;
             self.move_away();
             false
         } else {
             self.alert(
                 Level::Emergency,
-                format!(
-                    "{what}, local attempts used up and no peer is up and able to host: \
-                     recovering here"
-                ),
+                format!("{what}, {why} and no peer is up and able to host: recovering here"),
             );
             true
         }
@@ -1506,6 +1620,8 @@ impl Service {
                 self.failures = 0;
                 self.failed_here = false;
                 self.retry_at = None;
+                // The driver logs the command; the fail count goes with it.
+                self.fail_count.clear();
                 if self.error.take().is_some() {
                     self.fence_asked = false;
                     if self.up > 0 || !self.proven {

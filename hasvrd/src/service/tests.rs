@@ -24,6 +24,9 @@ fn base() -> Settings {
         resource_release_timeout: Duration::from_secs(30),
         fencing: false,
         boot_grace: Duration::ZERO,
+        migration_threshold: None,
+        failure_timeout: None,
+        switchback_stable: Duration::ZERO,
     }
 }
 
@@ -1283,6 +1286,9 @@ fn settings_come_from_the_service_file() {
         check_tko: 2,
         restart_times: 3,
         switchback: true,
+        migration_threshold: Some(4),
+        failure_timeout: Some(Duration::from_secs(600)),
+        switchback_stable: Duration::from_secs(90),
         onstart: true,
         force_reboot: true,
         status_codes: haschema::service::StatusCodes::Lsb,
@@ -1294,6 +1300,9 @@ fn settings_come_from_the_service_file() {
     assert_eq!(s.nodes, ["alpha", "beta", "gamma"]);
     assert_eq!((s.check_tko, s.restart_times), (2, 3));
     assert!(s.switchback && s.onstart && s.force_reboot && s.fencing);
+    assert_eq!(s.migration_threshold, Some(4));
+    assert_eq!(s.failure_timeout, Some(Duration::from_secs(600)));
+    assert_eq!(s.switchback_stable, Duration::from_secs(90));
     assert_eq!(s.step_timeout(Step::Ips, true), Duration::from_secs(150));
     assert_eq!(
         s.step_timeout(Step::Application, false),
@@ -1579,6 +1588,12 @@ fn property_safety_rules_hold_for_random_inputs() {
         s.force_reboot = rng.chance(30);
         s.restart_times = rng.below(3) as u32;
         s.check_tko = 1 + rng.below(3) as u32;
+        // Failure accounting from its own stream, so that the other draws
+        // stay those of each seed.
+        let mut acct = Rng(seed ^ 0xfa11);
+        s.migration_threshold = acct.chance(50).then(|| 1 + acct.below(3) as u32);
+        s.failure_timeout = acct.chance(50).then(|| ms(1000 * (1 + acct.below(60))));
+        s.switchback_stable = ms(1000 * acct.below(20));
         let me = rng.pick(&["alpha", "beta", "alpha", "beta", "gamma"]);
         let (mut rig, _) = Rig::new(s, me);
         let mut now = ms(0);
@@ -1623,3 +1638,5 @@ fn property_safety_rules_hold_for_random_inputs() {
     assert!(released > 300, "only {released} runs released the lock");
     assert!(errors > 0, "no run reached an error state");
 }
+
+mod failcount;

@@ -1,6 +1,7 @@
 //! `hactl service status`: every service of this node with its owner and
 //! its state on each of its nodes (this node's from its machine, the
-//! others' as they advertised them).
+//! others' as they advertised them) and its fail count here (failures
+//! since the last cleanup, expired ones left out).
 
 use crate::daemon::Daemon;
 use haschema::ctl::{ServiceNode, ServiceStatus};
@@ -37,7 +38,7 @@ pub(crate) fn services(d: &Daemon) -> Vec<ServiceStatus> {
                     }
                 })
                 .collect(),
-            failures: unit.svc.failures(),
+            failures: unit.svc.fail_count(),
             fault: unit.svc.fault().map(|f| {
                 format!(
                     "{} of {} failed: {}",
