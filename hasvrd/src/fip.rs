@@ -673,8 +673,7 @@ impl Fip {
                     // The kernel may mark the failure before this loop has
                     // read the defender's advertisement from the socket.
                     const DRAIN: Duration = Duration::from_millis(250);
-                    if let Ok(Ok(mac)) =
-                        tokio::time::timeout(DRAIN, listener.defender(addr)).await
+                    if let Ok(Ok(mac)) = tokio::time::timeout(DRAIN, listener.defender(addr)).await
                     {
                         defender = Some(mac);
                     }

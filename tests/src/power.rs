@@ -110,7 +110,9 @@ impl PowerSwitch {
     pub fn install(dir: &Path) -> PowerSwitch {
         // Through write_script: never "Text file busy" when a parallel
         // test forks while it is written.
-        let body = AGENT.split_once('\n').map_or(AGENT, |(_shebang, body)| body);
+        let body = AGENT
+            .split_once('\n')
+            .map_or(AGENT, |(_shebang, body)| body);
         let agent = PathBuf::from(crate::scratch::write_script(dir, "fence_netns", body));
         let plugs = dir.join("plugs");
         std::fs::write(&plugs, "").unwrap_or_else(|e| panic!("{}: {e}", plugs.display()));
