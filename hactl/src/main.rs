@@ -1,12 +1,13 @@
 //! hactl: the administrator's command line. It talks to the local daemons
 //! over their control sockets (root or the control group only): hamond for
 //! the cluster (status, fence, event history, alerts), hasvrd for the
-//! services; or, with
+//! services and node standby; or, with
 //! `--remote HOST:PORT`, to a node's admin endpoint, which passes each
 //! request to the same daemon there.
 
 mod fence;
 mod history;
+mod node;
 mod passwd;
 mod remote;
 mod services;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 use fence::FenceCommand;
 use haschema::ctl::{Request, Response};
 use history::{AlertCommand, HistoryArgs};
+use node::NodeCommand;
 use services::ServiceCommand;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -100,6 +102,11 @@ enum Command {
     Service {
         #[command(subcommand)]
         command: ServiceCommand,
+    },
+    /// This node (hasvrd): standby on or off.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
     },
     /// Fencing by hand (hamond).
     Fence {
@@ -192,6 +199,13 @@ fn main() -> ExitCode {
                 op: *op,
                 service: service.clone(),
             },
+        ),
+        Command::Node {
+            command: NodeCommand::Standby { state },
+        } => order(
+            &args,
+            Daemon::Hasvrd,
+            &Request::NodeStandby { on: state.on() },
         ),
         Command::Fence {
             command:

@@ -310,6 +310,9 @@ fn describe(request: &Request) -> Option<String> {
             device.as_deref().unwrap_or("(every device)")
         )),
         Request::Service { op, service } => Some(format!("service {} {service}", op.as_str())),
+        Request::NodeStandby { on } => {
+            Some(format!("node standby {}", if *on { "on" } else { "off" }))
+        }
     }
 }
 

@@ -1089,7 +1089,11 @@ impl Daemon {
                     ),
                 },
             },
-            Request::Services | Request::Service { .. } => Response::Error {
+            // The nodes' advertised states, for the metrics.
+            Request::Services => Response::Services {
+                services: self.services.advertised(),
+            },
+            Request::Service { .. } | Request::NodeStandby { .. } => Response::Error {
                 message: "hamond does not run services: ask hasvrd (hactl service ...)".into(),
             },
         };

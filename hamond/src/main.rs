@@ -205,6 +205,9 @@ fn start(args: Args) -> Result<(), String> {
                 args.link.display().to_string(),
                 "--log-level".to_owned(),
                 args.log.log_level.to_string(),
+                // Its Debug form is the LOG_* name, which the option reads.
+                "--log-facility".to_owned(),
+                format!("{:?}", args.log.log_facility),
             ];
             if args.log.no_syslog {
                 hasvrd_args.push("--no-syslog".to_owned());

@@ -2,9 +2,12 @@
 //! config): `GET /metrics` over HTTP/1.x answers in the Prometheus text
 //! exposition format, version 0.0.4.
 //!
-//! Each scrape asks the daemon loop for a status report over the same
-//! channel as the control socket ([`CtlCall`] with `Request::Status`) and
-//! renders that report, so `hactl status` and the metrics always agree.
+//! Each scrape asks the daemon loop over the same channel as the control
+//! socket ([`CtlCall`]) for its status report (`Request::Status`), the
+//! services' states every node advertised (`Request::Services`) and the
+//! failover and fence events of its history (`Request::History`), and
+//! renders them, so `hactl status`, `hactl history` and the metrics always
+//! agree.
 //! Requests are parsed with `httparse`; a request head is at most
 //! [`MAX_REQUEST`] bytes and must arrive within [`READ_TIMEOUT`], each
 //! connection carries one request and is closed after the answer, and at
@@ -12,9 +15,11 @@
 //! 404, other methods on `/metrics` 405. If the address cannot be bound the
 //! daemon logs it, runs on without metrics and retries.
 
-use haschema::ctl::{Request, Response, State, StatusReport};
+use haschema::ctl::{FenceRecord, Request, Response, ServiceStatus, State, StatusReport};
 use haschema::ctl_server::CtlCall;
+use haschema::event::{Event, EventKind, Filter};
 use litecloud::wire::Reject;
+use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -129,31 +134,76 @@ async fn handle(mut stream: TcpStream, calls: &mpsc::Sender<CtlCall>) -> std::io
     Ok(())
 }
 
-/// The metrics, from a status report the daemon loop hands over.
+/// What a scrape renders, as the daemon loop hands it over.
+pub struct Scraped {
+    pub report: StatusReport,
+    /// Each service's advertised state on every node.
+    pub services: Vec<ServiceStatus>,
+    /// The history's failover and fence events, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// The metrics, from what the daemon loop hands over.
 async fn scrape(calls: &mpsc::Sender<CtlCall>) -> Reply {
-    let unavailable = |why: &str| Reply::text(503, "Service Unavailable", &format!("{why}\n"));
-    let (reply, answer) = oneshot::channel();
-    let call = CtlCall {
-        request: Request::Status,
-        uid: None,
-        reply,
-    };
-    if calls.send(call).await.is_err() {
-        return unavailable("hamond is shutting down");
-    }
-    match tokio::time::timeout(STATUS_TIMEOUT, answer).await {
-        Ok(Ok(Response::Status(report))) => Reply {
+    match gather(calls).await {
+        Ok(scraped) => Reply {
             status: 200,
             reason: "OK",
             content_type: CONTENT_TYPE,
             allow: false,
             head: false,
-            body: render(&report),
+            body: render(&scraped),
         },
-        Ok(Ok(Response::Error { message })) => unavailable(&message),
-        Ok(Ok(_)) => unavailable("hamond answered something other than its status"),
-        Ok(Err(_)) => unavailable("hamond is shutting down"),
-        Err(_) => unavailable("the daemon loop did not answer within 5 s"),
+        Err(why) => Reply::text(503, "Service Unavailable", &format!("{why}\n")),
+    }
+}
+
+/// Asks the daemon loop for everything [`render`] needs.
+async fn gather(calls: &mpsc::Sender<CtlCall>) -> Result<Scraped, String> {
+    let other = || "hamond answered something other than was asked".to_string();
+    let Response::Status(report) = ask(calls, Request::Status).await? else {
+        return Err(other());
+    };
+    let Response::Services { services } = ask(calls, Request::Services).await? else {
+        return Err(other());
+    };
+    let mut events = Vec::new();
+    for kind in [EventKind::Failover, EventKind::Fence] {
+        let filter = Filter {
+            kind: Some(kind),
+            ..Filter::default()
+        };
+        let request = Request::History {
+            filter,
+            limit: haschema::ctl::MAX_HISTORY,
+        };
+        let Response::History { events: found } = ask(calls, request).await? else {
+            return Err(other());
+        };
+        events.extend(found);
+    }
+    Ok(Scraped {
+        report: *report,
+        services,
+        events,
+    })
+}
+
+/// One request to the daemon loop; an error answer, or none, is why not.
+async fn ask(calls: &mpsc::Sender<CtlCall>, request: Request) -> Result<Response, String> {
+    let shutting_down = || "hamond is shutting down".to_string();
+    let (reply, answer) = oneshot::channel();
+    let call = CtlCall {
+        request,
+        uid: None,
+        reply,
+    };
+    calls.send(call).await.map_err(|_| shutting_down())?;
+    match tokio::time::timeout(STATUS_TIMEOUT, answer).await {
+        Ok(Ok(Response::Error { message })) => Err(message),
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(_)) => Err(shutting_down()),
+        Err(_) => Err("the daemon loop did not answer within 5 s".into()),
     }
 }
 
@@ -328,9 +378,11 @@ fn up(state: State) -> u8 {
     u8::from(state == State::Up)
 }
 
-/// The report as metrics in the text exposition format 0.0.4. Every sample
-/// carries the `node` label (this node); per peer `peer`, per path `path`.
-pub fn render(r: &StatusReport) -> String {
+/// What was scraped as metrics in the text exposition format 0.0.4. Every
+/// sample carries the `node` label (this node; for a service's state, the
+/// node the state is on); per peer `peer`, per path `path`.
+pub fn render(scraped: &Scraped) -> String {
+    let r = &scraped.report;
     let mut m = Exposition { out: String::new() };
     let node = r.node.as_str();
     let me = [("node", node)];
@@ -499,13 +551,124 @@ pub fn render(r: &StatusReport) -> String {
             m.sample("hamond_frames_rejected_total", &labels, n);
         }
     }
+    render_services(&mut m, scraped);
     m.out
+}
+
+/// The services' states, failovers and fences.
+fn render_services(m: &mut Exposition, scraped: &Scraped) {
+    let node = scraped.report.node.as_str();
+    m.family(
+        "hamond_service_state",
+        "gauge",
+        "The state a node advertised for the service (ACTIVE, STANDBY, ...): 1 for the current one.",
+    );
+    for s in &scraped.services {
+        for n in &s.nodes {
+            let labels = [
+                ("service", s.name.as_str()),
+                ("node", n.node.as_str()),
+                ("state", n.state.as_str()),
+            ];
+            m.sample("hamond_service_state", &labels, 1);
+        }
+    }
+    // Per service: how many failovers, and the newest one's duration.
+    let mut failovers: BTreeMap<&str, (u64, Option<Duration>)> = BTreeMap::new();
+    // Per recording node: how many fence attempts.
+    let mut fences: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &scraped.events {
+        match (e.kind, &e.service) {
+            (EventKind::Failover, Some(service)) => {
+                let entry = failovers.entry(service).or_default();
+                entry.0 += 1;
+                entry.1 = e.duration().or(entry.1);
+            }
+            (EventKind::Fence, _) if !e.phases.is_empty() => {
+                *fences.entry(e.node.as_str()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    m.family(
+        "hamond_failovers_total",
+        "counter",
+        "Failovers of the service in the event history (cluster-wide, as far as it reaches back).",
+    );
+    for (service, (count, _)) in &failovers {
+        m.sample(
+            "hamond_failovers_total",
+            &[("node", node), ("service", service)],
+            count,
+        );
+    }
+    m.family(
+        "hamond_failover_last_duration_seconds",
+        "gauge",
+        "Duration of the service's newest failover, all its phases (detection, fencing, stop, start).",
+    );
+    for (service, (_, took)) in &failovers {
+        if let Some(took) = took {
+            let labels = [("node", node), ("service", service)];
+            m.sample(
+                "hamond_failover_last_duration_seconds",
+                &labels,
+                took.as_secs_f64(),
+            );
+        }
+    }
+    m.family(
+        "hamond_fence_attempts_total",
+        "counter",
+        "Fence attempts in the event history, by the node that fenced (`by`), failed ones included.",
+    );
+    for (by, count) in &fences {
+        m.sample(
+            "hamond_fence_attempts_total",
+            &[("node", node), ("by", by)],
+            count,
+        );
+    }
+    // The report lists each fenced node's fences oldest first.
+    let last: BTreeMap<&str, &FenceRecord> = scraped
+        .report
+        .fences
+        .iter()
+        .map(|f| (f.node.as_str(), f))
+        .collect();
+    m.family(
+        "hamond_fence_last_duration_seconds",
+        "gauge",
+        "Duration of this node's newest fence of the node `fenced`, to the end of its proof.",
+    );
+    for (fenced, f) in &last {
+        let labels = [("node", node), ("fenced", fenced)];
+        m.sample(
+            "hamond_fence_last_duration_seconds",
+            &labels,
+            seconds_ms(f.duration_ms),
+        );
+    }
+    m.family(
+        "hamond_fence_last_success",
+        "gauge",
+        "Whether this node's newest fence of the node `fenced` succeeded (1) or failed (0).",
+    );
+    for (fenced, f) in &last {
+        let labels = [("node", node), ("fenced", fenced)];
+        m.sample(
+            "hamond_fence_last_success",
+            &labels,
+            u8::from(f.error.is_none()),
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use haschema::ctl::{LinkStatus, PathStatus, PeerStatus};
+    use haschema::ctl::{LinkStatus, PathStatus, PeerStatus, ServiceNode};
+    use haschema::event::Severity;
     use std::collections::BTreeMap;
 
     fn report() -> StatusReport {
@@ -566,6 +729,98 @@ mod tests {
         }
     }
 
+    /// [`report`] with a service on alpha and beta, two failovers of it,
+    /// and fences of beta.
+    fn scraped() -> Scraped {
+        let mut report = report();
+        let fence = |at_ms, duration_ms, error: Option<&str>| FenceRecord {
+            node: "beta".into(),
+            device: "ipmi".into(),
+            action: "off".into(),
+            at_ms,
+            duration_ms,
+            error: error.map(Into::into),
+        };
+        report.fences = vec![fence(1, 900, Some("timeout")), fence(2, 2500, None)];
+        let state = |node: &str, state: &str| ServiceNode {
+            node: node.into(),
+            state: state.into(),
+            can_host: true,
+        };
+        let failover = |took| {
+            Event::now(
+                "beta",
+                EventKind::Failover,
+                Severity::Warning,
+                "took over www",
+            )
+            .about("www")
+            .phase("fencing", Duration::from_millis(took))
+            .phase("start", Duration::from_millis(500))
+        };
+        let fenced = Event::now("alpha", EventKind::Fence, Severity::Warning, "beta fenced")
+            .phase("fencing", Duration::from_millis(2500));
+        Scraped {
+            report,
+            services: vec![ServiceStatus {
+                name: "www".into(),
+                owner: Some("alpha".into()),
+                nodes: vec![state("alpha", "ACTIVEACT"), state("beta", "STANDBY")],
+                failures: 0,
+                fault: None,
+            }],
+            events: vec![failover(1000), failover(250), fenced],
+        }
+    }
+
+    #[test]
+    fn renders_services_failovers_and_fences() {
+        let text = render(&scraped());
+        let want = [
+            (
+                "hamond_service_state{service=\"www\",node=\"alpha\",state=\"ACTIVEACT\"}",
+                "1",
+            ),
+            (
+                "hamond_service_state{service=\"www\",node=\"beta\",state=\"STANDBY\"}",
+                "1",
+            ),
+            (
+                "hamond_failovers_total{node=\"alpha\",service=\"www\"}",
+                "2",
+            ),
+            (
+                "hamond_failover_last_duration_seconds{node=\"alpha\",service=\"www\"}",
+                "0.75",
+            ),
+            (
+                "hamond_fence_attempts_total{node=\"alpha\",by=\"alpha\"}",
+                "1",
+            ),
+            (
+                "hamond_fence_last_duration_seconds{node=\"alpha\",fenced=\"beta\"}",
+                "2.5",
+            ),
+            (
+                "hamond_fence_last_success{node=\"alpha\",fenced=\"beta\"}",
+                "1",
+            ),
+        ];
+        for (series, v) in want {
+            assert_eq!(value(&text, series).as_deref(), Some(v), "{series}\n{text}");
+        }
+        for (name, kind) in [
+            ("hamond_service_state", "gauge"),
+            ("hamond_failovers_total", "counter"),
+            ("hamond_fence_attempts_total", "counter"),
+        ] {
+            assert!(
+                text.contains(&format!("\n# TYPE {name} {kind}\n")),
+                "{name}"
+            );
+        }
+    }
+
     /// The sample lines of `text` for `name`, without the value.
     fn value(text: &str, series: &str) -> Option<String> {
         text.lines()
@@ -575,7 +830,7 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_help_and_type() {
-        let text = render(&report());
+        let text = render(&scraped());
         let families = [
             ("hamond_node_info", "gauge"),
             ("hamond_uptime_seconds", "gauge"),
@@ -665,7 +920,7 @@ mod tests {
 
     #[test]
     fn samples_of_a_family_are_contiguous() {
-        let text = render(&report());
+        let text = render(&scraped());
         let mut seen: Vec<&str> = Vec::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
@@ -680,7 +935,10 @@ mod tests {
     fn escapes_label_values_and_help() {
         let mut r = report();
         r.cluster = "a\"b\\c\nd".into();
-        let text = render(&r);
+        let text = render(&Scraped {
+            report: r,
+            ..scraped()
+        });
         assert!(text.contains(r#"cluster="a\"b\\c\nd""#), "{text}");
         assert_eq!(escape("x\\y\n\"", false), "x\\\\y\\n\"");
     }
@@ -745,12 +1003,23 @@ mod tests {
         ));
     }
 
-    /// A fake daemon loop answering status calls with [`report`].
+    /// A fake daemon loop answering with [`scraped`].
     fn fake_daemon() -> mpsc::Sender<CtlCall> {
         let (tx, mut rx) = mpsc::channel::<CtlCall>(4);
         tokio::spawn(async move {
             while let Some(call) = rx.recv().await {
-                let _ = call.reply.send(Response::Status(Box::new(report())));
+                let s = scraped();
+                let answer = match call.request {
+                    Request::Status => Response::Status(Box::new(s.report)),
+                    Request::Services => Response::Services {
+                        services: s.services,
+                    },
+                    Request::History { filter, .. } => Response::History {
+                        events: s.events.into_iter().filter(|e| filter.matches(e)).collect(),
+                    },
+                    _ => unreachable!("metrics ask nothing else"),
+                };
+                let _ = call.reply.send(answer);
             }
         });
         tx
@@ -777,7 +1046,7 @@ mod tests {
             head.contains(&format!("Content-Type: {CONTENT_TYPE}")),
             "{head}"
         );
-        assert_eq!(body, render(&report()));
+        assert_eq!(body, render(&scraped()));
         let head_only = exchange(addr, b"HEAD /metrics HTTP/1.0\r\n\r\n").await;
         assert!(head_only.starts_with("HTTP/1.1 200 OK\r\n") && head_only.ends_with("\r\n\r\n"));
 

@@ -11,7 +11,7 @@
 //! writes the lock replica durably before anything else goes out
 //! ([`Out::Persist`]).
 
-use haschema::ctl::ServiceOp;
+use haschema::ctl::{ServiceNode, ServiceOp, ServiceStatus};
 use haschema::svclink::{ToHamond, ToHasvrd};
 use litecloud::lock::{self, LockId, LockTable};
 use litecloud::view::{NodeSet, View};
@@ -141,6 +141,40 @@ impl Services {
             .keys()
             .filter(|&&l| self.lock.holder(l) == Some(node))
             .count()
+    }
+
+    /// Each service's advertised state on every node this node heard from
+    /// (itself included), with the holder of its lock; hamond knows
+    /// neither fail counts nor faults (hasvrd does), so those are 0 and
+    /// None.
+    pub fn advertised(&self) -> Vec<ServiceStatus> {
+        let me = self.name(self.me);
+        let mine = self.adverts.iter().map(|(s, a)| (s, me.clone(), a));
+        let peers = self
+            .peer_adverts
+            .iter()
+            .map(|((n, s), a)| (s, self.name(*n), a));
+        let mut by_service: BTreeMap<&String, Vec<ServiceNode>> = BTreeMap::new();
+        for (service, node, (state, can_host)) in mine.chain(peers) {
+            by_service.entry(service).or_default().push(ServiceNode {
+                node,
+                state: state.clone(),
+                can_host: *can_host,
+            });
+        }
+        by_service
+            .into_iter()
+            .map(|(name, nodes)| ServiceStatus {
+                owner: self
+                    .lock
+                    .holder(haschema::service::lock_id(name))
+                    .map(|h| self.name(h)),
+                name: name.clone(),
+                nodes,
+                failures: 0,
+                fault: None,
+            })
+            .collect()
     }
 
     /// A view was installed.

@@ -2,7 +2,7 @@
 //! sends one JSON [`Request`] line on a unix socket, the daemon answers with
 //! one JSON [`Response`] line and closes. `hamond` answers the cluster
 //! requests (status, fence confirmation, event history, alert test),
-//! `hasvrd` the service requests.
+//! `hasvrd` the service requests and node standby.
 
 use crate::event::{Event, Filter};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,9 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
     },
+    /// Put this node in standby (`on`: its services move away and it takes
+    /// none, persisted across restarts) or take it out (hasvrd).
+    NodeStandby { on: bool },
 }
 
 /// Most events one [`Request::History`] answers with.
@@ -161,7 +164,9 @@ pub struct ServiceStatus {
     /// Failures on this node since the last cleanup (those older than the
     /// service's `failure_timeout` left out).
     pub failures: u32,
-    /// Why the service is in error on this node, if it is.
+    /// Why the service is in error on this node, if it is; otherwise
+    /// `standby ...` while this node is in standby
+    /// ([`Request::NodeStandby`]).
     pub fault: Option<String>,
 }
 
@@ -438,6 +443,19 @@ mod tests {
             .is_err()
         );
         assert_eq!(round_trip(&Request::AlertTest), r#"{"cmd":"alert_test"}"#);
+    }
+
+    #[test]
+    fn node_standby_request() {
+        assert_eq!(
+            round_trip(&Request::NodeStandby { on: true }),
+            r#"{"cmd":"node_standby","on":true}"#
+        );
+        assert_eq!(
+            round_trip(&Request::NodeStandby { on: false }),
+            r#"{"cmd":"node_standby","on":false}"#
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"node_standby"}"#).is_err());
     }
 
     #[test]

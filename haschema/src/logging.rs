@@ -1,4 +1,5 @@
-//! Logging: tracing events go to stderr and to syslog (facility daemon).
+//! Logging: tracing events go to stderr and to syslog (facility daemon,
+//! or the one `--log-facility` names).
 //! Levels take the syslog names the seeds use (LOG_EMERG ... LOG_DEBUG); an
 //! event may raise its syslog severity above its tracing level with a
 //! `severity = "emerg"` (or "alert", "crit", "notice") field.
@@ -21,6 +22,9 @@ pub struct LogArgs {
     /// Log to stderr only.
     #[arg(long)]
     pub no_syslog: bool,
+    /// Syslog facility (daemon, user, local0 ... local7, ...).
+    #[arg(long, default_value = "daemon", value_parser = parse_facility)]
+    pub log_facility: Facility,
 }
 
 /// A daemon's `main`: sets up logging for `process`, runs `start`, and
@@ -30,7 +34,11 @@ pub fn run_daemon(
     log: &LogArgs,
     start: impl FnOnce() -> Result<(), String>,
 ) -> std::process::ExitCode {
-    init(process, log.log_level, !log.no_syslog);
+    init_with(
+        process,
+        log.log_level,
+        (!log.no_syslog).then_some(log.log_facility),
+    );
     match start() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
@@ -59,16 +67,33 @@ pub fn parse_level(name: &str) -> Result<LevelFilter, String> {
     })
 }
 
+/// Parses a syslog facility name (`daemon`, `local3`, `LOG_USER`, ...).
+pub fn parse_facility(name: &str) -> Result<Facility, String> {
+    name.trim().parse().map_err(|()| {
+        format!(
+            "unknown syslog facility {name:?}; use one of daemon user local0 local1 local2 \
+             local3 local4 local5 local6 local7 (or kern mail auth authpriv syslog lpr news uucp \
+             cron ftp ntp audit alert clock_daemon)"
+        )
+    })
+}
+
 /// Installs the stderr and (unless `syslog` is false or unavailable) syslog
-/// outputs for `process`.
+/// outputs, facility daemon, for `process`.
 pub fn init(process: &str, level: LevelFilter, syslog: bool) {
+    init_with(process, level, syslog.then_some(Facility::LOG_DAEMON));
+}
+
+/// Installs the stderr and (with a facility, unless unavailable) syslog
+/// outputs for `process`.
+fn init_with(process: &str, level: LevelFilter, syslog: Option<Facility>) {
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
-    let (syslog_layer, syslog_error) = if syslog {
+    let (syslog_layer, syslog_error) = if let Some(facility) = syslog {
         let formatter = Formatter3164 {
-            facility: Facility::LOG_DAEMON,
+            facility,
             hostname: None,
             process: process.to_string(),
             pid: std::process::id(),
@@ -153,5 +178,37 @@ mod tests {
         assert_eq!(parse_level("LOG_EMERG"), Ok(LevelFilter::ERROR));
         assert_eq!(parse_level("notice"), Ok(LevelFilter::INFO));
         assert!(parse_level("loud").unwrap_err().contains("LOG_WARNING"));
+    }
+
+    #[test]
+    fn facility_names_are_understood() {
+        let code = |name| parse_facility(name).map(|f| f as i32);
+        assert_eq!(code("daemon"), Ok(Facility::LOG_DAEMON as i32));
+        assert_eq!(code("local0"), Ok(Facility::LOG_LOCAL0 as i32));
+        assert_eq!(code("LOCAL7"), Ok(Facility::LOG_LOCAL7 as i32));
+        assert_eq!(code(" user "), Ok(Facility::LOG_USER as i32));
+        assert_eq!(code("LOG_LOCAL3"), Ok(Facility::LOG_LOCAL3 as i32));
+        for bad in ["local8", "", "daemons"] {
+            let e = parse_facility(bad).unwrap_err();
+            assert!(
+                e.contains("local0") && e.contains(&format!("{bad:?}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_facility_is_daemon() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            log: LogArgs,
+        }
+        let cli = Cli::parse_from(["daemon"]);
+        assert_eq!(cli.log.log_facility as i32, Facility::LOG_DAEMON as i32);
+        let cli = Cli::parse_from(["daemon", "--log-facility", "local4"]);
+        assert_eq!(cli.log.log_facility as i32, Facility::LOG_LOCAL4 as i32);
+        assert!(Cli::try_parse_from(["daemon", "--log-facility", "nope"]).is_err());
     }
 }

@@ -72,6 +72,16 @@
 //!   failed stop apply (ERRORACT, fencing or `force_reboot`). When the
 //!   network or the path is back, the node can host again by itself (no
 //!   Cleanup): with switchback on, a node it prefers gets the service back.
+//! * **Node standby** ([`Input::Standby`], the operator's `hactl node
+//!   standby on`). While it holds, this node cannot host the service, as
+//!   when its public network is lost, but takes none at all: it never
+//!   queues for the lock (not even as a last resort), never starts a step,
+//!   and an operator's TakeOver is refused. A holder here moves to an able
+//!   peer at once (or as soon as one is able); with none, what runs keeps
+//!   running (a warning says so), and a granted lock with nothing up here
+//!   is released at once. When it is over, the node wants the service
+//!   again as after a start, and the switchback rules decide whether it
+//!   comes back.
 //! * **Switchback.** Off: a returning node never takes a service back by
 //!   itself (it queues a request and waits). On: the holder stops (proven)
 //!   and releases when a node it prefers (earlier in `active`, `standby`) has
@@ -159,8 +169,8 @@
 //!   switchback does not bounce it back) until Cleanup or expiry; while its
 //!   fail count is at `migration_threshold`; while the public
 //!   network is lost here, until [`Input::PublicNetworkBack`]; while the
-//!   storage path is lost here, until [`Input::StorageBack`]; in error;
-//!   and once shutting down.
+//!   storage path is lost here, until [`Input::StorageBack`]; in node
+//!   standby; in error; and once shutting down.
 //! * The driver watches the carrier of this node's NICs listed for the
 //!   service's floating IPs for as long as it runs, whether or not the IPs
 //!   are up here: [`Input::AgentFailed`] with [`Cause::PublicNetwork`] when
@@ -179,6 +189,7 @@
 //!   hasvrd that still holds the lock is not taken for a stray copy.
 
 mod failcount;
+mod standby;
 #[cfg(test)]
 mod tests;
 
@@ -349,6 +360,9 @@ pub enum Input {
     StorageBack,
     /// This node is isolated (why), or no longer is (`None`).
     Isolation(Option<String>),
+    /// This node is in standby (why: who put it there), or no longer is
+    /// (`None`).
+    Standby(Option<String>),
     /// The fence device confirmed that node powered off.
     Fenced(String),
     /// The operator swore that node is off (`hactl fence confirm`).
@@ -598,6 +612,8 @@ pub struct Service {
     fence_asked: bool,
     /// Why this node is isolated, while it is.
     isolated: Option<String>,
+    /// Why this node is in standby, while it is.
+    standby: Option<String>,
     watchdog_stopped: bool,
     leaving: bool,
 }
@@ -612,9 +628,19 @@ impl Service {
     /// of the service up on this node ([`Step::ORDER`]) and learned from
     /// the lock table whether this node `owned` it: an owner goes on from
     /// there without restarting what runs (starting the missing steps, then
-    /// watching); a node that does not own it stops what it found.
-    pub fn restored(s: Settings, me: &str, now: Time, owned: bool, up: usize) -> Service {
+    /// watching); a node that does not own it stops what it found. With
+    /// `standby` (why, persisted by the driver) the node starts in node
+    /// standby, so it never queues for the lock in between.
+    pub fn restored(
+        s: Settings,
+        me: &str,
+        now: Time,
+        owned: bool,
+        up: usize,
+        standby: Option<String>,
+    ) -> Service {
         let mut svc = Service::build(s, me);
+        svc.standby = standby;
         svc.owned = owned;
         svc.up = up.min(Step::ORDER.len());
         svc.proven = svc.up == 0;
@@ -668,6 +694,7 @@ impl Service {
             error: None,
             fence_asked: false,
             isolated: None,
+            standby: None,
             watchdog_stopped: false,
             leaving: false,
             s,
@@ -747,6 +774,7 @@ impl Service {
             Input::Command { op, by } => self.on_command(now, op, &by),
             Input::Fenced(node) | Input::FenceConfirmed(node) => self.on_fenced(node),
             Input::Isolation(why) => self.on_isolation(why),
+            Input::Standby(why) => self.on_standby(why),
             Input::Timer => {}
             Input::Shutdown => {
                 self.leaving = true;
@@ -834,12 +862,19 @@ impl Service {
         self.lost.get(&Loss::Storage).map(String::as_str)
     }
 
+    /// Why this node is in node standby, while it is ([`Input::Standby`]).
+    pub fn standby(&self) -> Option<&str> {
+        self.standby.as_deref()
+    }
+
     /// Whether this node can host the service, as the driver advertises it
     /// to the other nodes: not in error, not failed away from here (until
     /// Cleanup or expiry), its fail count below `migration_threshold`, its
-    /// public network and storage path not lost, not shutting down.
+    /// public network and storage path not lost, not in node standby, not
+    /// shutting down.
     pub fn can_host(&self) -> bool {
-        self.error.is_none()
+        self.standby.is_none()
+            && self.error.is_none()
             && !self.failed_here
             && self.over_threshold().is_none()
             && self.lost.is_empty()
@@ -863,6 +898,8 @@ impl Service {
                     "hasvrd is shutting down on this node".to_owned()
                 } else if let Some(why) = &self.isolated {
                     format!("this node is isolated ({why})")
+                } else if let Some(why) = &self.standby {
+                    format!("this node is in standby ({why}); `hactl node standby off` first")
                 } else if self.failed_here {
                     "the service failed over away from this node after its failures; Cleanup \
                      first"
@@ -1097,6 +1134,7 @@ impl Service {
             self.alert(Level::Error, format!("{reason}: failing over to {peer}"));
             self.move_away();
         }
+        self.leave_for_standby();
         if let Some(floor) = self.cycle {
             if self.up > floor {
                 return self.issue_stop();
@@ -1126,7 +1164,7 @@ impl Service {
             return;
         }
         self.retry_at = None;
-        if self.up < Step::ORDER.len() {
+        if self.up < Step::ORDER.len() && self.standby.is_none() {
             return self.issue_start();
         }
         if self.switchback_at().is_some_and(|t| t <= now) {
@@ -1151,7 +1189,8 @@ impl Service {
             && self.want_here
             && self.my_index.is_some()
             && self.error.is_none()
-            && self.isolated.is_none();
+            && self.isolated.is_none()
+            && self.standby.is_none();
         // A queued request follows this node's priority (it drops while the
         // node cannot host, and comes back); an operator's TakeOver keeps
         // its own, unless this node can no longer host.

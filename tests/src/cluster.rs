@@ -296,17 +296,24 @@ impl TestCluster {
         self.side_path(self.node(node), "svc.sock")
     }
 
-    /// hasvrd's arguments besides config, node and link: its services and
-    /// sockets in the cluster's directory.
+    /// hasvrd's arguments besides config, node and link: its services,
+    /// state directory and sockets in the cluster's directory.
     fn hasvrd_args(&self, n: &Node) -> Vec<std::ffi::OsString> {
         vec![
             "--services".into(),
             self.services_dir().into(),
+            "--state-dir".into(),
+            self.hasvrd_state_dir(&n.name).into(),
             "--socket".into(),
             self.side_path(n, "svc.sock").into(),
             "--agent-socket".into(),
             self.side_path(n, "agent.sock").into(),
         ]
+    }
+
+    /// `node`'s hasvrd's state directory (its `--state-dir`).
+    pub fn hasvrd_state_dir(&self, node: &str) -> PathBuf {
+        self.side_path(self.node(node), "hasvrd-state")
     }
 
     /// A node's file beside the config: `DIR/NODE.suffix`.
@@ -656,7 +663,9 @@ impl TestCluster {
             | Request::History { .. }
             | Request::AlertTest
             | Request::FenceTest { .. } => self.node(node).socket.clone(),
-            Request::Services | Request::Service { .. } => self.service_socket(node),
+            Request::Services | Request::Service { .. } | Request::NodeStandby { .. } => {
+                self.service_socket(node)
+            }
         };
         let mut line = serde_json::to_vec(request).map_err(|e| e.to_string())?;
         line.push(b'\n');

@@ -925,6 +925,23 @@ impl WebService {
         );
     }
 
+    /// Waits (at most [`WAIT`]) until `ok` holds, checking the floating IP
+    /// and the volume on every poll; fails with the logs' tails.
+    #[track_caller]
+    pub fn wait_for(&self, what: &str, ok: impl Fn() -> bool) {
+        let end = Instant::now() + WAIT;
+        while !ok() {
+            self.assert_never_twice();
+            if Instant::now() >= end {
+                panic!(
+                    "not within {WAIT:?}: {what}\n{}",
+                    self.cluster.log_tails(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits (at most [`WAIT`]) until `node`'s hasvrd reports `state` for
     /// the service.
     #[track_caller]

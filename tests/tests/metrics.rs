@@ -4,8 +4,12 @@
 //! parser): node info, peer and link state on every path, counters that
 //! move between scrapes, and a forged datagram counted by reason. Other
 //! paths and methods, oversized and silent requests get HTTP errors, and an
-//! address that cannot be bound is logged while the daemon runs on.
+//! address that cannot be bound is logged while the daemon runs on. With a
+//! service: its state on each node, and an operator's fail-over counted
+//! with its duration.
 
+use haschema::ctl::ServiceOp;
+use hatests::web::{SERVICE, WebService, WebSpec};
 use hatests::{ClusterSpec, LAN1, LAN2, SERIAL, TestCluster, require_root};
 use prometheus_parse::{Sample, Scrape, Value};
 use std::io::{Read, Write};
@@ -19,17 +23,21 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Every path of the harness's cluster.
 const PATHS: [&str; 3] = [SERIAL, LAN1, LAN2];
 
+/// The harness's alpha and beta with `[metrics] listen = listen`.
+fn with_metrics(listen: &str) -> ClusterSpec {
+    ClusterSpec {
+        extra_config: format!("[metrics]\nlisten = \"{listen}\""),
+        ..ClusterSpec::with_nodes(&["alpha", "beta"])
+    }
+}
+
 /// Starts alpha and beta with `[metrics] listen = listen` and waits until
 /// they see each other up on every path; None without root (outside CI).
 fn cluster_up(test: &str, listen: &str) -> Option<TestCluster> {
     if !require_root() {
         return None;
     }
-    let spec = ClusterSpec {
-        extra_config: format!("[metrics]\nlisten = \"{listen}\""),
-        ..ClusterSpec::with_nodes(&["alpha", "beta"])
-    };
-    let c = TestCluster::start(test, spec);
+    let c = TestCluster::start(test, with_metrics(listen));
     c.wait_until("alpha and beta see each other up", WAIT, |s| s.all_up());
     Some(c)
 }
@@ -185,6 +193,78 @@ fn metrics_show_the_cluster_and_move() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(c.snapshot().all_up(), "the forged frame changed nothing");
+}
+
+/// The state `node` advertised for the service, as `s` shows it.
+fn service_state<'s>(s: &'s Scrape, node: &str) -> Option<&'s str> {
+    let sample = find(
+        s,
+        "hamond_service_state",
+        &[("service", SERVICE), ("node", node)],
+    )?;
+    assert_eq!(sample.value, Value::Gauge(1.0), "{sample:?}");
+    sample.labels.get("state")
+}
+
+/// Scrapes `node` until `done` holds for the scrape (at most [`WAIT`]).
+#[track_caller]
+fn scrape_until(c: &TestCluster, node: &str, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let start = Instant::now();
+    loop {
+        let s = scrape(c, node);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{node}'s metrics never showed {what}: {:?}\n{}",
+            s.samples,
+            c.log_tails(40)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn service_states_and_failovers_are_shown() {
+    if !require_root() {
+        return;
+    }
+    let w = WebService::start_with(
+        "metrics_service",
+        WebSpec {
+            cluster: Some(with_metrics(LISTEN)),
+            ..WebSpec::default()
+        },
+    );
+    w.wait_served_by("alpha");
+    w.wait_state("beta", "STANDBY");
+    let c = w.cluster();
+    // Each node's hamond shows both nodes' states, its own and the peer's.
+    for node in ["alpha", "beta"] {
+        let s = scrape_until(c, node, "www ACTIVE on alpha, STANDBY on beta", |s| {
+            service_state(s, "alpha") == Some("ACTIVE")
+                && service_state(s, "beta") == Some("STANDBY")
+        });
+        let failovers = find(&s, "hamond_failovers_total", &[("service", SERVICE)]);
+        assert!(failovers.is_none(), "no failover yet: {failovers:?}");
+    }
+
+    let done = c.service_op("beta", ServiceOp::FailOver, SERVICE);
+    assert!(done.is_ok(), "{done:?}");
+    w.wait_served_by("beta");
+    // Recorded by beta, shared with alpha: both count it.
+    for node in ["beta", "alpha"] {
+        let s = scrape_until(c, node, "the fail-over to beta", |s| {
+            // ACTIVE, or ACTIVESTB once alpha stands by again.
+            service_state(s, "beta").is_some_and(|st| st.starts_with("ACTIVE"))
+                && find(s, "hamond_failovers_total", &[("service", SERVICE)]).is_some()
+        });
+        let at = [("node", node), ("service", SERVICE)];
+        assert_eq!(value(&s, "hamond_failovers_total", &at, true), 1.0);
+        let took = value(&s, "hamond_failover_last_duration_seconds", &at, false);
+        assert!(took > 0.0, "{node}: the fail-over took {took} s");
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@
 
 use haschema::ctl::ServiceOp;
 use hatests::require_root;
-use hatests::web::{SERVICE, WAIT, WebService, WebSpec};
+use hatests::web::{SERVICE, WebService, WebSpec};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -37,20 +37,6 @@ fn start(test: &str, extra: &str) -> WebService {
             ..WebSpec::default()
         },
     )
-}
-
-/// Waits (at most [`WAIT`]) until `ok` holds, checking the floating IP on
-/// every poll.
-#[track_caller]
-fn wait_for(w: &WebService, what: &str, ok: impl Fn() -> bool) {
-    let end = Instant::now() + WAIT;
-    while !ok() {
-        w.assert_never_twice();
-        if Instant::now() >= end {
-            panic!("not within {WAIT:?}: {what}\n{}", w.cluster().log_tails(60));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// SIGKILL to the application on `node`.
@@ -80,8 +66,8 @@ fn kill_until_moved(w: &WebService, restarts: u32) {
         let before = w.app_pid("alpha");
         kill_app(w, "alpha");
         let want = format!("recovering here ({n} of 5); {n} failure(s) counted here");
-        wait_for(w, &want, || w.cluster().log("alpha").contains(&want));
-        wait_for(w, "alpha runs a new application", || {
+        w.wait_for(&want, || w.cluster().log("alpha").contains(&want));
+        w.wait_for("alpha runs a new application", || {
             w.app_running("alpha") && w.app_pid("alpha") != before
         });
         w.wait_served_by("alpha");
@@ -107,7 +93,7 @@ fn the_migration_threshold_moves_the_service_and_cleanup_resets_the_fail_count()
     kill_until_moved(&w, 1);
     // alpha cannot host: beta runs it without an able peer.
     w.wait_state("beta", "ACTIVEACT");
-    wait_for(&w, "beta sees alpha unable to host", || {
+    w.wait_for("beta sees alpha unable to host", || {
         seen_by(&w, "beta", "alpha").is_some_and(|(_, can)| !can)
     });
     assert_eq!(seen_by(&w, "alpha", "alpha"), Some((2, false)));
@@ -119,10 +105,10 @@ fn the_migration_threshold_moves_the_service_and_cleanup_resets_the_fail_count()
 
     let done = w.cluster().service_op("beta", ServiceOp::Cleanup, SERVICE);
     assert!(done.is_ok(), "{done:?}");
-    wait_for(&w, "alpha's fail count is reset and it can host", || {
+    w.wait_for("alpha's fail count is reset and it can host", || {
         seen_by(&w, "alpha", "alpha") == Some((0, true))
     });
-    wait_for(&w, "beta sees alpha able again", || {
+    w.wait_for("beta sees alpha able again", || {
         seen_by(&w, "beta", "alpha").is_some_and(|(_, can)| can)
     });
     // Switchback is off: the service stays on beta.
@@ -141,7 +127,7 @@ fn an_expired_failure_lets_the_node_host_again_by_itself() {
         "migration_threshold = 1\nfailure_timeout = \"10s\"",
     );
     kill_until_moved(&w, 0);
-    wait_for(&w, "alpha's failure expires", || {
+    w.wait_for("alpha's failure expires", || {
         seen_by(&w, "beta", "alpha").is_some_and(|(_, can)| can)
     });
     assert_eq!(seen_by(&w, "alpha", "alpha"), Some((0, true)));
@@ -157,7 +143,7 @@ fn an_expired_failure_lets_the_node_host_again_by_itself() {
 /// Waits until beta says whether alpha can host (`can`).
 #[track_caller]
 fn beta_sees_alpha(w: &WebService, can: bool) {
-    wait_for(w, &format!("beta sees alpha can_host = {can}"), || {
+    w.wait_for(&format!("beta sees alpha can_host = {can}"), || {
         seen_by(w, "beta", "alpha").is_some_and(|(_, c)| c == can)
     });
 }

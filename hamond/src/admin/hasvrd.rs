@@ -1,6 +1,6 @@
 //! The admin endpoint's way to the services: a logged-in service request
-//! ([`Request::Services`], [`Request::Service`]) is sent to this node's
-//! hasvrd on its control socket (hamond runs as root, which hasvrd
+//! ([`Request::Services`], [`Request::Service`], [`Request::NodeStandby`])
+//! is sent to this node's hasvrd on its control socket (hamond runs as root, which hasvrd
 //! accepts), one JSON line each way, as `hactl` does locally.
 
 use haschema::ctl::{Request, Response};
@@ -16,7 +16,10 @@ const MAX_ANSWER: u64 = 4 * 1024 * 1024;
 
 /// True for the requests hasvrd answers.
 pub fn serves(request: &Request) -> bool {
-    matches!(request, Request::Services | Request::Service { .. })
+    matches!(
+        request,
+        Request::Services | Request::Service { .. } | Request::NodeStandby { .. }
+    )
 }
 
 /// Sends `request` to hasvrd at `socket`; any failure becomes an error

@@ -97,6 +97,8 @@ struct Checker {
     /// The other nodes of the service (those of [`base`]) last said up and
     /// able to host.
     able: std::collections::BTreeSet<String>,
+    /// This node is in node standby.
+    standby: bool,
 }
 
 impl Checker {
@@ -114,6 +116,7 @@ impl Checker {
             fenced: Default::default(),
             lost: Default::default(),
             able: Default::default(),
+            standby: false,
         }
     }
 
@@ -147,6 +150,7 @@ impl Checker {
             Input::StorageBack => {
                 self.lost.remove(&Loss::Storage);
             }
+            Input::Standby(why) => self.standby = why.is_some(),
             Input::PeerState { node, up, can_host }
                 if *node != self.me && base().nodes.contains(node) =>
             {
@@ -200,6 +204,7 @@ impl Checker {
                 );
                 assert!(self.outstanding.is_none(), "two steps at once");
                 assert_eq!(self.stack.len(), s.index(), "Start({s}) out of order");
+                assert!(!self.standby, "Start({s}) in node standby");
                 assert!(
                     self.lost.is_empty() || self.able.is_empty(),
                     "Start({s}) with {:?} lost while {:?} can host",
@@ -229,11 +234,14 @@ impl Checker {
                 }
                 self.outstanding = Some((false, s.index()));
             }
-            Output::RequestOwnership { priority } => assert!(
-                self.lost.is_empty() || *priority == PRIORITY_FAILED,
-                "request at {priority} with {:?} lost",
-                self.lost
-            ),
+            Output::RequestOwnership { priority } => {
+                assert!(
+                    self.lost.is_empty() || *priority == PRIORITY_FAILED,
+                    "request at {priority} with {:?} lost",
+                    self.lost
+                );
+                assert!(!self.standby, "request at {priority} in node standby");
+            }
             Output::Probe => {
                 self.in_flight += 1;
                 if self.stack.is_empty() && self.outstanding.is_none() {
@@ -1326,7 +1334,7 @@ fn settings_come_from_the_service_file() {
 
 #[test]
 fn a_restarted_hasvrd_adopts_what_runs_without_restarting_it() {
-    let svc = Service::restored(base(), "alpha", ms(0), true, 3);
+    let svc = Service::restored(base(), "alpha", ms(0), true, 3, None);
     let mut chk = Checker::new("alpha", svc.state());
     chk.granted = true;
     chk.stack = vec![0, 1, 2];
@@ -1341,7 +1349,7 @@ fn a_restarted_hasvrd_adopts_what_runs_without_restarting_it() {
 
 #[test]
 fn a_restarted_hasvrd_starts_only_the_missing_steps() {
-    let svc = Service::restored(base(), "alpha", ms(0), true, 1);
+    let svc = Service::restored(base(), "alpha", ms(0), true, 1, None);
     let mut chk = Checker::new("alpha", svc.state());
     chk.granted = true;
     chk.stack = vec![0];
@@ -1352,7 +1360,7 @@ fn a_restarted_hasvrd_starts_only_the_missing_steps() {
 
 #[test]
 fn a_restarted_hasvrd_stops_what_it_does_not_own() {
-    let svc = Service::restored(base(), "beta", ms(0), false, 3);
+    let svc = Service::restored(base(), "beta", ms(0), false, 3, None);
     let mut chk = Checker::new("beta", svc.state());
     chk.stack = vec![0, 1, 2];
     chk.dirty = true;
@@ -1570,6 +1578,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
         14 => Input::PublicNetworkBack,
         15 => Input::StorageBack,
         16 => Input::Isolation(rng.chance(50).then(|| "cut off".to_owned())),
+        17 => Input::Standby(rng.chance(50).then(|| "by prop".to_owned())),
         _ => Timer,
     }
 }
@@ -1640,3 +1649,4 @@ fn property_safety_rules_hold_for_random_inputs() {
 }
 
 mod failcount;
+mod standby;

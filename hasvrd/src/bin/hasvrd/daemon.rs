@@ -49,6 +49,8 @@ pub struct Setup {
     pub socket: PathBuf,
     pub agent_socket: PathBuf,
     pub gid: Option<u32>,
+    /// Where node standby is persisted ([`crate::standby`]).
+    pub standby_file: PathBuf,
 }
 
 /// One service on this node.
@@ -84,6 +86,9 @@ pub(crate) struct Daemon {
     /// Starts under way here after a grant, since when: a take-over when
     /// a reason to move is known by the time the application runs.
     takeovers: BTreeMap<String, Instant>,
+    /// Why this node is in standby, while it is, and where that is kept.
+    standby: Option<String>,
+    standby_file: PathBuf,
 }
 
 /// Runs until SIGTERM or SIGINT, then stops every service here.
@@ -135,6 +140,20 @@ pub async fn run(setup: Setup) -> Result<(), String> {
     })?;
     tokio::spawn(ctl_server::serve(listener, setup.gid, calls_tx));
     let origin = Instant::now();
+    let standby = crate::standby::load(&setup.standby_file).unwrap_or_else(|e| {
+        tracing::error!(
+            severity = "crit",
+            "{e}; this node stays in standby (takes no service) until `hactl node standby off`"
+        );
+        Some("its standby file is unreadable".into())
+    });
+    if let Some(why) = &standby {
+        tracing::warn!(
+            "node standby ({why}), kept in {}: this node takes no service until `hactl node \
+             standby off`",
+            setup.standby_file.display()
+        );
+    }
     let held: BTreeSet<&str> = welcome.held.iter().map(String::as_str).collect();
     let mut units = BTreeMap::new();
     for cfg in configs {
@@ -179,7 +198,14 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             }
         }
         let settings = Settings::from_config(&cfg, setup.fencing);
-        let svc = Service::restored(settings, &setup.me, origin.elapsed(), owned, up);
+        let svc = Service::restored(
+            settings,
+            &setup.me,
+            origin.elapsed(),
+            owned,
+            up,
+            standby.clone(),
+        );
         let jobs = worker::spawn(cfg.name.clone(), steps.clone(), done_tx.clone());
         units.insert(
             cfg.name.clone(),
@@ -206,6 +232,8 @@ pub async fn run(setup: Setup) -> Result<(), String> {
         leaving: false,
         why: BTreeMap::new(),
         takeovers: BTreeMap::new(),
+        standby,
+        standby_file: setup.standby_file,
     };
     tracing::info!(
         "hasvrd started on {} with {} service(s): {}",
@@ -741,11 +769,15 @@ impl Daemon {
                 services: crate::status::services(self),
             },
             Request::Service { op, service } => {
-                let by = match uid {
-                    Some(uid) => format!("hactl (uid {uid}) on {}", self.me),
-                    None => format!("hactl on {}", self.me),
-                };
+                let by = self.by(uid);
                 match self.command(op, &service, &by) {
+                    Ok(message) => Response::Done { message },
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::NodeStandby { on } => {
+                let by = self.by(uid);
+                match self.node_standby(on, &by) {
                     Ok(message) => Response::Done { message },
                     Err(message) => Response::Error { message },
                 }
@@ -760,6 +792,49 @@ impl Daemon {
                         .into(),
             },
         }
+    }
+
+    /// Who asked on the control socket, for the logs and the history.
+    fn by(&self, uid: Option<u32>) -> String {
+        match uid {
+            Some(uid) => format!("hactl (uid {uid}) on {}", self.me),
+            None => format!("hactl on {}", self.me),
+        }
+    }
+
+    /// `hactl node standby on|off` by `by`: persisted first (nothing
+    /// changes if it cannot be), then told to every service's machine.
+    fn node_standby(&mut self, on: bool, by: &str) -> Result<String, String> {
+        let me = self.me.clone();
+        if self.leaving {
+            return Err(format!("hasvrd is shutting down on {me}"));
+        }
+        if on == self.standby.is_some() {
+            let is = if on { "already" } else { "not" };
+            return Ok(format!("{me} is {is} in standby"));
+        }
+        let why = on.then(|| by.to_owned());
+        crate::standby::store(&self.standby_file, why.as_deref())?;
+        let (what, message) = if on {
+            (
+                "node standby on",
+                format!("{me} is in standby: its services move to able peers, and it takes none"),
+            )
+        } else {
+            (
+                "node standby off",
+                format!(
+                    "{me} left standby: it can host again (switchback decides whether services \
+                     come back)"
+                ),
+            )
+        };
+        tracing::info!("{what} by {by}: {message}");
+        let event = Event::now(&me, EventKind::Operator, Severity::Info, what.to_owned());
+        self.send(ToHamond::Event(event.because(by)));
+        self.standby = why.clone();
+        self.feed_all(&|| Input::Standby(why.clone()));
+        Ok(message)
     }
 
     /// An operator's command, sent where it acts: TakeOver here; FailOver

@@ -8,6 +8,7 @@
 mod daemon;
 mod hamond;
 mod link;
+mod standby;
 mod status;
 mod worker;
 
@@ -45,6 +46,10 @@ struct Args {
     /// Socket the agents report to (libhaapi, haapi).
     #[arg(long, default_value = haschema::agent::DEFAULT_SOCKET)]
     agent_socket: PathBuf,
+    /// Directory of hasvrd's persisted state (node standby,
+    /// `standby.NODE`).
+    #[arg(long, default_value = "/var/lib/hacluster")]
+    state_dir: PathBuf,
     #[command(flatten)]
     log: logging::LogArgs,
 }
@@ -91,6 +96,7 @@ fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
             tokio::spawn(hamond::keep_running(hamond));
         }
         let setup = daemon::Setup {
+            standby_file: standby::path(&args.state_dir, &args.node),
             me: args.node,
             fencing: !cluster.fences.is_empty(),
             services,

@@ -1,7 +1,8 @@
 //! `hactl service status`: every service of this node with its owner and
 //! its state on each of its nodes (this node's from its machine, the
 //! others' as they advertised them) and its fail count here (failures
-//! since the last cleanup, expired ones left out).
+//! since the last cleanup, expired ones left out); its fault, or `standby`
+//! while this node is in node standby.
 
 use crate::daemon::Daemon;
 use haschema::ctl::{ServiceNode, ServiceStatus};
@@ -39,18 +40,25 @@ pub(crate) fn services(d: &Daemon) -> Vec<ServiceStatus> {
                 })
                 .collect(),
             failures: unit.svc.fail_count(),
-            fault: unit.svc.fault().map(|f| {
-                format!(
-                    "{} of {} failed: {}",
-                    if f.was_active {
-                        "stop (active)"
-                    } else {
-                        "stop"
-                    },
-                    f.step,
-                    f.reason
-                )
-            }),
+            fault: unit
+                .svc
+                .fault()
+                .map(|f| {
+                    format!(
+                        "{} of {} failed: {}",
+                        if f.was_active {
+                            "stop (active)"
+                        } else {
+                            "stop"
+                        },
+                        f.step,
+                        f.reason
+                    )
+                })
+                .or_else(|| {
+                    let why = unit.svc.standby()?;
+                    Some(format!("standby (node standby by {why})"))
+                }),
         })
         .collect()
 }
