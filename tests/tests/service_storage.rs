@@ -120,9 +120,16 @@ impl Rig {
                     std::thread::sleep(WATCH_EVERY);
                 }
             });
-            let value = body();
-            done.store(true, Ordering::Relaxed);
-            value
+            // Stops the watcher however the body ends: a panic too, or the
+            // scope would wait for it forever.
+            struct Stop<'a>(&'a AtomicBool);
+            impl Drop for Stop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = Stop(&done);
+            body()
         });
         let twice = twice.into_inner().unwrap_or_else(|p| p.into_inner());
         assert!(
@@ -327,9 +334,11 @@ fn a_path_that_hangs_and_comes_back_fails_over_then_switches_back() {
         path.resume();
         // Beta takes over, then hands the service back to alpha, whose
         // checks pass again.
-        rig.web
-            .cluster()
-            .wait_for_log("beta", "switchback: a preferred node is up and able", WAIT);
+        rig.web.cluster().wait_for_log(
+            "beta",
+            "switchback: a preferred node has been up and able",
+            WAIT,
+        );
         let log = rig.web.cluster().log_since("beta", beta_log);
         assert!(log.contains("start of application done"), "{log}");
         rig.assert_serving("alpha");
