@@ -8,6 +8,8 @@
 //!   FailOver and comes back on TakeOver;
 //! * the active node is powered off: its peer fences it through the test
 //!   power switch and takes the service over;
+//! * both daemons of the active node killed at once: its application,
+//!   left running, is ended by the fence before the peer takes over;
 //! * without a fencing device the same loss leaves the service STALLED
 //!   until `fence confirm`;
 //! * a crashed hasvrd, restarted, adopts the running service without
@@ -70,6 +72,35 @@ fn a_powered_off_owner_is_fenced_and_its_service_taken_over() {
     assert_eq!(w.holders(), ["beta"]);
     let log = w.cluster().log("beta");
     assert!(log.contains("fenced (powered off by switch)"), "{log}");
+}
+
+#[test]
+fn both_daemons_killed_at_once_the_node_is_fenced_with_its_orphaned_application() {
+    if !require_root() {
+        return;
+    }
+    let w = WebService::start("svc_bothkilled", true);
+    w.wait_served_by("alpha");
+    w.wait_state("beta", "STANDBY");
+    let app = w.app_pid("alpha");
+
+    // Nothing on alpha watches the application any more, and it still
+    // answers: beta takes over only after alpha is fenced, which ends it.
+    let ((), outage) = w.outage_during("alpha", "beta", || {
+        w.cluster().crash_hasvrd("alpha");
+        w.cluster().crash("alpha");
+    });
+    eprintln!("both daemons killed: {outage:?}");
+    assert_eq!(w.holders(), ["beta"]);
+    let log = w.cluster().log("beta");
+    assert!(log.contains("fenced (powered off by switch)"), "{log}");
+    // Dead, or a zombie waiting for whoever adopted it.
+    let stat = std::fs::read_to_string(format!("/proc/{app}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+    assert!(
+        matches!(state, None | Some("Z")),
+        "alpha's application {app} outlived the fence: {stat}"
+    );
 }
 
 #[test]
