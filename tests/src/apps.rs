@@ -55,11 +55,6 @@ pub const AGENT_OPENED: &str = "service www: agent opened";
 const DB_USER: &str = "ha";
 const DB_PASSWORD: &str = "ha-test-password";
 
-/// The workspace's root (where `agents/` and `api/` are).
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The directory of the binaries under test, with the bundled agents,
 /// `haapi` and `libhaapi.so` built there once per test process (`cargo
 /// build -p haagents -p haapi`, same profile and target directory as the
@@ -73,27 +68,7 @@ fn tools_dir() -> PathBuf {
         if std::env::var_os("HA_BIN_DIR").is_some() || std::env::var_os("HA_NO_BUILD").is_some() {
             return Ok(dir);
         }
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_owned(),
-            Some(other) => other.to_owned(),
-        };
-        let target = dir
-            .parent()
-            .ok_or_else(|| format!("no target dir above {}", dir.display()))?;
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.arg("build")
-            .arg("--manifest-path")
-            .arg(workspace().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target)
-            .args(["--profile", &profile, "-p", "haagents", "-p", "haapi"])
-            .args(["--bins", "--lib"]);
-        match cmd.status() {
-            Ok(status) if status.success() => Ok(dir),
-            Ok(status) => Err(format!("`{}` failed ({status})", describe(&cmd))),
-            Err(e) => Err(format!("cannot run `{}`: {e}", describe(&cmd))),
-        }
+        bins::build(&dir, &["haagents", "haapi"], &["--bins", "--lib"]).map(|()| dir)
     });
     match built {
         Ok(dir) => dir.clone(),
@@ -212,8 +187,8 @@ impl Template {
         let program = dir.join("ha_ag_tmp.x");
         let mut gcc = Command::new("gcc");
         gcc.arg("-I")
-            .arg(workspace().join("api/include"))
-            .arg(workspace().join("agents/templates/ha_ag_tmp.c"))
+            .arg(bins::workspace_root().join("api/include"))
+            .arg(bins::workspace_root().join("agents/templates/ha_ag_tmp.c"))
             .arg("-o")
             .arg(&program)
             .arg(format!("-L{}", lib.display()))
@@ -240,7 +215,7 @@ impl Template {
         let bin = home.join("bin");
         std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         must(Command::new(haapi()).arg("links").arg(&bin));
-        let script = workspace().join("agents/templates/ha_ag_tmp.sh");
+        let script = bins::workspace_root().join("agents/templates/ha_ag_tmp.sh");
         Template {
             argv: Template::with_home(&home, &["sh", &script.to_string_lossy(), SERVICE, "1"]),
             flag: home.join(format!("tmp/agent.{SERVICE}")),

@@ -77,16 +77,20 @@ fn locate() -> Result<PathBuf, String> {
     }
     .to_path_buf();
     if std::env::var_os("HA_NO_BUILD").is_none() {
-        build(&profile_dir)?;
+        build(&profile_dir, &PACKAGES, &["--bins"])?;
     }
     Ok(profile_dir)
 }
 
-fn workspace_root() -> PathBuf {
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn build(profile_dir: &Path) -> Result<(), String> {
+/// `cargo build` of `packages` (their `targets`: `--bins`, `--lib`) into
+/// the profile directory `profile_dir` (`target/<profile>`), with the
+/// profile and target directory it names.
+pub fn build(profile_dir: &Path, packages: &[&str], targets: &[&str]) -> Result<(), String> {
     let target_dir = profile_dir
         .parent()
         .ok_or_else(|| format!("no target dir above {}", profile_dir.display()))?;
@@ -104,8 +108,9 @@ fn build(profile_dir: &Path) -> Result<(), String> {
         .arg(&manifest)
         .arg("--target-dir")
         .arg(target_dir)
-        .args(["--profile", &profile, "--bins"]);
-    for p in PACKAGES {
+        .args(["--profile", &profile])
+        .args(targets);
+    for p in packages {
         cmd.args(["-p", p]);
     }
     // Cargo's own progress goes to the test's stderr, uncaptured.
