@@ -12,8 +12,12 @@
 //! - [`view`]: agreement on one membership view, over the channel.
 //! - [`lock`]: locks with one holder cluster-wide (service ownership),
 //!   mastered by the view's coordinator; orphans wait for fencing.
+//! - [`config`]: replicated configuration documents with logical
+//!   versions (safety rule 9): commits, forced local changes, catch-up,
+//!   conflicts for the operator.
 
 pub mod channel;
+pub mod config;
 pub mod link;
 pub mod lock;
 pub mod node;
