@@ -1,7 +1,8 @@
 //! The local control protocol between `hactl` and the daemons: the client
 //! sends one JSON [`Request`] line on a unix socket, the daemon answers with
 //! one JSON [`Response`] line and closes. `hamond` answers the cluster
-//! requests (status, fence confirmation, event history, alert test),
+//! requests (status, fence confirmation, event history, alert test,
+//! replicated configuration),
 //! `hasvrd` the service requests and node standby.
 
 use crate::event::{Event, Filter};
@@ -24,8 +25,14 @@ pub enum Request {
     FenceConfirm { node: String },
     /// Every service's state on every node (hasvrd).
     Services,
-    /// An operator's command on a service (hasvrd).
-    Service { op: ServiceOp, service: String },
+    /// An operator's command on a service (hasvrd). `node` (cleanup
+    /// only): act on that node alone; absent, every node of the service.
+    Service {
+        op: ServiceOp,
+        service: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     /// The newest `limit` events of the node's history that pass `filter`,
     /// oldest first (hamond).
     History {
@@ -44,6 +51,46 @@ pub enum Request {
     /// Put this node in standby (`on`: its services move away and it takes
     /// none, persisted across restarts) or take it out (hasvrd).
     NodeStandby { on: bool },
+    /// Every replicated configuration document with its version (hamond).
+    ConfigList,
+    /// One configuration document's content and version (hamond).
+    ConfigGet { name: String },
+    /// Change (`content`) or remove (`content` None) a configuration
+    /// document on every node (hamond). `base` is the version the change
+    /// was made from (None: the document must not exist yet); answered
+    /// once committed, or refused with the current version (safety rule 9).
+    /// `force_local` commits without the nodes that are down.
+    ConfigPut {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<ConfigVersion>,
+        content: Option<String>,
+        #[serde(default)]
+        force_local: bool,
+    },
+}
+
+/// A configuration document's logical version (epoch, counter, node).
+pub use litecloud::config::Version as ConfigVersion;
+
+/// One configuration document in a [`Response::ConfigList`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDocInfo {
+    pub name: String,
+    pub version: ConfigVersion,
+    /// Its length in bytes; None when it was removed.
+    pub size: Option<usize>,
+    /// Another node holds a version that neither precedes nor follows this
+    /// one: the operator must choose (`hactl config put --force-local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<ConfigConflict>,
+}
+
+/// The other side of a configuration conflict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigConflict {
+    pub node: String,
+    pub version: ConfigVersion,
 }
 
 /// Most events one [`Request::History`] answers with.
@@ -88,6 +135,22 @@ pub enum Response {
     FenceTest {
         checks: Vec<DeviceCheck>,
     },
+    /// The configuration documents, for [`Request::ConfigList`].
+    ConfigList {
+        docs: Vec<ConfigDocInfo>,
+    },
+    /// One configuration document, for [`Request::ConfigGet`]; `content`
+    /// None when it was removed.
+    ConfigDoc {
+        name: String,
+        version: ConfigVersion,
+        content: Option<String>,
+    },
+    /// A [`Request::ConfigPut`] committed: the document's new version.
+    ConfigCommitted {
+        name: String,
+        version: ConfigVersion,
+    },
     /// A command was accepted; `message` says what happens next.
     Done {
         message: String,
@@ -114,11 +177,14 @@ pub enum ServiceOp {
     SwitchbackOff,
     /// Forget failures and clear an error after the operator fixed it.
     Cleanup,
+    /// Stop it where it runs (proven stopped, then its lock released) and
+    /// bring it out everywhere, so that it runs nowhere until BringIn.
+    Stop,
 }
 
 impl ServiceOp {
     /// Every command.
-    pub const ALL: [ServiceOp; 7] = [
+    pub const ALL: [ServiceOp; 8] = [
         ServiceOp::BringIn,
         ServiceOp::BringOut,
         ServiceOp::TakeOver,
@@ -126,6 +192,7 @@ impl ServiceOp {
         ServiceOp::SwitchbackOn,
         ServiceOp::SwitchbackOff,
         ServiceOp::Cleanup,
+        ServiceOp::Stop,
     ];
 
     /// The command's name on the command line: `bring-in`, `take-over`, ...
@@ -138,6 +205,7 @@ impl ServiceOp {
             ServiceOp::SwitchbackOn => "switchback-on",
             ServiceOp::SwitchbackOff => "switchback-off",
             ServiceOp::Cleanup => "cleanup",
+            ServiceOp::Stop => "stop",
         }
     }
 }
@@ -162,7 +230,8 @@ pub struct ServiceStatus {
     /// ACTIVE, STANDBY, ...; `unknown` for a node not heard from).
     pub nodes: Vec<ServiceNode>,
     /// Failures on this node since the last cleanup (those older than the
-    /// service's `failure_timeout` left out).
+    /// service's `failure_timeout` left out); each node's in
+    /// [`ServiceNode::failures`].
     pub failures: u32,
     /// Why the service is in error on this node, if it is; otherwise
     /// `standby ...` while this node is in standby
@@ -177,6 +246,10 @@ pub struct ServiceNode {
     pub state: String,
     /// The node is up and able to host the service.
     pub can_host: bool,
+    /// The service's fail count on that node, as it advertised it (0 for
+    /// a node not heard from).
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// The first line a client sends on hamond's remote admin endpoint (TLS),
@@ -479,6 +552,82 @@ mod tests {
         assert_eq!(
             line,
             r#"{"result":"fence_test","checks":[{"device":"ipmi","at_ms":5,"duration_ms":7,"error":"exit 1"}]}"#
+        );
+    }
+
+    #[test]
+    fn config_requests_and_responses() {
+        let v = ConfigVersion {
+            epoch: 0,
+            counter: 8,
+            node: 2,
+        };
+        assert_eq!(round_trip(&Request::ConfigList), r#"{"cmd":"config_list"}"#);
+        assert_eq!(
+            round_trip(&Request::ConfigGet {
+                name: "cluster.toml".into()
+            }),
+            r#"{"cmd":"config_get","name":"cluster.toml"}"#
+        );
+        let put = Request::ConfigPut {
+            name: "services/web.toml".into(),
+            base: Some(v),
+            content: Some("name = \"web\"\n".into()),
+            force_local: false,
+        };
+        assert_eq!(
+            round_trip(&put),
+            r#"{"cmd":"config_put","name":"services/web.toml","base":{"epoch":0,"counter":8,"node":2},"content":"name = \"web\"\n","force_local":false}"#
+        );
+        let remove: Request = serde_json::from_str(
+            r#"{"cmd":"config_put","name":"services/web.toml","content":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            remove,
+            Request::ConfigPut {
+                name: "services/web.toml".into(),
+                base: None,
+                content: None,
+                force_local: false,
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"config_get"}"#).is_err());
+        let list = Response::ConfigList {
+            docs: vec![
+                ConfigDocInfo {
+                    name: "cluster.toml".into(),
+                    version: v,
+                    size: Some(120),
+                    conflict: None,
+                },
+                ConfigDocInfo {
+                    name: "services/old.toml".into(),
+                    version: v,
+                    size: None,
+                    conflict: Some(ConfigConflict {
+                        node: "beta".into(),
+                        version: ConfigVersion { node: 1, ..v },
+                    }),
+                },
+            ],
+        };
+        let line = round_trip(&list);
+        assert!(
+            line.contains(r#""size":null,"conflict":{"node":"beta""#),
+            "{line}"
+        );
+        round_trip(&Response::ConfigDoc {
+            name: "admin/password".into(),
+            version: v,
+            content: None,
+        });
+        assert_eq!(
+            round_trip(&Response::ConfigCommitted {
+                name: "cluster.toml".into(),
+                version: v
+            }),
+            r#"{"result":"config_committed","name":"cluster.toml","version":{"epoch":0,"counter":8,"node":2}}"#
         );
     }
 

@@ -2,9 +2,11 @@
 //! or members of the configured control group, send one JSON request line
 //! and read one JSON response line. The peer's credentials are checked with
 //! SO_PEERCRED (and its supplementary groups from /proc), never trusted
-//! from the request.
+//! from the request. Every command (refused ones too) goes to the daemon's
+//! audit log with who sent it ([`crate::audit`]).
 
 use crate::access::PeerCred;
+use crate::audit::AuditLog;
 use crate::ctl::{Request, Response};
 use std::path::Path;
 use std::time::Duration;
@@ -65,8 +67,14 @@ pub fn bind_socket(path: &Path, mode: u32, gid: Option<u32>) -> std::io::Result<
     Ok(listener)
 }
 
-/// Accepts clients until the daemon goes away.
-pub async fn serve(listener: UnixListener, gid: Option<u32>, calls: mpsc::Sender<CtlCall>) {
+/// Accepts clients until the daemon goes away; their commands go to
+/// `audit`.
+pub async fn serve(
+    listener: UnixListener,
+    gid: Option<u32>,
+    calls: mpsc::Sender<CtlCall>,
+    audit: AuditLog,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -76,9 +84,9 @@ pub async fn serve(listener: UnixListener, gid: Option<u32>, calls: mpsc::Sender
                 continue;
             }
         };
-        let calls = calls.clone();
+        let (calls, audit) = (calls.clone(), audit.clone());
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, gid, calls).await {
+            if let Err(e) = handle(stream, gid, calls, &audit).await {
                 tracing::debug!("control client: {e}");
             }
         });
@@ -89,19 +97,30 @@ async fn handle(
     mut stream: UnixStream,
     gid: Option<u32>,
     calls: mpsc::Sender<CtlCall>,
+    audit: &AuditLog,
 ) -> std::io::Result<()> {
+    let who = who(&stream);
+    let audited = |request: &Request, response: &Response| {
+        if let Err(e) = audit.command(&who, "local", request, response) {
+            tracing::error!("{e}");
+        }
+    };
     let response = match authorize(&stream, gid) {
         Err(refusal) => {
             tracing::warn!("control socket: {refusal}");
-            // Read the request line first, and ignore it: closing on a
-            // client still writing it fails its write (EPIPE) or resets the
-            // connection, and the client never sees why it was refused.
-            let _ = read_request(&mut stream).await;
-            Response::Error { message: refusal }
+            // Read the request line first: closing on a client still
+            // writing it fails its write (EPIPE) or resets the connection,
+            // and the client never sees why it was refused.
+            let response = Response::Error { message: refusal };
+            if let Ok(request) = read_request(&mut stream).await {
+                audited(&request, &response);
+            }
+            response
         }
         Ok(uid) => match read_request(&mut stream).await {
             Err(message) => Response::Error { message },
             Ok(request) => {
+                let audited_request = crate::audit::what(&request).map(|_| request.clone());
                 let (reply, answer) = oneshot::channel();
                 let call = CtlCall {
                     request,
@@ -111,9 +130,13 @@ async fn handle(
                 if calls.send(call).await.is_err() {
                     return Ok(());
                 }
-                answer.await.unwrap_or(Response::Error {
+                let response = answer.await.unwrap_or(Response::Error {
                     message: "the daemon is shutting down".into(),
-                })
+                });
+                if let Some(request) = audited_request {
+                    audited(&request, &response);
+                }
+                response
             }
         },
     };
@@ -132,6 +155,20 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
         Ok(Ok(_)) => {}
     }
     serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Who is at the other end, for the audit log: `USER (uid N)` from
+/// SO_PEERCRED (`uid N` when the user has no name, `unknown` when the
+/// credentials cannot be read).
+fn who(stream: &UnixStream) -> String {
+    let Ok(cred) = stream.peer_cred() else {
+        return "unknown".into();
+    };
+    let uid = cred.uid();
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
+    }
 }
 
 /// Root is always allowed; others only as members of the control group.

@@ -2,12 +2,13 @@
 //! the cluster config file and the service files (TOML), the cluster key
 //! file, the local control protocol, the link between hamond and hasvrd, the
 //! agent heartbeat protocol, the cluster events of the history and the
-//! alerts, and who may use the local sockets
+//! alerts, the audit log of admin actions, and who may use the local sockets
 //! (SO_PEERCRED). With the `daemon` feature, what hamond and hasvrd share:
 //! the control socket server, logging, and processes (mutual supervision).
 
 pub mod access;
 pub mod agent;
+pub mod audit;
 pub mod config;
 pub mod ctl;
 #[cfg(feature = "daemon")]

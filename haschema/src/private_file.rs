@@ -16,6 +16,14 @@ const MAX_LEN: u64 = 64 * 1024;
 /// readers see the old content or the new, never a part. The parent
 /// directory is created (mode 0700) if missing.
 pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_with_mode(path, data, 0o600)
+}
+
+/// [`write`] with file mode `mode` (exactly, whatever the umask), for the
+/// files that are not secret (the replicated configuration documents):
+/// a temp file in the same directory, fsync, rename, fsync of the
+/// directory.
+pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let Some(name) = path.file_name() else {
         return Err(std::io::Error::other("not a file path"));
     };
@@ -37,11 +45,10 @@ pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
         .and_then(|mut file| {
-            // Exactly 0600 whatever the umask.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
             file.write_all(data)?;
             file.sync_all()
         })
@@ -50,10 +57,7 @@ pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    File::open(dir)?.sync_all()
 }
 
 /// Reads the secret file `path` (`what` names it in errors). None if it

@@ -25,16 +25,24 @@ pub enum ToHamond {
     /// The first line: the services hasvrd runs. hamond answers with
     /// [`ToHasvrd::Welcome`].
     Hello { services: Vec<String> },
+    /// The services hasvrd runs changed (it reread its service files): the
+    /// whole new list, which replaces the hello's. hamond forgets the
+    /// services left out and registers the new ones' locks (one whose lock
+    /// id collides with another's is refused, logged and left out).
+    Services { services: Vec<String> },
     /// Queue for the service's lock, or change the queued priority (higher
     /// first, 0 to 255).
     Request { service: String, priority: u8 },
     /// Give the lock back (proven stopped, rule 7), or withdraw the request.
     Release { service: String },
-    /// This node's state of a service, for every other node's hasvrd.
+    /// This node's state of a service, for every other node's hasvrd,
+    /// with its fail count here (absent from older hasvrds: 0).
     Advertise {
         service: String,
         state: String,
         can_host: bool,
+        #[serde(default)]
+        failures: u32,
     },
     /// An operator's command for another node's hasvrd.
     Forward {
@@ -96,12 +104,15 @@ pub enum ToHasvrd {
     OwnerLost { service: String, node: String },
     /// A node joined (`up`) or left the agreed membership.
     Peer { node: String, up: bool },
-    /// A node's state of a service, as its hasvrd advertised it.
+    /// A node's state of a service, as its hasvrd advertised it, with
+    /// its fail count there.
     PeerService {
         node: String,
         service: String,
         state: String,
         can_host: bool,
+        #[serde(default)]
+        failures: u32,
     },
     /// The fence device confirmed `node` powered off.
     Fenced { node: String },
@@ -125,6 +136,8 @@ pub enum ToHasvrd {
     /// Are you healthy? hasvrd's daemon loop answers [`ToHamond::Pong`]
     /// with the same `seq`. Sent only after the welcome.
     Ping { seq: u64 },
+    /// The service files changed (configuration replication): reread the services directory.
+    ServicesChanged,
 }
 
 /// Encodes one message as a line.
@@ -163,6 +176,9 @@ mod tests {
                 by: "root".into(),
             },
             ToHamond::Pong { seq: 7 },
+            ToHamond::Services {
+                services: vec!["www".into(), "db".into()],
+            },
             ToHamond::FenceMe {
                 service: "www".into(),
                 peer: "beta".into(),
@@ -195,6 +211,7 @@ mod tests {
                 node: "alpha".into(),
             },
             ToHasvrd::Ping { seq: 7 },
+            ToHasvrd::ServicesChanged,
             ToHasvrd::Isolation {
                 isolated: true,
                 reason: "no ping address answers".into(),
@@ -209,6 +226,20 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&encode(&ToHamond::Pong { seq: 3 })).unwrap(),
             "{\"msg\":\"pong\",\"seq\":3}\n"
+        );
+    }
+
+    #[test]
+    fn an_advert_without_a_fail_count_counts_none() {
+        let old = r#"{"msg":"advertise","service":"www","state":"ACTIVE","can_host":true}"#;
+        assert_eq!(
+            decode::<ToHamond>(old).unwrap(),
+            ToHamond::Advertise {
+                service: "www".into(),
+                state: "ACTIVE".into(),
+                can_host: true,
+                failures: 0,
+            }
         );
     }
 

@@ -39,7 +39,8 @@ impl Watched {
 
     /// Adopts `pid` if it is still the process that started at
     /// `start_time` (clock ticks since boot, `/proc/<pid>/stat`) and has not
-    /// exited; None when it is gone.
+    /// exited; None when it is gone. Still this process's child (this
+    /// process re-executed itself), it is reaped when it exits.
     pub fn adopt(pid: i32, start_time: u64) -> io::Result<Option<Watched>> {
         // The pidfd first, then the identity check: a pid reused after the
         // check could not slip in.
@@ -50,7 +51,8 @@ impl Watched {
         };
         match procfs::stat(pid) {
             Some(st) if st.start_time == start_time && !st.is_zombie() => {
-                Watched::register(pid, fd, false).map(Some)
+                let child = st.ppid == std::process::id() as i32;
+                Watched::register(pid, fd, child).map(Some)
             }
             _ => Ok(None),
         }
@@ -154,11 +156,11 @@ mod tests {
             assert!(Watched::adopt(pid, start + 1).unwrap().is_none());
             let w = Watched::adopt(pid, start).unwrap().expect("adopted");
             w.signal(Signal::SIGKILL).unwrap();
-            // Not our child to reap (here it is the test's): gone all the
-            // same once it is a zombie.
+            // Still this process's child (as hasvrd is after hamond
+            // re-executed itself): reaped, so no zombie is left.
             let how = tokio::time::timeout(Duration::from_secs(10), w.exited()).await;
-            assert_eq!(how.unwrap(), format!("pid {pid} exited"));
-            child.wait().unwrap();
+            assert_eq!(how.unwrap(), format!("pid {pid} killed by SIGKILL"));
+            assert!(child.try_wait().is_err(), "reaped already");
             assert!(Watched::adopt(pid, start).unwrap().is_none());
         });
     }
