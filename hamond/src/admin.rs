@@ -15,7 +15,9 @@
 //! requests, of this node's hasvrd on its control socket ([`hasvrd`]), so
 //! the answers are the local ones. Every command (anything but a status
 //! read) is logged at info with who (`admin`), from where, what and the
-//! result. [`client`] is the other end, for `hactl --remote` and the GUI.
+//! result, and written with every login to the audit log in hamond's state
+//! directory ([`haschema::audit`]). [`client`] is the other end, for
+//! `hactl --remote` and the GUI.
 
 pub mod client;
 pub mod hasvrd;
@@ -23,6 +25,7 @@ pub mod limiter;
 pub mod password;
 pub mod tls;
 
+use haschema::audit::AuditLog;
 use haschema::ctl::{Login, LoginResponse, Request, Response};
 use haschema::ctl_server::CtlCall;
 use limiter::{Limiter, Refused};
@@ -118,6 +121,7 @@ pub async fn serve(setup: Setup, calls: mpsc::Sender<CtlCall>) {
         password_file: setup.password_file,
         service_socket: setup.service_socket,
         limiter: Mutex::new(Limiter::new()),
+        audit: AuditLog::in_dir(&setup.state_dir),
     };
     serve_on(listener, Arc::new(server), calls).await;
 }
@@ -128,11 +132,19 @@ struct Server {
     password_file: PathBuf,
     service_socket: PathBuf,
     limiter: Mutex<Limiter>,
+    audit: AuditLog,
 }
 
 impl Server {
     fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
         self.limiter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a line of the audit log; a failure is logged.
+    fn record(&self, written: Result<(), String>) {
+        if let Err(e) = written {
+            tracing::error!("admin: {e}");
+        }
     }
 }
 
@@ -168,6 +180,11 @@ async fn handle(
             Err(r#"log in first: send {"cmd":"login","password":"..."}"#.to_owned())
         }
     };
+    let result = match &answer {
+        Ok(()) => "ok".to_owned(),
+        Err(message) => format!("refused: {message}"),
+    };
+    server.record(server.audit.login(&peer.to_string(), &result));
     let logged_in = answer.is_ok();
     let answer = match answer {
         Ok(()) => LoginResponse::LoggedIn,
@@ -281,6 +298,7 @@ async fn serve_request(
     request: Request,
 ) -> Response {
     let what = describe(&request);
+    let audited = haschema::audit::what(&request);
     let response = if hasvrd::serves(&request) {
         hasvrd::ask(&server.service_socket, &request).await
     } else {
@@ -296,6 +314,11 @@ async fn serve_request(
         }
         (Some(what), _) => tracing::info!("admin: {what} by admin from {peer}: answered"),
     }
+    if let Some(audited) = audited {
+        let result = haschema::audit::result(&response);
+        let from = peer.to_string();
+        server.record(server.audit.append("admin", &from, audited, &result));
+    }
     response
 }
 
@@ -309,10 +332,19 @@ fn describe(request: &Request) -> Option<String> {
             "fence test {}",
             device.as_deref().unwrap_or("(every device)")
         )),
-        Request::Service { op, service } => Some(format!("service {} {service}", op.as_str())),
+        Request::Service { op, service, node } => Some(format!(
+            "service {} {service}{}",
+            op.as_str(),
+            node.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
+        )),
         Request::NodeStandby { on } => {
             Some(format!("node standby {}", if *on { "on" } else { "off" }))
         }
+        Request::ConfigList | Request::ConfigGet { .. } => None,
+        Request::ConfigPut { name, content, .. } => Some(format!(
+            "config {} {name}",
+            if content.is_some() { "put" } else { "remove" }
+        )),
     }
 }
 

@@ -6,8 +6,11 @@
 //! answers the control socket and leaves the cluster cleanly on
 //! SIGTERM/SIGINT (then disarms the watchdog). What happens (nodes, fences,
 //! hasvrd's service events) is recorded in the event history, shared with
-//! the peers and alerted ([`Daemon::record`]).
+//! the peers and alerted ([`Daemon::record`]). The configuration replica
+//! ([`crate::configdb`]) rides on the same channel and views; a new
+//! cluster config makes hamond restart itself to load it.
 
+use crate::configdb::{self, ConfigDb};
 use crate::fencing::{FenceMsg, Fencing};
 use crate::link::LinkEvent;
 use crate::services::{Out, Services};
@@ -44,6 +47,8 @@ pub struct Setup {
     pub boot: u32,
     pub incarnation: u32,
     pub key: ClusterKey,
+    /// hasvrd's service directory (replicated with the cluster config).
+    pub services_dir: std::path::PathBuf,
 }
 
 /// This node's end of one network, as the drivers report it.
@@ -80,6 +85,13 @@ struct Daemon {
     /// The event history; None if it could not be opened (logged).
     history: Option<History>,
     alerts: Alerts,
+    /// The replicated configuration documents.
+    configdb: ConfigDb,
+    /// A new cluster config was written: restart to load it.
+    restart: bool,
+    /// Service files changed while hasvrd could not be told: it is told
+    /// once welcomed.
+    services_changed: bool,
 }
 
 /// Longest run of the `[cluster] isolation` command.
@@ -91,6 +103,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The file in the state directory that keeps this node's lock replica.
 const LOCKS_FILE: &str = "locks";
+
+/// How long hamond lets its tasks send their answers (the operator's, of
+/// the change that made it restart) before it restarts for a new config.
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
 
 /// This node's newest events sent again to a peer that comes up, so that a
 /// node that was away (or restarted) learns what happened meanwhile.
@@ -201,6 +217,13 @@ pub async fn run(
         })
         .ok();
     let alerts = Alerts::from_config(setup.config.alerts.as_ref());
+    let files = configdb::files::Files::new(
+        setup.config.file.clone(),
+        setup.services_dir.clone(),
+        setup.config.admin.as_ref().map(|a| a.password_file.clone()),
+    );
+    let configdb = ConfigDb::open(&setup.config, setup.me, files, &setup.state_dir)
+        .map_err(std::io::Error::other)?;
     let mut daemon = Daemon {
         setup,
         node,
@@ -217,8 +240,16 @@ pub async fn run(
         started: now,
         history,
         alerts,
+        configdb,
+        restart: false,
+        services_changed: false,
     };
     daemon.run(inbound, ctl, link, fence_rx).await
+}
+
+/// Who sent a control request: the local user, or the admin endpoint.
+fn asker(uid: Option<u32>) -> String {
+    uid.map_or_else(|| "the admin endpoint".to_owned(), |u| format!("uid {u}"))
 }
 
 /// The watchdog of `[watchdog]`, opened and armed; None when disabled.
@@ -303,9 +334,15 @@ impl Daemon {
         loop {
             let deadline = clock::instant_at(self.node.poll_timeout());
             let due = self.watchdog_due;
+            let config_due = self.configdb.deadline();
+            let config_at = clock::instant_at(config_due.unwrap_or_default());
             let signalled = tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {
                     self.node.handle_timeout(clock::now());
+                    false
+                }
+                () = tokio::time::sleep_until(config_at), if config_due.is_some() => {
+                    self.configdb.tick(clock::now());
                     false
                 }
                 () = tokio::time::sleep_until(due), if self.watchdog.is_some() => {
@@ -341,6 +378,20 @@ impl Daemon {
                 }
             }
             self.drain();
+            if self.restart && !stopping {
+                // Like a restart after a crash: no leave, hasvrd and the
+                // services keep running. The peers get what was sent to
+                // them, the operator the answer.
+                self.flush_messages(&mut inbound).await;
+                self.pause(RESTART_PAUSE).await;
+                let e = configdb::restart::reexec();
+                tracing::error!(
+                    severity = "crit",
+                    "cannot restart hamond in place to load the new cluster config: {e}; \
+                     exiting, so that hasvrd (or systemd) starts it again"
+                );
+                return Err(e);
+            }
         }
         self.flush_messages(&mut inbound).await;
         tracing::info!("shutting down: telling peers this node leaves the cluster");
@@ -526,6 +577,10 @@ impl Daemon {
                 busy = true;
                 self.record(event);
             }
+            while let Some(out) = self.configdb.poll() {
+                busy = true;
+                self.configure(out);
+            }
             if !busy {
                 return;
             }
@@ -573,6 +628,7 @@ impl Daemon {
             }
             view::Action::Installed(v) => {
                 self.services.view_installed(v);
+                self.configdb.view_installed(clock::now(), &v);
                 let names: Vec<String> = v.members.iter().map(|m| self.name(m)).collect();
                 let configured = self.setup.config.nodes.len();
                 tracing::info!(
@@ -606,6 +662,19 @@ impl Daemon {
             }
             Event::Message { from, data } if data.first() == Some(&history::PROTOCOL) => {
                 self.heard(*from, data)
+            }
+            Event::Message { from, data } if data.first() == Some(&litecloud::config::PROTOCOL) => {
+                let busy = self.service_busy();
+                let cx = configdb::check::Context {
+                    config: &self.setup.config,
+                    busy: &busy,
+                };
+                if let Err(e) = self.configdb.message(clock::now(), *from, data, &cx) {
+                    tracing::warn!(
+                        "configuration message from {}: {e}; ignored",
+                        self.name(*from)
+                    );
+                }
             }
             Event::NodeDown {
                 peer,
@@ -808,6 +877,60 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// Why each service may not be changed or removed by replication now
+    /// (see [`configdb::check::busy`]).
+    fn service_busy(&self) -> impl Fn(&str, bool) -> Option<String> + use<> {
+        let services = self.services.advertised();
+        let mut up: Vec<String> = vec![self.name(self.setup.me)];
+        up.extend(
+            self.node
+                .peers()
+                .iter()
+                .filter(|p| p.up)
+                .map(|p| self.name(p.id)),
+        );
+        move |service, removal| {
+            let status = services.iter().find(|s| s.name == service)?;
+            configdb::check::busy(status, |node| up.iter().any(|u| u == node), removal)
+        }
+    }
+
+    /// Carries out what the configuration replica asks.
+    fn configure(&mut self, out: configdb::Out) {
+        match out {
+            configdb::Out::Send { to, data } => {
+                if let Err(e) = self.node.send_message(clock::now(), to, data) {
+                    // The replica catches up at the next view.
+                    tracing::debug!("configuration message to {} not sent: {e}", self.name(to));
+                }
+            }
+            configdb::Out::ServicesChanged => self.tell_services_changed(),
+            configdb::Out::Restart { version, from } => {
+                tracing::warn!(
+                    "cluster config now version {version} (from {from}); restarting hamond to load it"
+                );
+                self.restart = true;
+            }
+            configdb::Out::Committed { what, by } => {
+                let event = self.event(EventKind::Operator, Severity::Info, what);
+                self.record(event.because(format!("asked by {by}")));
+            }
+            configdb::Out::Conflict { name, what } => {
+                let event = self.event(EventKind::Operator, Severity::Emergency, what);
+                self.record(event.because(format!("two versions of {name}")));
+            }
+        }
+    }
+
+    /// Tells hasvrd to reread its service files, or remembers to once it
+    /// is welcomed.
+    fn tell_services_changed(&mut self) {
+        self.services_changed = match &self.hasvrd_tx {
+            Some(tx) => tx.send(ToHasvrd::ServicesChanged).is_err(),
+            None => true,
+        };
+    }
+
     /// Carries out what the services ask.
     fn serve(&mut self, out: Out) {
         match out {
@@ -866,6 +989,9 @@ impl Daemon {
                         if let Some(tx) = &self.hasvrd_tx {
                             let addresses = self.setup.config.ping.clone();
                             let _ = tx.send(ToHasvrd::PingAddresses { addresses });
+                        }
+                        if self.services_changed {
+                            self.tell_services_changed();
                         }
                         if self.fencing.isolated().is_some() {
                             self.tell_isolation();
@@ -1005,7 +1131,9 @@ impl Daemon {
                 ),
             },
             Event::ConfigMismatch { peer, theirs } => tracing::error!(
-                "{} runs config {theirs:08x}, this node {:08x}; copy the same cluster config to every node",
+                "{} runs config {theirs:08x}, this node {:08x}; it takes no service until they match \
+                 (brief while a replicated cluster.toml restarts each hamond); otherwise compare \
+                 `hactl config list` on both nodes and replicate one with `hactl config put cluster.toml FILE`",
                 self.name(peer),
                 self.setup.config.hash
             ),
@@ -1021,6 +1149,7 @@ impl Daemon {
                     lock::PROTOCOL,
                     crate::services::PROTOCOL,
                     history::PROTOCOL,
+                    litecloud::config::PROTOCOL,
                 ];
                 if !data.first().is_some_and(|p| known.contains(p)) {
                     tracing::debug!(
@@ -1047,7 +1176,7 @@ impl Daemon {
     /// A test event through every alert hook and mail, run (and answered)
     /// in the background, so slow hooks never hold up this loop.
     fn alert_test(&mut self, uid: Option<u32>, reply: oneshot::Sender<Response>) {
-        let by = uid.map_or_else(|| "the admin endpoint".to_owned(), |u| format!("uid {u}"));
+        let by = asker(uid);
         let what = "alert test (hactl alert test)".to_owned();
         let event = self
             .event(EventKind::Test, Severity::Info, what)
@@ -1093,6 +1222,29 @@ impl Daemon {
             Request::Services => Response::Services {
                 services: self.services.advertised(),
             },
+            Request::ConfigList => self.configdb.list(),
+            Request::ConfigGet { name } => self.configdb.get(&name),
+            Request::ConfigPut {
+                name,
+                base,
+                content,
+                force_local,
+            } => {
+                let busy = self.service_busy();
+                let cx = configdb::check::Context {
+                    config: &self.setup.config,
+                    busy: &busy,
+                };
+                let put = configdb::Put {
+                    name,
+                    base,
+                    content,
+                    force_local,
+                    by: asker(uid),
+                };
+                self.configdb.put(clock::now(), put, &cx, reply);
+                return self.drain();
+            }
             Request::Service { .. } | Request::NodeStandby { .. } => Response::Error {
                 message: "hamond does not run services: ask hasvrd (hactl service ...)".into(),
             },

@@ -1,4 +1,5 @@
-//! Who this daemon is on the wire: the OS boot id (new at every boot) and
+//! Who this daemon is on the wire: the OS boot id (new at every boot; read
+//! from the kernel, or from a file given for nodes that share one) and
 //! the daemon incarnation (persisted and fsynced, one higher at every start,
 //! so a restart is never mistaken for the old process); and the membership
 //! epoch it promised, kept the same way so that it never goes back.
@@ -10,9 +11,13 @@ use std::path::Path;
 const INCARNATION_FILE: &str = "incarnation";
 const EPOCH_FILE: &str = "epoch";
 
-/// First 32 bits of the kernel's boot id.
-pub fn boot_id() -> io::Result<u32> {
-    let text = fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
+/// Where the kernel keeps its boot id (a UUID, new at every boot).
+pub const KERNEL_BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// First 32 bits of the boot id in `file` ([`KERNEL_BOOT_ID`], or a file of
+/// the same form for nodes that share a kernel).
+pub fn boot_id(file: &Path) -> io::Result<u32> {
+    let text = fs::read_to_string(file)?;
     let hex: String = text
         .chars()
         .filter(char::is_ascii_hexdigit)
@@ -91,6 +96,22 @@ mod tests {
 
     #[test]
     fn boot_id_is_readable() {
-        boot_id().unwrap();
+        boot_id(Path::new(KERNEL_BOOT_ID)).unwrap();
+    }
+
+    #[test]
+    fn a_boot_id_file_is_read_like_the_kernels() {
+        let dir = std::env::temp_dir().join(format!("hamond-boot-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("boot_id");
+        fs::write(&file, "0a1b2c3d-4e5f-4a6b-8c7d-0123456789ab\n").unwrap();
+        assert_eq!(boot_id(&file).unwrap(), 0x0a1b_2c3d);
+        fs::write(&file, "unknown\n").unwrap();
+        assert_eq!(
+            boot_id(&file).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(boot_id(&file).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

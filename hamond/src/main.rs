@@ -5,6 +5,7 @@
 //! runs hasvrd, and each restarts the other when it dies ([`supervise`]).
 
 mod clock;
+mod configdb;
 mod daemon;
 mod fencing;
 mod identity;
@@ -36,7 +37,8 @@ struct Args {
     /// This node's name in the config (never taken from the hostname).
     #[arg(long, env = "HA_NODE")]
     node: String,
-    /// Where the persisted incarnation is kept.
+    /// Where the persisted incarnation is kept, and the audit log of admin
+    /// commands and logins (`audit.log`).
     #[arg(long, default_value = "/var/lib/hacluster")]
     state_dir: PathBuf,
     /// Control socket for hactl.
@@ -62,6 +64,13 @@ struct Args {
     /// How long hasvrd may take to stop every service at shutdown.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     hasvrd_stop_timeout: std::time::Duration,
+    /// Read the boot id (new at every boot: a peer that sees it change
+    /// knows nothing this node ran survived) from this file instead of the
+    /// kernel's. Meant for nodes that share a kernel, such as containers
+    /// and the namespaced tests: give each its own file, in the kernel's
+    /// form (a UUID), and write a new one whenever the node "boots".
+    #[arg(long, value_name = "PATH", default_value = identity::KERNEL_BOOT_ID)]
+    boot_id_file: PathBuf,
     #[command(flatten)]
     log: logging::LogArgs,
 }
@@ -75,21 +84,38 @@ fn main() -> ExitCode {
 /// Where hasvrd answers service requests: `--service-socket`, else the
 /// `--socket` hamond gives the hasvrd it runs, else the default.
 fn service_socket(args: &Args) -> PathBuf {
-    let given_to_hasvrd = || {
-        let a = &args.hasvrd_args;
-        a.iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, arg)| match arg.strip_prefix("--socket") {
-                Some("") => a.get(i + 1).map(PathBuf::from),
-                Some(rest) => rest.strip_prefix('=').map(PathBuf::from),
-                None => None,
-            })
-    };
     args.service_socket
         .clone()
-        .or_else(|| args.hasvrd.as_ref().and(given_to_hasvrd()))
+        .or_else(|| hasvrd_option(args, "--socket"))
         .unwrap_or_else(|| PathBuf::from(haschema::ctl::DEFAULT_SERVICE_SOCKET))
+}
+
+/// The path hamond gives the hasvrd it runs with `option` (the last one
+/// given, as `--option PATH` or `--option=PATH`); None when hamond runs
+/// no hasvrd.
+fn hasvrd_option(args: &Args, option: &str) -> Option<PathBuf> {
+    let a = &args.hasvrd_args;
+    args.hasvrd.as_ref()?;
+    a.iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, arg)| match arg.strip_prefix(option) {
+            Some("") => a.get(i + 1).map(PathBuf::from),
+            Some(rest) => rest.strip_prefix('=').map(PathBuf::from),
+            None => None,
+        })
+}
+
+/// hasvrd's service directory, whose files hamond replicates: the
+/// `--services` hamond gives the hasvrd it runs, else hasvrd's default,
+/// `services` beside the cluster config.
+fn services_dir(args: &Args) -> PathBuf {
+    hasvrd_option(args, "--services").unwrap_or_else(|| {
+        args.config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("services")
+    })
 }
 
 /// How hasvrd starts this hamond again if it dies: this program (as
@@ -143,7 +169,12 @@ fn start(args: Args) -> Result<(), String> {
     let secret = haschema::key::load(&config.key_file).map_err(|e| e.to_string())?;
     let key =
         ClusterKey::new(&secret).map_err(|e| format!("{}: {e}", config.key_file.display()))?;
-    let boot = identity::boot_id().map_err(|e| format!("cannot read the boot id: {e}"))?;
+    let boot = identity::boot_id(&args.boot_id_file).map_err(|e| {
+        format!(
+            "cannot read the boot id from {}: {e}; give --boot-id-file a file holding a UUID",
+            args.boot_id_file.display()
+        )
+    })?;
     let incarnation = identity::next_incarnation(&args.state_dir).map_err(|e| {
         format!(
             "cannot persist the incarnation in {}: {e}",
@@ -178,7 +209,8 @@ fn start(args: Args) -> Result<(), String> {
             // service requests to hasvrd.
             tokio::spawn(hamond::admin::serve(setup, calls_tx.clone()));
         }
-        tokio::spawn(ctl::serve(listener, gid, calls_tx));
+        let audit = haschema::audit::AuditLog::in_dir(&args.state_dir);
+        tokio::spawn(ctl::serve(listener, gid, calls_tx, audit));
         let link_listener = link::bind(&args.link).map_err(|e| {
             format!(
                 "cannot create the hasvrd link socket {}: {e}",
@@ -188,6 +220,7 @@ fn start(args: Args) -> Result<(), String> {
         let (link_tx, link_rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(link::serve(link_listener, link_tx));
         let setup = daemon::Setup {
+            services_dir: services_dir(&args),
             config,
             state_dir: args.state_dir.clone(),
             me,
@@ -257,5 +290,17 @@ mod tests {
         // The explicit flag wins.
         let both = [&joined[..], &["--service-socket", "/x"]].concat();
         assert_eq!(socket_of(&both), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn the_replicated_services_are_hasvrds() {
+        let dir_of = |args: &[&str]| {
+            let argv = ["hamond", "--node", "alpha", "--config", "/etc/ha/c.toml"];
+            services_dir(&Args::try_parse_from(argv.iter().chain(args)).unwrap())
+        };
+        assert_eq!(dir_of(&[]), PathBuf::from("/etc/ha/services"));
+        let run = ["--hasvrd", "/bin/hasvrd", "--hasvrd-arg=--services=/s"];
+        assert_eq!(dir_of(&run), PathBuf::from("/s"));
+        assert_eq!(dir_of(&run[2..]), PathBuf::from("/etc/ha/services"));
     }
 }

@@ -746,6 +746,7 @@ mod tests {
             node: node.into(),
             state: state.into(),
             can_host: true,
+            failures: 0,
         };
         let failover = |took| {
             Event::now(

@@ -34,6 +34,8 @@ enum PeerMsg {
         service: String,
         state: String,
         can_host: bool,
+        #[serde(default)]
+        failures: u32,
     },
     Command {
         service: String,
@@ -43,6 +45,9 @@ enum PeerMsg {
     /// The sender's stop of `service` failed and it keeps the lock: fence
     /// it, then take the service over (safety rule 7).
     FenceMe { service: String, reason: String },
+    /// The sender's hasvrd no longer runs `service` (its file was
+    /// removed): forget what it advertised of it.
+    Forget { service: String },
 }
 
 /// What the daemon must do for the services.
@@ -78,10 +83,11 @@ pub struct Services {
     /// orphaned lock's lost holder.
     told_owner: BTreeMap<LockId, Option<NodeId>>,
     told_lost: BTreeMap<LockId, NodeId>,
-    /// This node's advertisements, sent again to every new view.
-    adverts: BTreeMap<String, (String, bool)>,
+    /// This node's advertisements (state, can host, fail count), sent
+    /// again to every new view.
+    adverts: BTreeMap<String, (String, bool, u32)>,
     /// The other nodes' advertisements, for a hasvrd that (re)connects.
-    peer_adverts: BTreeMap<(NodeId, String), (String, bool)>,
+    peer_adverts: BTreeMap<(NodeId, String), (String, bool, u32)>,
     /// This node's services whose failed stop made hasvrd ask a peer to
     /// fence this node ([`ToHamond::FenceMe`]), while still in ERRORACT.
     fence_asked: std::collections::BTreeSet<String>,
@@ -144,9 +150,9 @@ impl Services {
     }
 
     /// Each service's advertised state on every node this node heard from
-    /// (itself included), with the holder of its lock; hamond knows
-    /// neither fail counts nor faults (hasvrd does), so those are 0 and
-    /// None.
+    /// (itself included, each with its advertised fail count), with the
+    /// holder of its lock; hamond knows neither this node's own fail count
+    /// nor faults apart (hasvrd does), so those are 0 and None.
     pub fn advertised(&self) -> Vec<ServiceStatus> {
         let me = self.name(self.me);
         let mine = self.adverts.iter().map(|(s, a)| (s, me.clone(), a));
@@ -155,11 +161,12 @@ impl Services {
             .iter()
             .map(|((n, s), a)| (s, self.name(*n), a));
         let mut by_service: BTreeMap<&String, Vec<ServiceNode>> = BTreeMap::new();
-        for (service, node, (state, can_host)) in mine.chain(peers) {
+        for (service, node, (state, can_host, failures)) in mine.chain(peers) {
             by_service.entry(service).or_default().push(ServiceNode {
                 node,
                 state: state.clone(),
                 can_host: *can_host,
+                failures: *failures,
             });
         }
         by_service
@@ -184,6 +191,11 @@ impl Services {
         self.off = NodeSet::of(self.off.iter().filter(|&n| !view.members.contains(n)));
         self.lost = NodeSet::of(self.lost.iter().filter(|&n| !view.members.contains(n)));
         self.lock.view_installed(view);
+        // The lock table ignores a confirmation of a node still in its view:
+        // tell it again those that stand now that the node is out of it.
+        for node in self.off.iter() {
+            self.lock.node_fenced(node);
+        }
         let others: Vec<NodeId> = self
             .names
             .keys()
@@ -210,13 +222,14 @@ impl Services {
     /// are advertised to it again.
     pub fn peer_restarted(&mut self, node: NodeId) {
         let adverts: Vec<_> = self.adverts.clone().into_iter().collect();
-        for (service, (state, can_host)) in adverts {
+        for (service, (state, can_host, failures)) in adverts {
             self.send_peer(
                 node,
                 &PeerMsg::Advertise {
                     service,
                     state,
                     can_host,
+                    failures,
                 },
             );
         }
@@ -263,14 +276,16 @@ impl Services {
                         service,
                         state,
                         can_host,
+                        failures,
                     } => {
                         self.peer_adverts
-                            .insert((from, service.clone()), (state.clone(), can_host));
+                            .insert((from, service.clone()), (state.clone(), can_host, failures));
                         self.tell(ToHasvrd::PeerService {
                             node,
                             service,
                             state,
                             can_host,
+                            failures,
                         });
                     }
                     PeerMsg::Command { service, op, by } => {
@@ -283,6 +298,9 @@ impl Services {
                     }
                     PeerMsg::FenceMe { service, reason } => {
                         self.fence_asked_by(from, service, reason)
+                    }
+                    PeerMsg::Forget { service } => {
+                        self.peer_adverts.remove(&(from, service));
                     }
                 }
                 Ok(())
@@ -312,6 +330,7 @@ impl Services {
     pub fn on_hasvrd(&mut self, msg: ToHamond) {
         match msg {
             ToHamond::Hello { services } => self.hello(services),
+            ToHamond::Services { services } => self.services_changed(services),
             ToHamond::Request { service, priority } => {
                 if let Some(l) = self.known(&service) {
                     tracing::debug!("hasvrd requests the lock of {service} ({priority})");
@@ -327,16 +346,18 @@ impl Services {
                 service,
                 state,
                 can_host,
+                failures,
             } => {
                 if state != ERRORACT {
                     self.fence_asked.remove(&service);
                 }
                 self.adverts
-                    .insert(service.clone(), (state.clone(), can_host));
+                    .insert(service.clone(), (state.clone(), can_host, failures));
                 let msg = PeerMsg::Advertise {
                     service,
                     state,
                     can_host,
+                    failures,
                 };
                 let members: Vec<NodeId> = self
                     .view
@@ -433,14 +454,69 @@ impl Services {
         self.greeted = true;
         self.tell(ToHasvrd::Welcome { node, held, up });
         let adverts: Vec<_> = self.peer_adverts.clone().into_iter().collect();
-        for ((from, service), (state, can_host)) in adverts {
+        for ((from, service), (state, can_host, failures)) in adverts {
             let node = self.name(from);
             self.tell(ToHasvrd::PeerService {
                 node,
                 service,
                 state,
                 can_host,
+                failures,
             });
+        }
+    }
+
+    /// hasvrd reread its service files: `services` replaces the list of
+    /// its hello. A service left out is forgotten here and by the other
+    /// nodes (hasvrd withdrew its lock request first; it never drops one
+    /// it holds or runs). A new one whose lock id is another's is refused
+    /// and left out; hasvrd checks the same before it adds one.
+    fn services_changed(&mut self, services: Vec<String>) {
+        let (kept, new): (Vec<String>, Vec<String>) = services
+            .into_iter()
+            .partition(|n| self.services.values().any(|s| s == n));
+        let mut ids: BTreeMap<LockId, String> = BTreeMap::new();
+        for name in kept.into_iter().chain(new) {
+            let id = haschema::service::lock_id(&name);
+            match ids.get(&id) {
+                Some(other) if *other != name => tracing::error!(
+                    "hasvrd added service {name}, but it maps to the lock number of {other}: \
+                     refused; rename one of them in its service file on every node"
+                ),
+                Some(_) => {}
+                None => {
+                    if self.services.get(&id) != Some(&name) {
+                        tracing::info!("hasvrd added service {name}: its lock is {id}");
+                    }
+                    ids.insert(id, name);
+                }
+            }
+        }
+        let gone: Vec<(LockId, String)> = self
+            .services
+            .iter()
+            .filter(|(id, name)| ids.get(id) != Some(name))
+            .map(|(&id, name)| (id, name.clone()))
+            .collect();
+        self.services = ids;
+        let members: Vec<NodeId> = self
+            .view
+            .map(|v| v.members.iter().filter(|&n| n != self.me).collect())
+            .unwrap_or_default();
+        for (id, service) in gone {
+            tracing::info!("hasvrd removed service {service}: forgotten");
+            self.told_owner.remove(&id);
+            self.told_lost.remove(&id);
+            self.fence_asked.remove(&service);
+            self.adverts.remove(&service);
+            for &to in &members {
+                self.send_peer(
+                    to,
+                    &PeerMsg::Forget {
+                        service: service.clone(),
+                    },
+                );
+            }
         }
     }
 
@@ -476,6 +552,12 @@ impl Services {
                         self.out.push_back(Item::Tell(ToHasvrd::Lost { service }));
                     }
                 }
+                lock::Action::FalseFence(node) => tracing::error!(
+                    severity = "emerg",
+                    "the fence confirmation of {} was false: it kept running; its services may \
+                     have run twice until now, the lower-priority claimant was stopped",
+                    self.name(node)
+                ),
             }
         }
         if !self.hasvrd_connected() {

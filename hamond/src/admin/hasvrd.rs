@@ -76,7 +76,8 @@ mod tests {
         assert!(serves(&Request::Services));
         assert!(serves(&Request::Service {
             op: ServiceOp::BringIn,
-            service: "www".into()
+            service: "www".into(),
+            node: None,
         }));
         assert!(!serves(&Request::Status));
         assert!(!serves(&Request::FenceConfirm {

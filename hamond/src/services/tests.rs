@@ -1,7 +1,8 @@
 //! The services' cluster side on two nodes wired back to back: hasvrd is
 //! greeted before it hears anything, grants reach it only after the
 //! replica was persisted, a lost holder is reported and its lock freed only
-//! by a fence, and advertisements and commands cross to the other node.
+//! by a fence, advertisements and commands cross to the other node, and a
+//! reload of hasvrd's services registers, refuses and forgets services.
 
 use super::*;
 use litecloud::view::ViewId;
@@ -181,6 +182,7 @@ fn advertisements_and_commands_reach_the_other_hasvrd() {
         service: "www".into(),
         state: "ACTIVE".into(),
         can_host: true,
+        failures: 2,
     });
     a.s.on_hasvrd(ToHamond::Forward {
         node: "beta".into(),
@@ -190,6 +192,7 @@ fn advertisements_and_commands_reach_the_other_hasvrd() {
     });
     settle(&mut a, &mut b, true);
     assert!(told(&b, "PeerService").is_some(), "{:?}", b.log);
+    assert!(told(&b, "failures: 2").is_some(), "{:?}", b.log);
     assert!(told(&b, "TakeOver").is_some(), "{:?}", b.log);
     assert!(b.s.message(1, &[PROTOCOL, b'{']).is_err());
 }
@@ -207,6 +210,7 @@ fn advertise(x: &mut Side, state: &str) {
         service: "www".into(),
         state: state.into(),
         can_host: false,
+        failures: 0,
     });
 }
 
@@ -236,4 +240,54 @@ fn two_nodes_that_both_asked_to_be_fenced_shoot_nobody() {
     fence_me(&mut a, "beta");
     settle(&mut a, &mut b, true);
     assert!(told(&b, "fence:1").is_some(), "{:?}", b.log);
+}
+
+#[test]
+fn a_reload_registers_new_services_refuses_collisions_and_forgets_removed_ones() {
+    let (mut a, mut b) = joined();
+    assert_eq!(
+        haschema::service::lock_id("s31597"),
+        haschema::service::lock_id("s618190")
+    );
+    a.s.on_hasvrd(ToHamond::Services {
+        services: vec!["www".into(), "s31597".into(), "s618190".into()],
+    });
+    settle(&mut a, &mut b, true);
+    assert!(told(&a, "service: \"s31597\"").is_some(), "{:?}", a.log);
+    assert_eq!(told(&a, "s618190"), None, "{:?}", a.log);
+    a.s.on_hasvrd(ToHamond::Request {
+        service: "s31597".into(),
+        priority: 100,
+    });
+    settle(&mut a, &mut b, true);
+    assert!(
+        told(&a, "Granted { service: \"s31597\" }").is_some(),
+        "{:?}",
+        a.log
+    );
+    a.s.on_hasvrd(ToHamond::Release {
+        service: "s31597".into(),
+    });
+    a.s.on_hasvrd(ToHamond::Advertise {
+        service: "s31597".into(),
+        state: "OUTSTB".into(),
+        can_host: true,
+        failures: 0,
+    });
+    settle(&mut a, &mut b, true);
+    assert!(b.s.advertised().iter().any(|s| s.name == "s31597"));
+    a.s.on_hasvrd(ToHamond::Services {
+        services: vec!["www".into()],
+    });
+    settle(&mut a, &mut b, true);
+    for x in [&a, &b] {
+        assert!(!x.s.advertised().iter().any(|s| s.name == "s31597"));
+    }
+    a.log.clear();
+    a.s.on_hasvrd(ToHamond::Request {
+        service: "s31597".into(),
+        priority: 100,
+    });
+    settle(&mut a, &mut b, true);
+    assert_eq!(told(&a, "s31597"), None, "a forgotten service: {:?}", a.log);
 }
