@@ -47,9 +47,14 @@ fn every_service_op_is_a_subcommand() {
         let a = parse(&["service", op.as_str(), "web"]).unwrap();
         match a.command {
             Command::Service {
-                command: ServiceCommand::Op { op: got, service },
+                command:
+                    ServiceCommand::Op {
+                        op: got,
+                        service,
+                        node,
+                    },
             } => {
-                assert_eq!((got, service.as_str()), (op, "web"));
+                assert_eq!((got, service.as_str(), node), (op, "web", None));
             }
             _ => panic!("{}: not a service op", op.as_str()),
         }
@@ -72,10 +77,30 @@ fn bad_service_commands_are_refused() {
         Some(DisplayHelpOnMissingArgumentOrSubcommand)
     );
     assert_eq!(kind(&["service", "status", "web"]), Some(UnknownArgument));
+    // Only cleanup takes a NODE.
     assert_eq!(
-        kind(&["service", "cleanup", "web", "db"]),
+        kind(&["service", "take-over", "web", "beta"]),
         Some(UnknownArgument)
     );
+    assert_eq!(
+        kind(&["service", "cleanup", "web", "beta", "gamma"]),
+        Some(UnknownArgument)
+    );
+}
+
+#[test]
+fn cleanup_takes_one_node() {
+    let a = parse(&["service", "cleanup", "web", "beta"]).unwrap();
+    assert!(matches!(
+        a.command,
+        Command::Service {
+            command: ServiceCommand::Op {
+                op: ServiceOp::Cleanup,
+                node: Some(ref n),
+                ..
+            }
+        } if n == "beta"
+    ));
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! hactl: the administrator's command line. It talks to the local daemons
 //! over their control sockets (root or the control group only): hamond for
-//! the cluster (status, fence, event history, alerts), hasvrd for the
+//! the cluster (status, fence, event history, alerts, the replicated
+//! configuration), hasvrd for the
 //! services and node standby; or, with
 //! `--remote HOST:PORT`, to a node's admin endpoint, which passes each
 //! request to the same daemon there.
 
+mod config;
 mod fence;
 mod history;
 mod node;
@@ -14,6 +16,7 @@ mod services;
 mod show;
 
 use clap::{Parser, Subcommand};
+use config::ConfigCommand;
 use fence::FenceCommand;
 use haschema::ctl::{Request, Response};
 use history::{AlertCommand, HistoryArgs};
@@ -121,6 +124,12 @@ enum Command {
         #[command(subcommand)]
         command: AlertCommand,
     },
+    /// The configuration replicated to every node (hamond): cluster.toml,
+    /// services/NAME.toml, admin/password.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -191,13 +200,18 @@ fn main() -> ExitCode {
             other => failed(Daemon::Hasvrd, other),
         },
         Command::Service {
-            command: ServiceCommand::Op { op, service },
+            command: ServiceCommand::Remove(remove),
+        } => config::remove_service(&args, remove),
+        Command::Config { command } => config::run(&args, command),
+        Command::Service {
+            command: ServiceCommand::Op { op, service, node },
         } => order(
             &args,
             Daemon::Hasvrd,
             &Request::Service {
                 op: *op,
                 service: service.clone(),
+                node: node.clone(),
             },
         ),
         Command::Node {
@@ -351,6 +365,9 @@ fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
         Response::History { .. } => "an event history",
         Response::AlertTest { .. } => "alert test results",
         Response::FenceTest { .. } => "fence test results",
+        Response::ConfigList { .. } => "a configuration list",
+        Response::ConfigDoc { .. } => "a configuration document",
+        Response::ConfigCommitted { .. } => "a configuration commit",
         Response::Done { .. } => "a done",
         Response::Error { .. } => "an error",
     };
@@ -363,6 +380,8 @@ fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
 fn answer_within(request: &Request) -> Duration {
     match request {
         Request::FenceTest { .. } => haschema::config::MAX_FENCE_TIMEOUT + Duration::from_secs(10),
+        // Answered once every node committed it (or refused).
+        Request::ConfigPut { .. } => Duration::from_secs(30),
         _ => Duration::from_secs(10),
     }
 }

@@ -25,8 +25,18 @@ Exit code (Nagios convention), the worst over every service:
 /// by [`ServiceOp::as_str`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceCommand {
-    Status { json: bool },
-    Op { op: ServiceOp, service: String },
+    Status {
+        json: bool,
+    },
+    /// `node`: `cleanup SERVICE NODE` cleans up that node alone.
+    Op {
+        op: ServiceOp,
+        service: String,
+        node: Option<String>,
+    },
+    /// `remove SERVICE`: its file removed on every node (hamond's
+    /// configuration replication).
+    Remove(crate::config::ServiceRemove),
 }
 
 /// The one-line help of an operator's command.
@@ -45,7 +55,12 @@ fn about(op: ServiceOp) -> &'static str {
         }
         ServiceOp::SwitchbackOff => "Keep SERVICE where it is when a node it prefers returns",
         ServiceOp::Cleanup => {
-            "Forget SERVICE's failures and clear its error once the cause is fixed"
+            "Forget SERVICE's failures and clear its error once the cause is fixed, on every \
+             node of SERVICE or on NODE alone"
+        }
+        ServiceOp::Stop => {
+            "Stop SERVICE where it runs (proven stopped) and keep it stopped everywhere until \
+             bring-in"
         }
     }
 }
@@ -56,6 +71,9 @@ impl FromArgMatches for ServiceCommand {
             Some(("status", sub)) => Ok(ServiceCommand::Status {
                 json: sub.get_flag("json"),
             }),
+            Some(("remove", sub)) => {
+                crate::config::ServiceRemove::from_arg_matches(sub).map(ServiceCommand::Remove)
+            }
             Some((name, sub)) => {
                 let op = ServiceOp::ALL
                     .into_iter()
@@ -70,7 +88,8 @@ impl FromArgMatches for ServiceCommand {
                     .get_one::<String>("service")
                     .ok_or_else(|| Error::raw(ErrorKind::MissingRequiredArgument, "no SERVICE"))?
                     .clone();
-                Ok(ServiceCommand::Op { op, service })
+                let node = sub.try_get_one::<String>("node").ok().flatten().cloned();
+                Ok(ServiceCommand::Op { op, service, node })
             }
             None => Err(Error::raw(
                 ErrorKind::MissingSubcommand,
@@ -96,17 +115,29 @@ impl Subcommand for ServiceCommand {
                     .action(ArgAction::SetTrue)
                     .help("Print the report as JSON (same exit code)"),
             );
+        let remove = <crate::config::ServiceRemove as clap::Args>::augment_args(
+            Command::new("remove").about(
+                "Remove SERVICE from every node (its file included); stop it first (hactl \
+                 service stop SERVICE)",
+            ),
+        );
         ServiceOp::ALL
             .into_iter()
-            .fold(cmd.subcommand(status), |cmd, op| {
-                cmd.subcommand(
-                    Command::new(op.as_str()).about(about(op)).arg(
-                        Arg::new("service")
-                            .value_name("SERVICE")
-                            .required(true)
-                            .help("The service's name, as in `hactl service status`"),
+            .fold(cmd.subcommand(status).subcommand(remove), |cmd, op| {
+                let sub = Command::new(op.as_str()).about(about(op)).arg(
+                    Arg::new("service")
+                        .value_name("SERVICE")
+                        .required(true)
+                        .help("The service's name, as in `hactl service status`"),
+                );
+                cmd.subcommand(match op {
+                    ServiceOp::Cleanup => sub.arg(
+                        Arg::new("node")
+                            .value_name("NODE")
+                            .help("Clean up on this node only (default: every node of SERVICE)"),
                     ),
-                )
+                    _ => sub,
+                })
             })
     }
 
@@ -115,7 +146,9 @@ impl Subcommand for ServiceCommand {
     }
 
     fn has_subcommand(name: &str) -> bool {
-        name == "status" || ServiceOp::ALL.into_iter().any(|op| op.as_str() == name)
+        name == "status"
+            || name == "remove"
+            || ServiceOp::ALL.into_iter().any(|op| op.as_str() == name)
     }
 }
 
@@ -162,6 +195,16 @@ fn nodes(s: &ServiceStatus) -> String {
     s.nodes.iter().map(node).collect::<Vec<_>>().join(" ")
 }
 
+/// `alpha=2 beta=0`: the fail count on each node (`-` for a node not
+/// heard from).
+fn failures(s: &ServiceStatus) -> String {
+    let node = |n: &haschema::ctl::ServiceNode| match n.state.as_str() {
+        "unknown" => format!("{}=-", n.node),
+        _ => format!("{}={}", n.node, n.failures),
+    };
+    s.nodes.iter().map(node).collect::<Vec<_>>().join(" ")
+}
+
 /// `hactl service status` as a table, one line per service.
 pub fn table(services: &[ServiceStatus]) -> String {
     if services.is_empty() {
@@ -173,7 +216,7 @@ pub fn table(services: &[ServiceStatus]) -> String {
             s.name.clone(),
             s.owner.clone().unwrap_or_else(|| "-".into()),
             nodes(s),
-            s.failures.to_string(),
+            failures(s),
             s.fault.clone().unwrap_or_default(),
         ]
     }));
@@ -214,6 +257,7 @@ mod tests {
                     node: node.into(),
                     state: state.into(),
                     can_host,
+                    failures: 0,
                 })
                 .collect(),
             failures: 0,
@@ -287,15 +331,17 @@ mod tests {
         );
         db.name = "database".into();
         db.failures = 2;
+        db.nodes[0].failures = 2;
+        db.nodes[1].failures = 1;
         db.fault = Some("stop (active) of application failed: timeout".into());
         let web = svc(
             Some("alpha"),
             &[("alpha", "ACTIVE", true), ("beta", "STANDBY", true)],
         );
         let want = "\
-SERVICE   OWNER  NODES                                                      FAILURES  FAULT
-database  -      alpha=ERRORACT(unable) beta=STANDBY(unable) gamma=unknown  2         stop (active) of application failed: timeout
-web       alpha  alpha=ACTIVE beta=STANDBY                                  0
+SERVICE   OWNER  NODES                                                      FAILURES                FAULT
+database  -      alpha=ERRORACT(unable) beta=STANDBY(unable) gamma=unknown  alpha=2 beta=1 gamma=-  stop (active) of application failed: timeout
+web       alpha  alpha=ACTIVE beta=STANDBY                                  alpha=0 beta=0
 ";
         assert_eq!(table(&[db, web]), want);
     }
