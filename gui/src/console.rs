@@ -6,10 +6,11 @@
 //! the next refresh may be due.
 
 use crate::dialogs::{self, Forms};
+use crate::edit_dialogs::Edits;
 use crate::menus::{self, Action};
 use crate::model::{Level, Model};
 use crate::worker::Worker;
-use crate::{messages, panel};
+use crate::{messages, panel, timeline};
 use eframe::egui::{self, Ui};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ pub struct Console {
     model: Model,
     worker: Worker,
     forms: Forms,
+    edits: Edits,
 }
 
 impl Console {
@@ -33,12 +35,19 @@ impl Console {
             model: Model::new(),
             worker: Worker::spawn(known_hosts)?,
             forms: Forms::default(),
+            edits: Edits::default(),
         })
     }
 
     /// The console's state.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The console's state, to change (tests draw a console from fixed
+    /// data this way, with no cluster).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
     }
 
     /// Opens the Connect dialog with `server` filled in.
@@ -85,12 +94,16 @@ impl Console {
                 action = menus::toolbar(ui, &self.model).or(action);
             });
             egui::Panel::bottom("messages").show(ui, |ui| messages::show(ui, &self.model));
+            if self.model.connected() || !self.model.failovers.is_empty() {
+                egui::Panel::bottom("timeline").show(ui, |ui| timeline::show(ui, &self.model));
+            }
             egui::CentralPanel::default().show(ui, |ui| panel::show(ui, &mut self.model));
             let ctx = ui.ctx().clone();
             dialogs::connect(&ctx, &mut self.forms, &mut self.model);
             dialogs::networks(&ctx, &mut self.forms, &self.model);
             dialogs::service(&ctx, &mut self.forms, &self.model);
             dialogs::about(&ctx, &mut self.forms);
+            self.edits.show(&ctx, &mut self.model);
             if let Some(action) = action {
                 self.act(ui, action);
             }
@@ -113,6 +126,10 @@ impl Console {
             Action::Service(op) => self.model.command(op),
             Action::ReviewNetworks => self.forms.networks_open = true,
             Action::ReviewService => self.forms.service_open = true,
+            Action::CreateNetwork(medium) => self.edits.create_network(medium, &mut self.model),
+            Action::RemoveNetwork => self.edits.remove_network(&mut self.model),
+            Action::CreateService => self.edits.create_service(&mut self.model),
+            Action::RemoveService => self.edits.remove_service(),
             Action::Lock => self.model.lock(),
             Action::About => self.forms.about_open = true,
         }

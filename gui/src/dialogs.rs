@@ -21,18 +21,27 @@ pub struct Forms {
     pub about_open: bool,
 }
 
-/// A text field with a label that screen readers (and tests) use.
+/// A label and its text field in the current layout (a line, a grid
+/// row); the label is the field's name for screen readers (and tests).
+pub(crate) fn labelled(
+    ui: &mut Ui,
+    label: &str,
+    value: &mut String,
+    password: bool,
+) -> egui::Response {
+    let l = ui.label(label);
+    ui.add(
+        egui::TextEdit::singleline(value)
+            .password(password)
+            .desired_width(220.0),
+    )
+    .labelled_by(l.id)
+}
+
+/// A label and its text field on one line.
 fn field(ui: &mut Ui, label: &str, value: &mut String, password: bool) -> egui::Response {
-    ui.horizontal(|ui| {
-        let l = ui.label(label);
-        ui.add(
-            egui::TextEdit::singleline(value)
-                .password(password)
-                .desired_width(220.0),
-        )
-        .labelled_by(l.id)
-    })
-    .inner
+    ui.horizontal(|ui| labelled(ui, label, value, password))
+        .inner
 }
 
 /// Follows the login started from the Connect dialog: closes it (and

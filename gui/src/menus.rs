@@ -1,10 +1,11 @@
 //! The manual's menu bar (Tools, PrivateNet, Service, Help) and toolbar
-//! (Connect, BringIn, BringOut, TakeOver, FailOver, Review, Lock,
+//! (Connect, BringIn, BringOut, TakeOver, FailOver, Review, Remove, Lock,
 //! Disconnect). Both only report the operator's [`Action`]; the console
 //! carries it out. Items whose backend is not built yet are shown disabled,
 //! with a tooltip that says so.
 
 use crate::model::Model;
+use crate::network_form::Medium;
 use eframe::egui::{self, Ui};
 use haschema::ctl::ServiceOp;
 
@@ -17,13 +18,18 @@ pub enum Action {
     Service(ServiceOp),
     ReviewNetworks,
     ReviewService,
+    /// PrivateNet > Create RS232 or Create Socket.
+    CreateNetwork(Medium),
+    RemoveNetwork,
+    CreateService,
+    RemoveService,
     Lock,
     About,
 }
 
-/// Why creating or removing networks and services is disabled.
-const NO_REPLICATION: &str = "not available yet: configuration made in the console needs config \
-     replication between the nodes, which is not built; edit the config files on every node";
+/// What Remove does to a service.
+const REMOVE_SERVICE: &str =
+    "remove the selected service's file on every node (bring it out first)";
 /// Why Stop is disabled.
 const NO_STOP: &str = "not available yet: stop the cluster on a node with \
      `systemctl stop hacluster` there";
@@ -90,8 +96,22 @@ pub fn menu_bar(ui: &mut Ui, model: &Model) -> Option<Action> {
             }
         });
         ui.menu_button("PrivateNet", |ui| {
-            disabled(ui, "Create RS232", NO_REPLICATION);
-            disabled(ui, "Create Socket", NO_REPLICATION);
+            if item(
+                ui,
+                connected,
+                "Create RS232",
+                "a new heartbeat path on a serial null-modem cable, on every node",
+            ) {
+                action = Some(Action::CreateNetwork(Medium::Serial));
+            }
+            if item(
+                ui,
+                connected,
+                "Create Socket",
+                "a new heartbeat path over UDP, on every node",
+            ) {
+                action = Some(Action::CreateNetwork(Medium::Udp));
+            }
             if item(
                 ui,
                 connected,
@@ -100,10 +120,24 @@ pub fn menu_bar(ui: &mut Ui, model: &Model) -> Option<Action> {
             ) {
                 action = Some(Action::ReviewNetworks);
             }
-            disabled(ui, "Remove", NO_REPLICATION);
+            if item(
+                ui,
+                connected,
+                "Remove",
+                "take a heartbeat path out of the cluster config, on every node",
+            ) {
+                action = Some(Action::RemoveNetwork);
+            }
         });
         ui.menu_button("Service", |ui| {
-            disabled(ui, "Create", NO_REPLICATION);
+            if item(
+                ui,
+                connected,
+                "Create",
+                "a new protected service, on every node",
+            ) {
+                action = Some(Action::CreateService);
+            }
             for (op, text, _, hint) in OPS {
                 if item(ui, has_service, text, hint) {
                     action = Some(Action::Service(op));
@@ -117,7 +151,9 @@ pub fn menu_bar(ui: &mut Ui, model: &Model) -> Option<Action> {
             ) {
                 action = Some(Action::ReviewService);
             }
-            disabled(ui, "Remove", NO_REPLICATION);
+            if item(ui, has_service, "Remove", REMOVE_SERVICE) {
+                action = Some(Action::RemoveService);
+            }
         });
         ui.menu_button("Help", |ui| {
             if item(ui, true, "About", "version and licence") {
@@ -150,6 +186,9 @@ pub fn toolbar(ui: &mut Ui, model: &Model) -> Option<Action> {
             "the selected service on each node",
         ) {
             action = Some(Action::ReviewService);
+        }
+        if item(ui, has_service, "Remove", REMOVE_SERVICE) {
+            action = Some(Action::RemoveService);
         }
         ui.separator();
         if item(

@@ -1,12 +1,16 @@
 //! The console's state, without any drawing or I/O: the connection, the
-//! last status and services reports, the message bar's lines, the selected
-//! service and the lock. The view turns the operator's actions into
-//! [`Job`]s queued here; [`Model::next_job`] hands them to the client
-//! thread one at a time (a refresh every [`REFRESH`] and after each
-//! command, never while a request is outstanding), and the thread's
-//! [`Event`]s come back through [`Model::apply`].
+//! last status and services reports, the cluster config as last read, the
+//! failovers of the history, the message bar's lines, the selected service
+//! and the lock. The view turns the operator's actions into [`Job`]s queued
+//! here; [`Model::next_job`] hands them to the client thread one at a time
+//! (a refresh every [`REFRESH`] and after each command, never while a
+//! request is outstanding), and the thread's [`Event`]s come back through
+//! [`Model::apply`]. The cluster config and the failovers are read again
+//! only when a status report shows that they may have changed.
 
-use haschema::ctl::{Request, ServiceOp, ServiceStatus, StatusReport};
+use haschema::config::ClusterConfig;
+use haschema::ctl::{ConfigVersion, Request, ServiceOp, ServiceStatus, StatusReport};
+use haschema::event::Event as ClusterEvent;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,15 @@ use std::time::{Duration, Instant};
 pub const REFRESH: Duration = Duration::from_secs(2);
 /// Lines kept in the message bar.
 const MAX_MESSAGES: usize = 200;
+/// The cluster config's document.
+pub const CLUSTER_DOC: &str = "cluster.toml";
+/// Failovers the timeline shows, the newest.
+pub const TIMELINE_LEN: usize = 50;
+
+/// The document of service `name`.
+pub fn service_doc(name: &str) -> String {
+    format!("services/{name}.toml")
+}
 
 /// What the client thread is asked to do. Each job is answered by exactly
 /// one [`Event`].
@@ -30,6 +43,14 @@ pub enum Job {
     Refresh,
     /// A command (service operation), named `what` for the messages.
     Command { request: Request, what: String },
+    /// Read configuration document `name`.
+    Read { name: String },
+    /// A change of a configuration document (a `ConfigPut`), named `what`.
+    Put { request: Request, what: String },
+    /// Remove configuration document `name`, whatever its version.
+    Remove { name: String, what: String },
+    /// Read the failovers of the history.
+    Failovers,
     /// Check the password again with a fresh login (the lock).
     Unlock { password: String },
     /// Close the connection.
@@ -61,6 +82,18 @@ pub enum Event {
         what: String,
         result: Result<String, String>,
     },
+    /// A configuration document: its version and content (None: removed).
+    Read {
+        name: String,
+        result: Result<(ConfigVersion, Option<String>), String>,
+    },
+    /// A configuration change committed (its new version) or refused.
+    Committed {
+        what: String,
+        result: Result<ConfigVersion, String>,
+    },
+    /// The newest failovers, oldest first.
+    Failovers(Result<Vec<ClusterEvent>, String>),
     Unlocked(Result<(), String>),
     /// The connection broke.
     Lost(String),
@@ -110,12 +143,38 @@ pub struct Message {
     pub text: String,
 }
 
+/// The cluster config as last read.
+#[derive(Clone, Debug)]
+pub struct ClusterDoc {
+    pub version: ConfigVersion,
+    pub text: String,
+    /// The text as the daemons read it, or why they could not.
+    pub config: Result<ClusterConfig, String>,
+}
+
+impl ClusterDoc {
+    pub fn new(version: ConfigVersion, text: String) -> ClusterDoc {
+        let config = ClusterConfig::parse(&text, std::path::Path::new(CLUSTER_DOC))
+            .map_err(|e| e.to_string());
+        ClusterDoc {
+            version,
+            text,
+            config,
+        }
+    }
+}
+
 /// The console's state.
 #[derive(Debug)]
 pub struct Model {
     pub link: Link,
     pub status: Option<StatusReport>,
     pub services: Vec<ServiceStatus>,
+    /// cluster.toml, the base of the network dialogs and the check of the
+    /// service dialog.
+    pub cluster: Option<ClusterDoc>,
+    /// The newest failovers, oldest first.
+    pub failovers: Vec<ClusterEvent>,
     /// Oldest first.
     pub messages: VecDeque<Message>,
     pub selected: Option<String>,
@@ -129,7 +188,14 @@ pub struct Model {
     outstanding: bool,
     /// When the next refresh is due (None: none while disconnected).
     refresh_at: Option<Instant>,
+    /// What the last status report said of the membership and the
+    /// services: when it changes, the failovers are read again.
+    seen: Option<Seen>,
 }
+
+/// What a status report says of the membership epoch and of each service
+/// (name, holder, state on each node).
+type Seen = (Option<u64>, Vec<(String, Option<String>, Vec<String>)>);
 
 impl Default for Model {
     fn default() -> Self {
@@ -143,6 +209,8 @@ impl Model {
             link: Link::Disconnected,
             status: None,
             services: Vec::new(),
+            cluster: None,
+            failovers: Vec::new(),
             messages: VecDeque::new(),
             selected: None,
             locked: false,
@@ -151,6 +219,7 @@ impl Model {
             queue: VecDeque::new(),
             outstanding: false,
             refresh_at: None,
+            seen: None,
         }
     }
 
@@ -205,6 +274,9 @@ impl Model {
         self.refresh_at = None;
         self.status = None;
         self.services.clear();
+        self.cluster = None;
+        self.failovers.clear();
+        self.seen = None;
         self.locked = false;
         if let Link::Connected { server } = &self.link {
             let text = format!("disconnected from {server}");
@@ -222,8 +294,58 @@ impl Model {
         };
         let what = format!("{} {service}", op.as_str());
         self.queue.push_back(Job::Command {
-            request: Request::Service { op, service },
+            request: Request::Service {
+                op,
+                service,
+                node: None,
+            },
             what,
+        });
+    }
+
+    /// Change configuration document `name` from version `base` (None: it
+    /// must not exist yet) to `content`; `what` names it in the messages.
+    pub fn put(
+        &mut self,
+        name: String,
+        base: Option<ConfigVersion>,
+        content: String,
+        what: String,
+    ) {
+        self.queue.push_back(Job::Put {
+            request: Request::ConfigPut {
+                name,
+                base,
+                content: Some(content),
+                force_local: false,
+            },
+            what,
+        });
+    }
+
+    /// Remove the selected service's file on every node.
+    pub fn remove_service(&mut self) {
+        let Some(service) = self.selected.clone().filter(|_| self.connected()) else {
+            self.say(Level::Warning, "select a service first");
+            return;
+        };
+        self.queue.push_back(Job::Remove {
+            name: service_doc(&service),
+            what: format!("remove service {service}"),
+        });
+    }
+
+    /// Queues `job` unless it is queued already.
+    fn queue_once(&mut self, job: Job) {
+        if !self.queue.contains(&job) {
+            self.queue.push_back(job);
+        }
+    }
+
+    /// Read cluster.toml again.
+    fn reread_cluster(&mut self) {
+        self.queue_once(Job::Read {
+            name: CLUSTER_DOC.into(),
         });
     }
 
@@ -286,6 +408,8 @@ impl Model {
                 self.say(Level::Info, format!("connected to {server}"));
                 self.link = Link::Connected { server };
                 self.refresh_at = Some(now);
+                self.reread_cluster();
+                self.queue_once(Job::Failovers);
             }
             Event::NotTrusted {
                 server,
@@ -318,6 +442,30 @@ impl Model {
                     self.refresh_at = Some(now);
                 }
             }
+            Event::Read { name, result } => match result {
+                Ok((version, Some(text))) if name == CLUSTER_DOC => {
+                    self.cluster = Some(ClusterDoc::new(version, text));
+                }
+                Ok(_) => {}
+                Err(e) => self.say(Level::Error, format!("reading {name}: {e}")),
+            },
+            Event::Committed { what, result } => {
+                match result {
+                    Ok(version) => self.say(
+                        Level::Info,
+                        format!("{what}: committed on every node, version {version}"),
+                    ),
+                    Err(e) => self.say(Level::Error, format!("{what} refused: {e}")),
+                }
+                if self.connected() {
+                    self.reread_cluster();
+                    self.refresh_at = Some(now);
+                }
+            }
+            Event::Failovers(result) => match result {
+                Ok(events) => self.failovers = events,
+                Err(e) => self.say_once(Level::Warning, format!("failover history: {e}")),
+            },
             Event::Unlocked(result) => {
                 self.unlocking = false;
                 match result {
@@ -354,7 +502,16 @@ impl Model {
             return;
         }
         match status {
-            Ok(report) => self.status = Some(*report),
+            Ok(report) => {
+                if self
+                    .status
+                    .as_ref()
+                    .is_some_and(|old| old.config_hash != report.config_hash)
+                {
+                    self.reread_cluster();
+                }
+                self.status = Some(*report);
+            }
             Err(e) => self.say_once(Level::Error, format!("status: {e}")),
         }
         match services {
@@ -370,6 +527,25 @@ impl Model {
             }
             Err(e) => self.say_once(Level::Warning, format!("services: {e}")),
         }
+        let seen = self.summary();
+        if self.seen.as_ref().is_some_and(|old| *old != seen) {
+            self.queue_once(Job::Failovers);
+        }
+        self.seen = Some(seen);
+    }
+
+    /// The membership epoch and every service's holder and states: what a
+    /// failover changes.
+    fn summary(&self) -> Seen {
+        let services = self
+            .services
+            .iter()
+            .map(|s| {
+                let states = s.nodes.iter().map(|n| n.state.clone()).collect();
+                (s.name.clone(), s.owner.clone(), states)
+            })
+            .collect();
+        (self.status.as_ref().map(|s| s.epoch), services)
     }
 
     /// Says `text` unless it is the last line already (a failing refresh

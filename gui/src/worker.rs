@@ -3,16 +3,26 @@
 //! model's [`Job`]s one by one, answering each with one [`Event`]. The
 //! thread lives as long as the console; it is spawned by [`Worker::spawn`],
 //! so it is in the network namespace of the thread that spawns it.
+//!
+//! When the connection breaks (hamond restarts to load a new cluster
+//! config, for one), the thread logs in again with the password it keeps
+//! for the session: a read is then asked again, a change is not (it may
+//! have been made) and its answer says so.
 
 use crate::model::{Event, Job};
 use hamond::admin::client::{Client, ConnectError, FirstUse};
-use haschema::ctl::{Request, Response};
-use std::path::PathBuf;
+use haschema::ctl::{MAX_HISTORY, Request, Response};
+use haschema::event::{EventKind, Filter};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 /// Longest wait for a connection or an answer.
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// Logins tried again after the connection broke ...
+const RELOGIN_TRIES: u32 = 20;
+/// ... this far apart (a restarting hamond is back within seconds).
+const RELOGIN_PAUSE: Duration = Duration::from_millis(500);
 
 /// The console's end of the client thread.
 pub struct Worker {
@@ -51,10 +61,21 @@ impl Worker {
     }
 }
 
-/// The logged-in connection and its server.
+/// The logged-in connection, its server and the password it logged in
+/// with (to log in again when the connection breaks).
 struct Session {
     client: Client,
     server: String,
+    password: String,
+}
+
+/// Whether a job may be asked again on a new connection.
+enum Again {
+    /// A read: yes.
+    Read,
+    /// A change, named for the messages: no, it may have been made before
+    /// the connection broke.
+    Change(String),
 }
 
 /// Carries out jobs until the console drops its end.
@@ -77,6 +98,7 @@ fn run(known_hosts: &std::path::Path, jobs: &Receiver<Job>, events: &Sender<Even
                         session = Some(Session {
                             client,
                             server: server.clone(),
+                            password,
                         });
                         Event::Connected { server, first_use }
                     }
@@ -93,6 +115,7 @@ fn run(known_hosts: &std::path::Path, jobs: &Receiver<Job>, events: &Sender<Even
                         session = Some(Session {
                             client,
                             server: s.server.clone(),
+                            password,
                         });
                         Event::Unlocked(Ok(()))
                     }
@@ -104,15 +127,66 @@ fn run(known_hosts: &std::path::Path, jobs: &Receiver<Job>, events: &Sender<Even
                 session = None;
                 Event::Disconnected
             }
-            Job::Refresh => with_session(&mut session, refresh),
-            Job::Command { request, what } => with_session(&mut session, |client| {
-                let result = match client.call(&request)? {
-                    Response::Done { message } => Ok(message),
-                    Response::Error { message } => Err(message),
-                    _ => Err("unexpected answer".to_owned()),
-                };
-                Ok(Event::Done { what, result })
+            Job::Refresh => with_session(&mut session, known_hosts, Again::Read, refresh),
+            Job::Read { name } => with_session(&mut session, known_hosts, Again::Read, |client| {
+                let result = read(client, &name)?;
+                Ok(Event::Read {
+                    name: name.clone(),
+                    result,
+                })
             }),
+            Job::Failovers => with_session(&mut session, known_hosts, Again::Read, failovers),
+            Job::Command { request, what } => with_session(
+                &mut session,
+                known_hosts,
+                Again::Change(what.clone()),
+                |client| {
+                    let result = match client.call(&request)? {
+                        Response::Done { message } => Ok(message),
+                        Response::Error { message } => Err(message),
+                        _ => Err("unexpected answer".to_owned()),
+                    };
+                    Ok(Event::Done {
+                        what: what.clone(),
+                        result,
+                    })
+                },
+            ),
+            Job::Put { request, what } => with_session(
+                &mut session,
+                known_hosts,
+                Again::Change(what.clone()),
+                |client| {
+                    Ok(Event::Committed {
+                        what: what.clone(),
+                        result: put(client, &request)?,
+                    })
+                },
+            ),
+            Job::Remove { name, what } => with_session(
+                &mut session,
+                known_hosts,
+                Again::Change(what.clone()),
+                |client| {
+                    let result = match read(client, &name)? {
+                        Ok((_, None)) => Err(format!("{name} was removed already")),
+                        Ok((version, Some(_))) => put(
+                            client,
+                            &Request::ConfigPut {
+                                name: name.clone(),
+                                base: Some(version),
+                                content: None,
+                                force_local: false,
+                            },
+                        )?,
+                        Err(e) => Err(e),
+                    };
+                    Ok(Event::Committed {
+                        what: what.clone(),
+                        result,
+                    })
+                },
+            ),
         };
         if events.send(event).is_err() {
             return;
@@ -132,22 +206,109 @@ fn login(
     Ok(client)
 }
 
-/// Runs `f` on the session's client; a broken connection ends the session
+/// Runs `f` on the session's client. When the connection broke, logs in
+/// again: a read is asked again, a change is answered with a refusal that
+/// says it may have been made. When no login works, the session ends
 /// ([`Event::Lost`]).
 fn with_session(
     session: &mut Option<Session>,
-    f: impl FnOnce(&mut Client) -> Result<Event, String>,
+    known_hosts: &Path,
+    again: Again,
+    mut f: impl FnMut(&mut Client) -> Result<Event, String>,
 ) -> Event {
     let Some(s) = session else {
         return Event::Lost("not connected".into());
     };
-    match f(&mut s.client) {
-        Ok(event) => event,
-        Err(message) => {
-            *session = None;
-            Event::Lost(message)
+    let broke = match f(&mut s.client) {
+        Ok(event) => return event,
+        Err(message) => message,
+    };
+    let Some(client) = relogin(s, known_hosts) else {
+        *session = None;
+        return Event::Lost(broke);
+    };
+    s.client = client;
+    match again {
+        Again::Read => match f(&mut s.client) {
+            Ok(event) => event,
+            Err(message) => {
+                *session = None;
+                Event::Lost(message)
+            }
+        },
+        Again::Change(what) => Event::Committed {
+            what,
+            result: Err(format!(
+                "{broke}: no answer came, so it may or may not have been made; connected \
+                 again: look at the status before trying again"
+            )),
+        },
+    }
+}
+
+/// Logs in again on the session's server, trying [`RELOGIN_TRIES`] times.
+fn relogin(s: &Session, known_hosts: &Path) -> Option<Client> {
+    for attempt in 0..RELOGIN_TRIES {
+        if attempt > 0 {
+            std::thread::sleep(RELOGIN_PAUSE);
+        }
+        match login(&s.server, known_hosts, FirstUse::Refuse, &s.password) {
+            Ok(client) => return Some(client),
+            // The endpoint refused the login itself (password changed,
+            // source locked out): trying again would only add failed logins.
+            Err(ConnectError::Failed(e)) if e.contains("refused:") => {
+                tracing::warn!("hagui: logging in again failed: {e}");
+                return None;
+            }
+            Err(e) => tracing::debug!("hagui: logging in again: {e}"),
         }
     }
+    None
+}
+
+/// Reads configuration document `name`. Outer Err: the connection broke.
+type Read = Result<(haschema::ctl::ConfigVersion, Option<String>), String>;
+fn read(client: &mut Client, name: &str) -> Result<Read, String> {
+    Ok(
+        match client.call(&Request::ConfigGet {
+            name: name.to_owned(),
+        })? {
+            Response::ConfigDoc {
+                version, content, ..
+            } => Ok((version, content)),
+            Response::Error { message } => Err(message),
+            _ => Err(format!("unexpected answer to reading {name}")),
+        },
+    )
+}
+
+/// Sends a `ConfigPut`: the new version, or the refusal. Outer Err: the
+/// connection broke.
+fn put(
+    client: &mut Client,
+    request: &Request,
+) -> Result<Result<haschema::ctl::ConfigVersion, String>, String> {
+    Ok(match client.call(request)? {
+        Response::ConfigCommitted { version, .. } => Ok(version),
+        Response::Error { message } => Err(message),
+        _ => Err("unexpected answer to a configuration change".to_owned()),
+    })
+}
+
+/// Reads the newest failovers of the history.
+fn failovers(client: &mut Client) -> Result<Event, String> {
+    let request = Request::History {
+        filter: Filter {
+            kind: Some(EventKind::Failover),
+            ..Filter::default()
+        },
+        limit: crate::model::TIMELINE_LEN.min(MAX_HISTORY),
+    };
+    Ok(Event::Failovers(match client.call(&request)? {
+        Response::History { events } => Ok(events),
+        Response::Error { message } => Err(message),
+        _ => Err("unexpected answer to a history request".to_owned()),
+    }))
 }
 
 /// Reads the status (hamond) and the services (hasvrd). Err: the

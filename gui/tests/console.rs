@@ -6,10 +6,14 @@
 //! wrong password, accepts the certificate's fingerprint and sees the
 //! refusal; types the right one and sees both servers and the service
 //! (gold on alpha, green on beta); presses BringOut and sees it turn grey
-//! on alpha, BringIn and sees it gold again; locks the console (a wrong
-//! password keeps it locked); and after its pin is changed, is refused
-//! with the client's explanation. Colours are read from the shapes egui
-//! painted for the service's label.
+//! on alpha, BringIn and sees it gold again; creates a socket private
+//! network from PrivateNet > Create Socket (beta's hamond then holds it in
+//! its cluster.toml; both hamonds restart to load it and the console logs
+//! in again by itself) and a service from Service > Create (it appears in
+//! the status panel on both servers); removes that service; locks the
+//! console (a wrong password keeps it locked); and after its pin is
+//! changed, is refused with the client's explanation. Colours are read
+//! from the shapes egui painted for the service's label.
 
 use eframe::egui::{Color32, Rect, Shape, epaint::ClippedShape};
 use egui_kittest::Harness;
@@ -17,6 +21,7 @@ use egui_kittest::kittest::Queryable;
 use hagui::Console;
 use hagui::panel::{GOLD, GREEN, GREY};
 use haschema::config::ClusterConfig;
+use haschema::ctl::{Request, Response};
 use hatests::web::{NODES, SERVICE, WebService, WebSpec};
 use hatests::{ClusterSpec, LAN1, require_root};
 use std::time::{Duration, Instant};
@@ -184,6 +189,9 @@ fn console_logs_in_and_brings_a_service_out_and_in() {
     wait_service(&mut h, "alpha", "ACTIVE", GOLD);
     web.wait_state("alpha", "ACTIVE");
 
+    create_a_network(&mut h, &web);
+    create_and_remove_a_service(&mut h);
+
     // Lock: only the password field is left until the password is typed.
     click(&mut h, "Lock");
     assert!(!shows(&h, "BringIn") && !shows(&h, "alpha"));
@@ -221,4 +229,138 @@ fn console_logs_in_and_brings_a_service_out_and_in() {
         "{}",
         c.log("alpha")
     );
+}
+
+/// The name of the network the console creates.
+const NEW_NET: &str = "sock2";
+/// The service the console creates.
+const NEW_SERVICE: &str = "app";
+
+/// Waits for the message bar's line about `what` (its commit, or why not).
+#[track_caller]
+fn wait_outcome(h: &mut Ui, what: &str) -> String {
+    wait_for(h, &format!("the outcome of {what}"), |h| {
+        h.state()
+            .model()
+            .messages
+            .iter()
+            .any(|m| m.text.starts_with(what))
+    });
+    let m = h.state().model();
+    m.messages
+        .iter()
+        .find(|m| m.text.starts_with(what))
+        .map(hagui::messages::line)
+        .unwrap_or_default()
+}
+
+/// PrivateNet > Create Socket on alpha's and beta's lan1 addresses; beta's
+/// hamond then serves the new cluster.toml.
+#[track_caller]
+fn create_a_network(h: &mut Ui, web: &WebService) {
+    let c = web.cluster();
+    click(h, "PrivateNet");
+    click(h, "Create Socket");
+    type_into(h, "Name", NEW_NET);
+    for node in NODES {
+        let ip = c.addr(node, LAN1).ip().to_string();
+        type_into(h, &format!("IP address of {node}"), &ip);
+    }
+    type_into(h, "Port (1-65535)", "5499");
+    click(h, "OK");
+    let what = format!("create network {NEW_NET}");
+    let outcome = wait_outcome(h, &what);
+    assert!(
+        outcome.starts_with(&format!("INFO: {what}: committed on every node, version "))
+            || outcome.contains("may or may not have been made"),
+        "{outcome}"
+    );
+    let holds_it = || match c.ask(
+        "beta",
+        &Request::ConfigGet {
+            name: "cluster.toml".into(),
+        },
+    ) {
+        Ok(Response::ConfigDoc {
+            content: Some(text),
+            ..
+        }) => ClusterConfig::parse(&text, "cluster.toml".as_ref())
+            .is_ok_and(|config| config.network(NEW_NET).is_some()),
+        _ => false,
+    };
+    let end = Instant::now() + WAIT;
+    while !holds_it() {
+        assert!(
+            Instant::now() < end,
+            "beta's cluster.toml has no network {NEW_NET}: {}",
+            c.log_tails(30)
+        );
+        std::thread::sleep(FRAME);
+    }
+    // The failover timeline was read without complaint.
+    let messages = &h.state().model().messages;
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.text.starts_with("failover history")),
+        "{messages:#?}"
+    );
+    // The console is still (or again) connected and sees the new path.
+    wait_for(h, "the new network in the status", |h| {
+        h.state()
+            .model()
+            .status
+            .as_ref()
+            .is_some_and(|s| s.paths.iter().any(|p| p.name == NEW_NET))
+    });
+}
+
+/// Service > Create: a user-defined service with no floating IP and no
+/// volume, brought out; it shows on both servers; then Remove.
+#[track_caller]
+fn create_and_remove_a_service(h: &mut Ui) {
+    click(h, "Service");
+    click(h, "Create");
+    type_into(h, "Service name", NEW_SERVICE);
+    for (field, value) in [
+        ("Floating IP (address/prefix)", ""),
+        ("Mount point (empty: no volume)", ""),
+        ("Agent script", ""),
+        ("Start script", "/bin/true"),
+        ("Stop script", "/bin/true"),
+        ("Status script", "/bin/false"),
+    ] {
+        type_into(h, field, value);
+    }
+    click(h, "OK");
+    let what = format!("create service {NEW_SERVICE}");
+    let outcome = wait_outcome(h, &what);
+    assert!(
+        outcome.starts_with(&format!("INFO: {what}: committed")),
+        "{outcome}"
+    );
+    for node in NODES {
+        let prefix = format!("{NEW_SERVICE} on {node}: ");
+        wait_for(h, &prefix, |h| {
+            h.query_all_by(|n| n.label().is_some_and(|l| l.starts_with(&prefix)))
+                .next()
+                .is_some()
+        });
+    }
+    h.state_mut().model_mut().selected = Some(NEW_SERVICE.into());
+    click(h, "Remove");
+    click(h, "Yes, remove");
+    let what = format!("remove service {NEW_SERVICE}");
+    let outcome = wait_outcome(h, &what);
+    assert!(
+        outcome.starts_with(&format!("INFO: {what}: committed")),
+        "{outcome}"
+    );
+    wait_for(h, "the service gone", |h| {
+        h.state()
+            .model()
+            .services
+            .iter()
+            .all(|s| s.name != NEW_SERVICE)
+    });
 }

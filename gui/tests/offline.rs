@@ -1,6 +1,6 @@
 //! The console without a cluster: what is shown before connecting, the
-//! Connect dialog, the disabled items, and the error of a server given
-//! without its port (no traffic leaves the test).
+//! Connect dialog, the items disabled without a connection, and the error
+//! of a server given without its port (no traffic leaves the test).
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -27,12 +27,12 @@ fn connect_opens_its_dialog() {
 }
 
 #[test]
-fn what_is_not_built_is_disabled_and_says_so() {
+fn what_needs_a_connection_or_is_not_built_is_disabled() {
     let mut h = console();
     let menus: [(&str, &[&str]); 3] = [
         ("Tools", &["Stop"]),
-        ("PrivateNet", &["Create RS232", "Create Socket", "Remove"]),
-        ("Service", &["Create", "Remove"]),
+        ("PrivateNet", &["Create RS232", "Create Socket"]),
+        ("Service", &["Create", "Bring In"]),
     ];
     for (menu, items) in menus {
         h.get_by_label(menu).click();
@@ -50,6 +50,7 @@ fn what_is_not_built_is_disabled_and_says_so() {
         "BringOut",
         "TakeOver",
         "FailOver",
+        "Remove",
         "Lock",
         "Disconnect",
     ] {

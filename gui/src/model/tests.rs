@@ -12,6 +12,7 @@ fn service(name: &str, state: &str) -> ServiceStatus {
             node: "alpha".into(),
             state: state.into(),
             can_host: true,
+            failures: 0,
         }],
         failures: 0,
         fault: None,
@@ -31,7 +32,25 @@ fn connected(t0: Instant) -> Model {
         },
         t0,
     );
+    // First the cluster config and the failovers are read.
+    let read = Job::Read {
+        name: CLUSTER_DOC.into(),
+    };
+    assert_eq!(m.next_job(t0), Some(read));
+    m.apply(
+        Event::Read {
+            name: CLUSTER_DOC.into(),
+            result: Ok((version(), None)),
+        },
+        t0,
+    );
+    assert_eq!(m.next_job(t0), Some(Job::Failovers));
+    m.apply(Event::Failovers(Ok(Vec::new())), t0);
     m
+}
+
+fn version() -> ConfigVersion {
+    "0.4.1".parse().unwrap()
 }
 
 fn refreshed(services: Vec<ServiceStatus>) -> Event {
@@ -60,7 +79,8 @@ fn one_request_at_a_time_and_a_refresh_every_two_seconds() {
         request,
         Request::Service {
             op: ServiceOp::BringOut,
-            service: "www".into()
+            service: "www".into(),
+            node: None,
         }
     );
     // Answered: a refresh at once.
@@ -73,6 +93,9 @@ fn one_request_at_a_time_and_a_refresh_every_two_seconds() {
     );
     assert_eq!(m.next_job(t0 + REFRESH * 3), Some(Job::Refresh));
     m.apply(refreshed(vec![service("www", "OUTACT")]), t0 + REFRESH * 3);
+    // The service changed: the failovers are read again.
+    assert_eq!(m.next_job(t0 + REFRESH * 3), Some(Job::Failovers));
+    m.apply(Event::Failovers(Ok(Vec::new())), t0 + REFRESH * 3);
     // Then not before REFRESH has passed.
     assert_eq!(m.wait(t0 + REFRESH * 3), Some(REFRESH));
     assert_eq!(
@@ -220,4 +243,104 @@ fn a_login_given_up_meanwhile_is_closed() {
     );
     assert_eq!(m.link, Link::Disconnected);
     assert_eq!(m.next_job(t0), Some(Job::Disconnect));
+}
+
+#[test]
+fn a_change_is_sent_once_and_its_outcome_said_and_the_config_read_again() {
+    let t0 = Instant::now();
+    let mut m = connected(t0);
+    m.put(
+        CLUSTER_DOC.into(),
+        Some(version()),
+        "text".into(),
+        "create network sock".into(),
+    );
+    let Some(Job::Put { request, .. }) = m.next_job(t0) else {
+        panic!("no put")
+    };
+    assert_eq!(
+        request,
+        Request::ConfigPut {
+            name: CLUSTER_DOC.into(),
+            base: Some(version()),
+            content: Some("text".into()),
+            force_local: false,
+        }
+    );
+    m.apply(
+        Event::Committed {
+            what: "create network sock".into(),
+            result: Err("changed meanwhile: now at 0.5.2".into()),
+        },
+        t0,
+    );
+    let last = m.messages.back().unwrap();
+    assert_eq!(last.level, Level::Error);
+    assert_eq!(
+        last.text,
+        "create network sock refused: changed meanwhile: now at 0.5.2"
+    );
+    let read = Job::Read {
+        name: CLUSTER_DOC.into(),
+    };
+    assert_eq!(m.next_job(t0), Some(read.clone()));
+    m.apply(
+        Event::Read {
+            name: CLUSTER_DOC.into(),
+            result: Ok((version(), Some("[cluster]".into()))),
+        },
+        t0,
+    );
+    // Read, but not valid: the dialogs say so.
+    let doc = m.cluster.as_ref().unwrap();
+    assert!(doc.config.is_err());
+    assert_eq!(m.next_job(t0), Some(Job::Refresh));
+    m.apply(refreshed(Vec::new()), t0);
+    m.selected = Some("www".into());
+    m.remove_service();
+    assert_eq!(
+        m.next_job(t0),
+        Some(Job::Remove {
+            name: "services/www.toml".into(),
+            what: "remove service www".into()
+        })
+    );
+    m.apply(
+        Event::Committed {
+            what: "remove service www".into(),
+            result: Ok("0.6.1".parse().unwrap()),
+        },
+        t0,
+    );
+    let last = m.messages.back().unwrap();
+    assert_eq!(
+        (last.level, last.text.as_str()),
+        (
+            Level::Info,
+            "remove service www: committed on every node, version 0.6.1"
+        )
+    );
+    assert_eq!(m.next_job(t0), Some(read));
+}
+
+#[test]
+fn failovers_are_read_again_only_when_the_services_change() {
+    let t0 = Instant::now();
+    let mut m = connected(t0);
+    let mut t = t0;
+    let mut reads = 0;
+    for state in ["ACTIVE", "ACTIVE", "STANDBY", "STANDBY"] {
+        let mut job = m.next_job(t);
+        if job == Some(Job::Failovers) {
+            reads += 1;
+            m.apply(Event::Failovers(Ok(Vec::new())), t);
+            job = m.next_job(t);
+        }
+        assert_eq!(job, Some(Job::Refresh));
+        m.apply(refreshed(vec![service("www", state)]), t);
+        t += REFRESH;
+    }
+    // One read for the one change, none for the same report again.
+    assert_eq!(reads, 1);
+    assert_eq!(m.next_job(t), Some(Job::Refresh));
 }
