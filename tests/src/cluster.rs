@@ -18,9 +18,12 @@
 //! of its hamond, and of its hasvrd when it runs one), `NODE.state/`,
 //! `NODE.sock` (hamond's control socket), `NODE.link` (hamond's socket for
 //! hasvrd), `NODE.svc.sock` (hasvrd's control socket) and
-//! `NODE.agent.sock`, and with [`ClusterSpec::watchdog`] `NODE.wd/watchdog`
-//! (the FIFO of the node's simulated watchdog) and `switch/` (the power
-//! switch its reset uses). A test that runs services writes their files to
+//! `NODE.agent.sock`, `NODE.boot_id` (the node's boot id, hamond's
+//! `--boot-id-file`: the nodes share one kernel, and a test "reboots" a
+//! node with [`TestCluster::new_boot`]), and with [`ClusterSpec::watchdog`]
+//! `NODE.wd/watchdog` (the FIFO of the node's simulated watchdog) and
+//! `switch/` (the power switch its reset uses). A test that runs services
+//! writes their files to
 //! `DIR/services/` ([`TestCluster::services_dir`]) and starts each node's
 //! hasvrd ([`TestCluster::start_hasvrd`]).
 
@@ -274,6 +277,7 @@ impl TestCluster {
         std::fs::write(&cluster.config, &text)
             .unwrap_or_else(|e| panic!("{}: {e}", cluster.config.display()));
         for n in &cluster.nodes {
+            cluster.new_boot(&n.name);
             cluster.spawn(n, &hamond);
         }
         let timeout = cluster.spec.start_timeout;
@@ -662,7 +666,10 @@ impl TestCluster {
             | Request::FenceConfirm { .. }
             | Request::History { .. }
             | Request::AlertTest
-            | Request::FenceTest { .. } => self.node(node).socket.clone(),
+            | Request::FenceTest { .. }
+            | Request::ConfigList
+            | Request::ConfigGet { .. }
+            | Request::ConfigPut { .. } => self.node(node).socket.clone(),
             Request::Services | Request::Service { .. } | Request::NodeStandby { .. } => {
                 self.service_socket(node)
             }
@@ -700,6 +707,7 @@ impl TestCluster {
         let request = Request::Service {
             op,
             service: service.to_owned(),
+            node: None,
         };
         match self.ask(node, &request)? {
             Response::Done { message } => Ok(message),
@@ -991,6 +999,26 @@ impl TestCluster {
         self.spawn(n, &bins::hamond());
     }
 
+    /// Gives `node` a new boot id (a random UUID in its `NODE.boot_id`), as
+    /// an OS boot does: its next hamond start is on a new boot, so nothing
+    /// it ran before survived (its persisted locks are not held again).
+    #[track_caller]
+    pub fn new_boot(&self, node: &str) {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).expect("getrandom");
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let uuid = format!(
+            "{}-{}-{}-{}-{}\n",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        let file = self.side_path(self.node(node), "boot_id");
+        std::fs::write(&file, uuid).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+
     /// Clean stop then start again; waits until it answers status.
     #[track_caller]
     pub fn restart(&self, node: &str) {
@@ -1042,7 +1070,9 @@ impl TestCluster {
             .arg("--socket")
             .arg(&n.socket)
             .arg("--link")
-            .arg(self.side_path(n, "link"));
+            .arg(self.side_path(n, "link"))
+            .arg("--boot-id-file")
+            .arg(self.side_path(n, "boot_id"));
         if self.spec.hamond_runs_hasvrd {
             cmd.arg("--hasvrd").arg(bins::hasvrd());
             for arg in self.hasvrd_args(n) {

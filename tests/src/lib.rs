@@ -19,6 +19,10 @@
 //!   client through its floating IP ([`web::WebService`]).
 //! * [`apps`]: the real applications and agents run as services (MariaDB,
 //!   the bundled agents, the manual's C and shell agent templates).
+//! * [`never_twice`]: the never-twice checker of the web service's tests,
+//!   and the wait for the one claimant left once the dust settles.
+//! * [`boot`]: a powered-off node booted again (its addresses, a new boot
+//!   id, its daemons).
 //! * [`report`]: lookups on `hactl status` reports.
 //! * [`stream`]: waiting for one matching item of a stream of observations.
 //! * [`account`]: temporary groups ([`TempGroup`]) and running programs as
@@ -28,12 +32,14 @@
 pub mod account;
 pub mod apps;
 pub mod bins;
+pub mod boot;
 pub mod cable;
 pub mod cluster;
 pub mod command;
 pub mod disk;
 pub mod ipmi;
 pub mod netns;
+pub mod never_twice;
 pub mod nft;
 pub mod power;
 pub mod publan;

@@ -57,6 +57,13 @@ pub const PUBLIC_PORT: u16 = 5407;
 pub const SERVICE: &str = "www";
 /// The two nodes: the service's active node, then its standby.
 pub const NODES: [&str; 2] = ["alpha", "beta"];
+/// The name (`$0`) of the shell that pauses the service's start
+/// ([`WebSpec::start_pause`]): a process with it on a node means the
+/// service is starting there (see [`crate::apps::pid_in`]).
+pub const PAUSED_START: &str = "start-after-a-pause";
+/// The same for the stop ([`WebSpec::stop_pause`]): the service is
+/// stopping there.
+pub const PAUSED_STOP: &str = "stop-after-a-pause";
 /// How often [`WebService::outage_during`] asks the floating IP.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// How long one of those probes waits for its answer.
@@ -245,6 +252,16 @@ fsck = true
     )
 }
 
+/// `argv`, run after `pause` (if any) by a shell named `name`.
+fn paused(pause: Option<Duration>, name: &str, argv: Vec<String>) -> Vec<String> {
+    let Some(pause) = pause else {
+        return argv;
+    };
+    let wrapper = format!("sleep {}; exec \"$@\"", pause.as_secs_f64());
+    let head = ["/bin/sh", "-c", &wrapper, name].map(str::to_owned);
+    head.into_iter().chain(argv).collect()
+}
+
 /// A duration as the service file writes it: whole seconds as `"Ns"`,
 /// anything else in milliseconds (`"100ms"`).
 #[track_caller]
@@ -269,10 +286,12 @@ fn duration_value(d: Duration) -> String {
 /// before the floating IP's table.
 fn service_file(script: &str, ip: IpAddr, web: &WebSpec) -> String {
     let prefix = if ip.is_ipv6() { 64 } else { 24 };
-    let commands = web
+    let mut commands = web
         .commands
         .clone()
         .unwrap_or_else(|| Commands::script(script));
+    commands.start = paused(web.start_pause, PAUSED_START, commands.start);
+    commands.stop = paused(web.stop_pause, PAUSED_STOP, commands.stop);
     let argv = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
     let (start, stop, status) = (
         argv(&commands.start),
@@ -401,6 +420,15 @@ pub struct WebSpec {
     /// Where the volume is mounted (created if missing), for commands
     /// that name it; None: `docroot` in the fixture's own directory.
     pub mount_point: Option<PathBuf>,
+    /// With `fencing`, the switch's fence `delay` (rule 4: the fence of the
+    /// node that hosts more waits this long); None: no delay.
+    pub fence_delay: Option<Duration>,
+    /// The service's start waits this long before it runs the start
+    /// command (a slow application start), so that a test can act while
+    /// the service is starting; None: no pause.
+    pub start_pause: Option<Duration>,
+    /// The same for the stop (a slow application shutdown).
+    pub stop_pause: Option<Duration>,
 }
 
 /// A node's mount namespace kept after the node is gone: what a node that
@@ -530,6 +558,10 @@ impl WebService {
                  timeout = \"20s\"\n",
                 switch.agent().display()
             ));
+            if let Some(delay) = web.fence_delay {
+                spec.extra_config
+                    .push_str(&format!("delay = {}\n", duration_value(delay)));
+            }
         }
         let cluster = TestCluster::start(test, spec);
         // Unmounted by a power-off (where the switch sees the mount: the
@@ -1041,13 +1073,16 @@ impl WebService {
     }
 
     /// Whether the application runs on `node`: its pid file names a live
-    /// process (its stop removes the file).
+    /// process (its stop removes the file), not a zombie (one killed with
+    /// its node, whose reaper died with it, may stay unreaped).
     #[track_caller]
     pub fn app_running(&self, node: &str) -> bool {
         std::fs::read_to_string(self.app_pid_file(node))
             .ok()
             .and_then(|pid| pid.trim().parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .and_then(|stat| Some(stat.rsplit_once(") ")?.1.chars().next()? != 'Z'))
+            .unwrap_or(false)
     }
 
     /// Where the application keeps its pid on `node`.

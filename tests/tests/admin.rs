@@ -6,12 +6,14 @@
 //! alpha's status with the local exit code, a request before the login is
 //! refused, 5 wrong passwords lock the address out even for the right one,
 //! and after alpha's certificate is regenerated the pinned fingerprint makes
-//! hactl refuse to talk to it, saying how to accept the change.
+//! hactl refuse to talk to it, saying how to accept the change. Logins are
+//! in alpha's audit log with their source and result, never the password.
 //!
 //! With the web service (`hatests::web`), the service requests go through
 //! alpha's endpoint to its hasvrd: `hactl --remote` brings `www` out and
 //! back in, reads the service status as JSON with the local exit codes,
-//! and each command is logged on alpha with its source and result.
+//! and each command is logged on alpha, and written to its audit log,
+//! with its source and result.
 
 use hamond::admin::client::{Client, KNOWN_HOSTS_ENV};
 use haschema::ctl::{Health, ServiceStatus};
@@ -48,6 +50,34 @@ fn remote_status(c: &TestCluster, password: &str) -> Finished {
 /// The `[admin]` table of both tests.
 fn admin_config() -> String {
     format!("[admin]\nlisten = \"0.0.0.0:{PORT}\"")
+}
+
+/// The lines of `node`'s hamond audit log (in its state directory), with
+/// the whole text (to check that no password is in it).
+fn audit_log(c: &TestCluster, node: &str) -> (Vec<serde_json::Value>, String) {
+    let path = c
+        .dir()
+        .join(format!("{node}.state"))
+        .join(haschema::audit::FILE);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (lines, text)
+}
+
+/// Whether an audit line is by the admin from `ip` (any port), about
+/// `cmd`, with a result that starts with `result`.
+fn audited(line: &serde_json::Value, ip: &str, cmd: &str, result: &str) -> bool {
+    line["who"] == "admin"
+        && line["from"]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&format!("{ip}:")))
+        && line["what"]["cmd"] == cmd
+        && line["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(result))
 }
 
 /// `hactl passwd --stdin --config CONFIG` with `password` on stdin.
@@ -134,6 +164,17 @@ fn remote_admin_login_lockout_and_pinning() {
         &format!("admin: login from {beta_ip}"),
         Duration::from_secs(5),
     );
+    let (lines, text) = audit_log(&c, "alpha");
+    let failed = "refused: wrong password";
+    assert!(
+        lines.iter().any(|l| audited(l, &beta_ip, "login", failed)),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| audited(l, &beta_ip, "login", "ok")),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
 
     // A request before the login is refused.
     let server = format!("{}:{PORT}", c.addr("alpha", LAN1).ip());
@@ -262,6 +303,19 @@ fn remote_service_bring_out_and_in() {
     assert_eq!(code, Some(Health::Ok as i32));
     let needle = format!("admin: service bring-in {SERVICE} by admin from {beta_ip}:");
     c.wait_for_log("alpha", &needle, Duration::from_secs(5));
+    let (lines, text) = audit_log(c, "alpha");
+    let done = |l: &&serde_json::Value| {
+        audited(l, &beta_ip, "service", "ok") && l["what"]["service"] == SERVICE
+    };
+    assert_eq!(lines.iter().filter(done).count(), 2, "out and in: {text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| audited(l, &beta_ip, "service", "refused: ")
+                && l["what"]["service"] == "nosuch"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
     assert!(
         c.log("alpha")
             .lines()

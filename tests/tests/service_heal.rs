@@ -21,6 +21,7 @@
 //!   log (rule 8), although beta's grant is the newer one.
 
 use haschema::ctl::{Request, Response, ServiceOp};
+use hatests::never_twice::{one_claimant, poll_until};
 use hatests::require_root;
 use hatests::web::{NODES, SERVICE, WebService, WebSpec};
 use std::time::{Duration, Instant};
@@ -39,31 +40,6 @@ const WRONG_MAC: &str = "02:00:00:00:0b:ad";
 /// What hasvrd logs when it finds the service up here while another node
 /// owns it (an emergency).
 const STOPPED_AT_ONCE: &str = "while the service is up here: stopping it at once";
-
-/// Polls until `done` holds (every [`POLL`], at most `timeout`), checking
-/// `keep` at every poll first; panics naming `what`, with the log tails.
-#[track_caller]
-fn poll_until(
-    w: &WebService,
-    what: &str,
-    timeout: Duration,
-    keep: impl Fn(),
-    done: impl Fn() -> bool,
-) {
-    let end = Instant::now() + timeout;
-    loop {
-        keep();
-        if done() {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{what}: not within {timeout:?}\n{}",
-            w.cluster().log_tails(60)
-        );
-        std::thread::sleep(POLL);
-    }
-}
 
 /// Watches for [`WATCH`]: the service stays on alpha alone (floating IP,
 /// application) and beta stays STALLED, never starting it.
@@ -133,20 +109,6 @@ fn confirm_alpha_off_on_beta(w: &WebService) {
             c.log_tails(40)
         ),
     }
-}
-
-/// The owner each node's hasvrd reports for the service.
-fn owners(w: &WebService) -> Vec<Option<String>> {
-    NODES
-        .iter()
-        .map(|n| {
-            w.cluster()
-                .services(n)
-                .ok()
-                .and_then(|s| s.into_iter().find(|s| s.name == SERVICE))
-                .and_then(|s| s.owner)
-        })
-        .collect()
 }
 
 #[test]
@@ -280,7 +242,7 @@ fn false_confirm_stopped_by_the_probe(test: &str, ipv6: bool) {
     beta_keeps_off_the_ip(&w);
 
     c.restore_all();
-    let keeper = one_claimant_after_the_heal(&w, || w.assert_never_twice());
+    let keeper = one_claimant(&w, &NODES, || w.assert_never_twice());
     w.wait_served_by(keeper);
 }
 
@@ -294,28 +256,6 @@ fn beta_keeps_off_the_ip(w: &WebService) {
         assert_eq!(w.holders(), ["alpha"], "the floating IP moved");
         std::thread::sleep(POLL);
     }
-}
-
-/// Waits until, after a heal, the floating IP and the application are on
-/// one node only and both hasvrds name the same owner, checking `keep` at
-/// every poll; returns that node.
-#[track_caller]
-fn one_claimant_after_the_heal(w: &WebService, keep: impl Fn()) -> &'static str {
-    poll_until(
-        w,
-        "one claimant left after the heal",
-        HEAL_WAIT,
-        keep,
-        || {
-            let holders = w.holders();
-            let running: Vec<&str> = NODES.into_iter().filter(|n| w.app_running(n)).collect();
-            let owners = owners(w);
-            holders.len() == 1
-                && running == holders
-                && owners.iter().all(|o| o.as_deref() == Some(holders[0]))
-        },
-    );
-    w.holders()[0]
 }
 
 #[test]
@@ -339,7 +279,7 @@ fn two_claimants_after_a_heal_leave_one_and_the_other_stops_with_an_emergency() 
 
     c.restore_all();
     w.lan().isolate_nodes(false);
-    let keeper = one_claimant_after_the_heal(&w, || {});
+    let keeper = one_claimant(&w, &NODES, || {});
     assert_eq!(
         keeper, "alpha",
         "rule 8: the lower-priority claimant (beta, the standby) stops"
