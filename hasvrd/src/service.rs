@@ -53,6 +53,8 @@
 //!   with an able peer fails over at once (or as soon as a peer becomes
 //!   able), it queues only as a last resort, and TakeOver is refused. An
 //!   expiry that ends it is logged, and the node can host again by itself.
+//!   The driver persists the times, and a restarted hasvrd hands them back
+//!   ([`Service::restore_failures`]).
 //! * **Public network and storage path** ([`Loss`]). A lost public network
 //!   ([`Cause::PublicNetwork`]: some floating IP has no NIC left on this
 //!   node with carrier and, with ping addresses, through which one
@@ -93,6 +95,22 @@
 //!   running while this node does not own the service stops every step at
 //!   once (application, IPs, volumes), then proves it. So does losing
 //!   ownership while something is up here.
+//! * **Stop** ([`Op::Stop`], Skyge's "stop service before remove
+//!   service"). The operator's way to stop a service cluster-wide: every
+//!   node brings it out (a queued request is withdrawn), and the holder
+//!   (or a node with steps up) stops every step in reverse, proves it
+//!   (rule 7 as any stop) and releases the lock without asking a peer to
+//!   take over, so it runs nowhere and nobody asks for it until
+//!   [`Op::BringIn`]. A step in progress finishes first. A failed or
+//!   unproven stop is an error as any other (ERRORACT, the lock kept,
+//!   fencing or `force_reboot`); Cleanup then stops, proves and releases
+//!   again. A lock granted to a stopped node anyway (a request already on
+//!   its way) is given back at once. It is refused in error (Cleanup
+//!   first) and while shutting down. BringIn ends it (a stop still under
+//!   way is cut short: the holder starts again what it stopped); a node
+//!   that a preferred able node precedes in the service's nodes then waits
+//!   [`Settings::boot_grace`] before it asks, as at boot, so that the
+//!   service starts on its preferred able node.
 //! * **Isolation** (the ping addresses decide only who releases). While
 //!   hamond says this node is isolated ([`Input::Isolation`]: it sees no
 //!   other node on any heartbeat path and reaches none of the cluster's
@@ -118,8 +136,8 @@
 //! | ACTIVEACT | active here, the peer has a fault | as ACTIVE, but no other node of the service is up and able to host it (unknown counts as unable) |
 //! | ACTIVESTB | active now, standby before | as ACTIVE, but another node held the service between this node's previous grant and this one (a take-over or fail-over brought it here) |
 //! | STANDBY | standby here, active on the peer | in the cluster, nothing up here, not held here; queued for the lock when eligible |
-//! | OUTACT | brought out, was active here | brought out while holding it or with steps up: it keeps running, unwatched |
-//! | OUTSTB | brought out, was standby here | brought out, nothing up here |
+//! | OUTACT | brought out, was active here | brought out while holding it or with steps up: it keeps running, unwatched (or is being stopped, after Stop) |
+//! | OUTSTB | brought out, was standby here | brought out (or stopped), nothing up here |
 //! | ERRORACT | failed, was active here | a stop failed (or was not proven) while this node held the lock |
 //! | ERRORSTB | failed, was standby here | a stop failed while this node did not hold the lock (a copy found running here) |
 //! | STALLED | (not in the manual) | the holder was lost uncleanly and is not fenced; nothing is up here |
@@ -135,7 +153,8 @@
 //!   switching it": [`Op::BringOut`] stops watching and moving it, but stops
 //!   nothing; the holder keeps the lock (so it cannot start twice), other
 //!   nodes withdraw their queued requests. BringIn resumes (the holder probes
-//!   at once).
+//!   at once). To stop it, [`Op::Stop`]: it ends brought out too, but
+//!   stopped (proven) and released, OUTSTB on every node.
 //! * `onstart` (Skyge) decides whether a node's machine starts brought in;
 //!   with `onstart = false` it starts OUTSTB and waits for BringIn.
 //! * ERROR is reserved for failed (or unproven) stops, the one failure that
@@ -160,7 +179,8 @@
 //!   request when the lock was not granted yet.
 //! * Operator commands go to the node they act on: TakeOver to the node that
 //!   should take the service, FailOver to the holder; BringIn, BringOut,
-//!   SwitchbackOn/Off and Cleanup to every node. [`Output::AskPeerToTakeOver`]
+//!   Stop, SwitchbackOn/Off and Cleanup to every node (a Stop issued
+//!   anywhere thus reaches the holder). [`Output::AskPeerToTakeOver`]
 //!   reaches the named node as a TakeOver; a TakeOver on one node reaches the
 //!   holder as a FailOver.
 //! * The driver advertises [`Service::can_host`] to the other nodes (their
@@ -616,6 +636,9 @@ pub struct Service {
     standby: Option<String>,
     watchdog_stopped: bool,
     leaving: bool,
+    /// An operator's Stop, until BringIn: everything here goes down
+    /// (proven) and a lock held here is released, not asked for again.
+    stopped: bool,
 }
 
 impl Service {
@@ -697,6 +720,7 @@ impl Service {
             standby: None,
             watchdog_stopped: false,
             leaving: false,
+            stopped: false,
             s,
         }
     }
@@ -833,6 +857,33 @@ impl Service {
         self.managed
     }
 
+    /// Whether an operator's Stop holds, until BringIn.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Restores at `now` an operator's Stop that the driver persisted, on
+    /// a machine built brought out (`onstart` false, so it never asked for
+    /// the lock): it stays stopped until BringIn, and whatever of it is
+    /// still up here is stopped (proven) and a lock held here released.
+    pub fn restore_stopped(&mut self, now: Time) {
+        self.managed = false;
+        self.stopped = true;
+        self.drive(now);
+        self.report("stopped by the operator before hasvrd restarted".into());
+    }
+
+    /// Held, brought in, every step up and watched, nothing in progress.
+    pub fn running_here(&self) -> bool {
+        self.monitoring()
+    }
+
+    /// Whether the machine still wants the service on this node (false
+    /// once it decided to move it away, to shut down, or was stopped).
+    pub fn wants_here(&self) -> bool {
+        self.want_here && !self.leaving && !self.stopped
+    }
+
     /// Failures of the service on this node since Cleanup, expired ones
     /// left out (against `migration_threshold`).
     pub fn fail_count(&self) -> u32 {
@@ -929,6 +980,20 @@ impl Service {
                     return None;
                 }
             }
+            Op::Stop => {
+                if let Some(f) = &self.error {
+                    format!(
+                        "the service is in error here (stop of {} failed: {}); fix the cause \
+                         and Cleanup first (it stops and proves it again)",
+                        f.step, f.reason
+                    )
+                } else if self.leaving {
+                    "hasvrd is shutting down on this node (it stops the service anyway)"
+                        .to_owned()
+                } else {
+                    return None;
+                }
+            }
             _ => return None,
         };
         Some(why)
@@ -960,6 +1025,20 @@ impl Service {
     /// The settings the machine runs with.
     pub fn settings(&self) -> &Settings {
         &self.s
+    }
+
+    /// Replaces the settings (the service file changed and was reloaded;
+    /// the driver does it only while the service is neither held nor up
+    /// here). What happened here is kept: the fail count, brought in or
+    /// out, node standby, the peers' states; switchback takes the file's
+    /// new value only if the file changed it.
+    pub fn replace_settings(&mut self, s: Settings) {
+        if s.switchback != self.s.switchback {
+            self.switchback = s.switchback;
+        }
+        self.my_index = s.nodes.iter().position(|n| *n == self.me);
+        self.peers.retain(|node, _| s.nodes.contains(node));
+        self.s = s;
     }
 
     // ---- facts -----------------------------------------------------------
@@ -1117,6 +1196,9 @@ impl Service {
     }
 
     fn drive_steps(&mut self, now: Time) {
+        if self.stopped {
+            return self.drive_stop();
+        }
         // Isolated: release whatever runs here, whether or not a peer is
         // seen (none is).
         if self.owned && self.want_here && self.isolated.is_some() {
@@ -1178,6 +1260,27 @@ impl Service {
             );
             self.want_here = false;
             self.issue_stop();
+        }
+    }
+
+    /// After an operator's Stop: every step down in reverse, proven, then
+    /// a lock held here released without asking a peer to take over.
+    fn drive_stop(&mut self) {
+        if self.up > 0 {
+            return self.issue_stop();
+        }
+        if !self.proven {
+            return self.issue_proof();
+        }
+        self.cycle = None;
+        if self.owned {
+            self.owned = false;
+            self.requested = None;
+            self.emit(Output::ReleaseOwnership);
+            self.alert(
+                Level::Info,
+                "stopped (proven) and released: it runs nowhere until BringIn".into(),
+            );
         }
     }
 
@@ -1617,6 +1720,26 @@ impl Service {
                     self.next_probe = Some(now);
                     self.alert(Level::Info, format!("brought in by {by}"));
                 }
+                if std::mem::take(&mut self.stopped) {
+                    self.after_stop(now);
+                }
+            }
+            Op::Stop => {
+                self.managed = false;
+                if !self.stopped {
+                    self.stopped = true;
+                    self.cycle = None;
+                    self.retry_at = None;
+                    let what = if self.owned || self.up > 0 || !self.proven {
+                        "stopping it here (proven), then releasing it"
+                    } else {
+                        "nothing runs here, and this node no longer asks for it"
+                    };
+                    self.alert(
+                        Level::Info,
+                        format!("stopped by {by}: {what}; it stays stopped until BringIn"),
+                    );
+                }
             }
             Op::BringOut => {
                 if self.managed {
@@ -1672,6 +1795,22 @@ impl Service {
                     );
                 }
             }
+        }
+    }
+
+    /// BringIn after a Stop: a node that a preferred able node precedes
+    /// lets it ask first, as at boot, so that the service starts on its
+    /// preferred able node.
+    fn after_stop(&mut self, now: Time) {
+        let Some(mine) = self.my_index else {
+            return;
+        };
+        let preferred_able = self.s.nodes[..mine]
+            .iter()
+            .any(|n| self.peers.get(n).is_some_and(Peer::able));
+        if !self.owned && preferred_able && !self.s.boot_grace.is_zero() {
+            self.want_here = false;
+            self.hold_back_until = Some(now + self.s.boot_grace);
         }
     }
 }

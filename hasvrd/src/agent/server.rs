@@ -4,7 +4,7 @@
 //! timer), which answers it and emits the [`Event`]s the daemon reads from
 //! [`Agents::next_event`].
 
-use super::watch::{Client, Event, Watch};
+use super::watch::{Client, Event, Watch, WatchParams};
 use haschema::access::PeerCred;
 use haschema::agent::{LineBuffer, Reply, Request};
 use std::io;
@@ -45,11 +45,13 @@ pub struct Agents {
     driver: JoinHandle<()>,
 }
 
-/// What the daemon tells the watch, besides requests.
+/// What the daemon tells the watch, besides requests (`Set`: after a
+/// reload, a service's heartbeat timing, or None to forget it).
 #[derive(Debug)]
 enum Input {
     Exited { service: String, how: String },
     Disarm { service: String },
+    Set(String, Option<WatchParams>),
 }
 
 /// A request for the watch task, with where to send the reply.
@@ -100,6 +102,12 @@ impl Agents {
             service: service.to_owned(),
             how: how.into(),
         });
+    }
+
+    /// The service files were reloaded: watch `service` with `params`, or
+    /// forget it (see [`Watch::set_service`]).
+    pub fn set_service(&self, service: &str, params: Option<WatchParams>) {
+        let _ = self.inputs.send(Input::Set(service.to_owned(), params));
     }
 
     /// The daemon is stopping `service`: stop expecting its heartbeats (see
@@ -182,6 +190,7 @@ async fn drive(
             input = inputs.recv() => match input {
                 Some(Input::Exited { service, how }) => watch.agent_exited(&service, &how),
                 Some(Input::Disarm { service }) => watch.disarm(&service),
+                Some(Input::Set(service, params)) => watch.set_service(&service, params),
                 None => return,
             },
             () = timer => watch.handle_timeout(origin.elapsed()),

@@ -245,6 +245,26 @@ impl Watch {
         }
     }
 
+    /// The service files were reloaded: watch `service` with `params`
+    /// (a new service starts closed; a changed one keeps where it stands),
+    /// or, with None, forget it (its requests are refused from now on).
+    pub fn set_service(&mut self, service: &str, params: Option<WatchParams>) {
+        match params {
+            Some(params) => {
+                self.services
+                    .entry(service.to_owned())
+                    .and_modify(|e| e.params = params)
+                    .or_insert(Entry {
+                        params,
+                        state: WatchState::Closed,
+                    });
+            }
+            None => {
+                self.services.remove(service);
+            }
+        }
+    }
+
     /// The daemon is stopping `service` (its agent will be killed): stop
     /// expecting heartbeats, without an event.
     pub fn disarm(&mut self, service: &str) {
@@ -651,5 +671,27 @@ mod tests {
         let w = watch();
         let names: Vec<&str> = w.services().collect();
         assert_eq!(names, ["db", "www"]);
+    }
+
+    #[test]
+    fn a_reload_adds_changes_and_forgets_services() {
+        let mut w = watch();
+        let p = WatchParams {
+            check_interval: ms(100),
+            check_tko: 1,
+        };
+        assert!(matches!(send(&mut w, ms(0), "open new"), Reply::Error(_)));
+        w.set_service("new", Some(p));
+        assert_eq!(w.state("new"), Some(WatchState::Closed));
+        assert_eq!(send(&mut w, ms(0), "open new"), Reply::Ok);
+        send(&mut w, ms(0), "open www");
+        events(&mut w);
+        w.set_service("www", Some(p));
+        assert!(matches!(w.state("www"), Some(WatchState::Open { .. })));
+        assert_eq!(send(&mut w, ms(50), "ok www"), Reply::Ok);
+        assert_eq!(w.next_deadline(), Some(ms(100)), "the new window");
+        w.set_service("new", None);
+        assert_eq!(w.state("new"), None);
+        assert!(matches!(send(&mut w, ms(60), "ok new"), Reply::Error(_)));
     }
 }

@@ -1,11 +1,39 @@
 //! The fail count of one service on this node: the time of each failure
 //! (application failure or failed start) since the last Cleanup, dropped
 //! once older than the service's `failure_timeout` (kept until Cleanup
-//! without one). Pure: the machine passes the time in.
+//! without one). Pure: the machine passes the time in. A restarted hasvrd
+//! hands the failures it persisted back ([`Service::restore_failures`]).
 
-use super::Time;
+use super::{Input, Level, Service, Time};
 use std::collections::VecDeque;
 use std::time::Duration;
+
+impl Service {
+    /// A restarted hasvrd's failures of this service here, as persisted
+    /// before the restart, at `times` on the machine's clock: counted
+    /// again at `now` (those older than `failure_timeout` expire at once),
+    /// so `migration_threshold` goes on applying.
+    pub fn restore_failures(&mut self, now: Time, times: &[Time]) {
+        if times.is_empty() {
+            return;
+        }
+        let mut all: Vec<Time> = self
+            .fail_count
+            .times()
+            .chain(times.iter().copied())
+            .collect();
+        all.sort();
+        self.fail_count.times = all.into();
+        self.alert(
+            Level::Info,
+            format!(
+                "{} failure(s) counted here before hasvrd restarted",
+                times.len()
+            ),
+        );
+        self.handle(now, Input::Timer);
+    }
+}
 
 /// Failures still counted, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

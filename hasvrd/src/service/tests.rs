@@ -1503,15 +1503,7 @@ fn gen_input(rng: &mut Rng, chk: &Checker) -> Input {
     let nodes = ["alpha", "beta", "gamma"];
     let steps = Step::ORDER;
     let statuses = [Running, NotRunning, Failed];
-    let ops = [
-        Op::BringIn,
-        Op::BringOut,
-        Op::TakeOver,
-        Op::FailOver,
-        Op::SwitchbackOn,
-        Op::SwitchbackOff,
-        Op::Cleanup,
-    ];
+    let ops = Op::ALL;
     let roll = rng.below(100);
     if roll < 35
         && let Some((start, k)) = chk.outstanding
@@ -1650,3 +1642,4 @@ fn property_safety_rules_hold_for_random_inputs() {
 
 mod failcount;
 mod standby;
+mod stop;

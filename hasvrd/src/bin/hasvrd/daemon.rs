@@ -17,8 +17,13 @@
 //! At start it connects to hamond first and learns which services this
 //! node still owns, then looks at what is up here ([`Steps::held_here`] and
 //! a probe): an owner adopts what runs without restarting it, a non-owner
-//! stops it. On SIGTERM/SIGINT every service is stopped (proven) and
-//! released for a peer to take over before hasvrd exits.
+//! stops it. Each machine is built with the operator's bring-out or stop
+//! kept for it ([`crate::operator`]), so a brought-out service is left as
+//! it is (adopted, not watched) and a stopped one stays stopped, and
+//! neither asks for its lock. On SIGTERM/SIGINT every service is stopped (proven) and
+//! released for a peer to take over before hasvrd exits. On SIGHUP, or
+//! when hamond says the service files changed, it rereads them
+//! ([`reload`]).
 
 use crate::link::{self, Link, Welcome};
 use crate::worker::{self, Done, Job, Outcome};
@@ -39,6 +44,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod reload;
+
 /// What the daemon runs with.
 pub struct Setup {
     pub me: String,
@@ -49,8 +56,20 @@ pub struct Setup {
     pub socket: PathBuf,
     pub agent_socket: PathBuf,
     pub gid: Option<u32>,
+    /// The services directory and the cluster config its files are
+    /// checked against, reread on SIGHUP or when hamond says they changed
+    /// ([`reload`]).
+    pub services_dir: PathBuf,
+    /// Where the control socket's commands are recorded.
+    pub audit: haschema::audit::AuditLog,
+    pub cluster: haschema::config::ClusterConfig,
     /// Where node standby is persisted ([`crate::standby`]).
     pub standby_file: PathBuf,
+    /// Where the fail counts are persisted ([`crate::failures`]).
+    pub failures_file: PathBuf,
+    /// Where the operator's per-service choices (bring-out, stop) are
+    /// persisted ([`crate::operator`]).
+    pub operator_file: PathBuf,
 }
 
 /// One service on this node.
@@ -59,7 +78,8 @@ pub(crate) struct Unit {
     pub(crate) svc: Service,
     steps: Arc<Steps>,
     jobs: mpsc::UnboundedSender<Job>,
-    advertised: Option<(State, bool)>,
+    /// State, can host and fail count, as last advertised.
+    advertised: Option<(State, bool, u32)>,
 }
 
 pub(crate) struct Daemon {
@@ -71,10 +91,11 @@ pub(crate) struct Daemon {
     writer: tokio::task::JoinHandle<()>,
     pub(crate) owners: BTreeMap<String, Option<String>>,
     up: BTreeSet<String>,
-    /// What the other nodes advertised: (node, service) -> (state, can host).
-    pub(crate) peer_services: BTreeMap<(String, String), (String, bool)>,
+    /// What the other nodes advertised: (node, service) -> (state, can
+    /// host, fail count).
+    pub(crate) peer_services: BTreeMap<(String, String), (String, bool, u32)>,
     /// The lock requests outstanding, sent again after a reconnect.
-    requests: BTreeMap<String, u8>,
+    pub(crate) requests: BTreeMap<String, u8>,
     origin: Instant,
     agents: Agents,
     leaving: bool,
@@ -88,7 +109,15 @@ pub(crate) struct Daemon {
     takeovers: BTreeMap<String, Instant>,
     /// Why this node is in standby, while it is, and where that is kept.
     standby: Option<String>,
+    /// What a reload of the service files needs ([`reload`]).
+    reload: reload::Reloader,
     standby_file: PathBuf,
+    /// The fail counts as persisted.
+    failures: crate::failures::Saved,
+    /// The operator's per-service choices as persisted.
+    operator: crate::operator::Saved,
+    /// What the group rules hold back ([`crate::group`]).
+    pub(crate) group: crate::group::Held,
 }
 
 /// Runs until SIGTERM or SIGINT, then stops every service here.
@@ -138,8 +167,21 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             setup.socket.display()
         )
     })?;
-    tokio::spawn(ctl_server::serve(listener, setup.gid, calls_tx));
-    let origin = Instant::now();
+    tokio::spawn(ctl_server::serve(
+        listener,
+        setup.gid,
+        calls_tx,
+        setup.audit.clone(),
+    ));
+    // Early enough for the persisted failures still counted.
+    let origin = crate::failures::origin(&configs);
+    let (failures, read) = crate::failures::Saved::load(setup.failures_file, origin.elapsed());
+    if let Err(e) = read {
+        tracing::error!(
+            severity = "crit",
+            "{e}; the fail counts here start from zero"
+        );
+    }
     let standby = crate::standby::load(&setup.standby_file).unwrap_or_else(|e| {
         tracing::error!(
             severity = "crit",
@@ -154,6 +196,15 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             setup.standby_file.display()
         );
     }
+    let (mut operator, read) = crate::operator::Saved::load(setup.operator_file);
+    if let Err(e) = read {
+        tracing::error!(
+            severity = "crit",
+            "{e}; no service's bring-out or stop is restored here: each follows its `onstart`; \
+             check `hactl service status`, and bring out or stop again what must stay so"
+        );
+    }
+    operator.retain(|s| configs.iter().any(|c| c.name == s));
     let held: BTreeSet<&str> = welcome.held.iter().map(String::as_str).collect();
     let mut units = BTreeMap::new();
     for cfg in configs {
@@ -197,8 +248,10 @@ pub async fn run(setup: Setup) -> Result<(), String> {
                 }
             }
         }
-        let settings = Settings::from_config(&cfg, setup.fencing);
-        let svc = Service::restored(
+        let mut settings = Settings::from_config(&cfg, setup.fencing);
+        let choice = operator.restored(&cfg.name);
+        settings.onstart = crate::operator::Choice::onstart(choice, cfg.onstart);
+        let mut svc = Service::restored(
             settings,
             &setup.me,
             origin.elapsed(),
@@ -206,6 +259,8 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             up,
             standby.clone(),
         );
+        crate::operator::restore(&mut svc, &cfg.name, choice, origin.elapsed());
+        svc.restore_failures(origin.elapsed(), &failures.restored(&cfg.name));
         let jobs = worker::spawn(cfg.name.clone(), steps.clone(), done_tx.clone());
         units.insert(
             cfg.name.clone(),
@@ -227,13 +282,27 @@ pub async fn run(setup: Setup) -> Result<(), String> {
         up: BTreeSet::new(),
         peer_services: BTreeMap::new(),
         requests: BTreeMap::new(),
+        group: Default::default(),
         origin,
         agents,
         leaving: false,
         why: BTreeMap::new(),
         takeovers: BTreeMap::new(),
         standby,
+        reload: reload::Reloader {
+            dir: setup.services_dir,
+            cluster: setup.cluster,
+            fencing: setup.fencing,
+            fip,
+            events: event_tx,
+            done: done_tx,
+            agent_socket: setup.agent_socket.clone(),
+            ping: Vec::new(),
+            deferred: BTreeMap::new(),
+        },
         standby_file: setup.standby_file,
+        failures,
+        operator,
     };
     tracing::info!(
         "hasvrd started on {} with {} service(s): {}",
@@ -247,6 +316,7 @@ pub async fn run(setup: Setup) -> Result<(), String> {
     d.pump_all();
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut leave_by: Option<Instant> = None;
     loop {
         if d.leaving && d.units.values().all(|u| u.svc.settled()) {
@@ -273,7 +343,7 @@ pub async fn run(setup: Setup) -> Result<(), String> {
                 None => {
                     tracing::warn!("hamond went away; services keep running, reconnecting");
                     let (path, names, line_tx, relink_tx) =
-                        (setup.link.clone(), names.clone(), line_tx.clone(), relink_tx.clone());
+                        (setup.link.clone(), d.units.keys().cloned().collect::<Vec<_>>(), line_tx.clone(), relink_tx.clone());
                     tokio::spawn(async move {
                         match link::connect(&path, &names, line_tx).await {
                             Ok(linked) => { let _ = relink_tx.send(linked); }
@@ -292,6 +362,7 @@ pub async fn run(setup: Setup) -> Result<(), String> {
             }
             _ = term.recv(), if !d.leaving => leave_by = Some(d.shut_down()),
             _ = int.recv(), if !d.leaving => leave_by = Some(d.shut_down()),
+            _ = hup.recv() => d.reload("SIGHUP"),
         }
     }
     // Let the last releases and requests to take over reach hamond.
@@ -397,16 +468,18 @@ impl Daemon {
                     let _ = unit.jobs.send(Job::Start(step));
                 }
                 Output::Stop(step) => {
-                    if step == Step::Application {
-                        self.agents.disarm(service);
+                    if !self.group_holds_stop(service, step) {
+                        self.stop_job(service, step);
                     }
-                    let _ = unit.jobs.send(Job::Stop(step));
                 }
                 Output::Probe => {
                     let _ = unit.jobs.send(Job::Probe);
                 }
                 Output::RequestOwnership { priority } => {
                     let priority = u8::try_from(priority).unwrap_or(u8::MAX);
+                    if self.group_holds_request(service, priority) {
+                        continue;
+                    }
                     self.requests.insert(service.to_owned(), priority);
                     self.send(ToHamond::Request {
                         service: service.to_owned(),
@@ -414,6 +487,7 @@ impl Daemon {
                     });
                 }
                 Output::ReleaseOwnership => {
+                    self.group_released(service);
                     self.requests.remove(service);
                     self.send(ToHamond::Release {
                         service: service.to_owned(),
@@ -428,6 +502,7 @@ impl Daemon {
                         op: ServiceOp::TakeOver,
                         by: format!("hasvrd on {}{}", self.me, why.unwrap_or_default()),
                     });
+                    self.group_member_left(service);
                 }
                 Output::AskPeerToFence { node } => {
                     let reason = unit.svc.fault().map_or_else(
@@ -468,7 +543,25 @@ impl Daemon {
                 }
             }
         }
+        if let Some(unit) = self.units.get(service) {
+            let now = self.origin.elapsed();
+            self.failures.note(service, unit.svc.failure_times(), now);
+            let choice = crate::operator::Choice::of(unit.svc.managed(), unit.svc.stopped());
+            self.operator.note(service, choice.kept(unit.cfg.onstart));
+        }
+        self.regroup();
         self.advertise(service);
+        self.apply_deferred(service);
+    }
+
+    /// Stops `step` of `service` (its agent disarmed first).
+    pub(crate) fn stop_job(&mut self, service: &str, step: Step) {
+        if step == Step::Application {
+            self.agents.disarm(service);
+        }
+        if let Some(unit) = self.units.get(service) {
+            let _ = unit.jobs.send(Job::Stop(step));
+        }
     }
 
     /// Sends a state change to hamond; a grant after a move starts a
@@ -532,18 +625,19 @@ impl Daemon {
             return;
         };
         let can_host = !leaving && unit.svc.can_host();
-        let now = (unit.svc.state(), can_host);
+        let now = (unit.svc.state(), can_host, unit.svc.fail_count());
         if unit.advertised != Some(now) {
             unit.advertised = Some(now);
             self.send(ToHamond::Advertise {
                 service: service.to_owned(),
                 state: now.0.to_string(),
                 can_host,
+                failures: now.2,
             });
         }
     }
 
-    fn send(&mut self, msg: ToHamond) {
+    pub(crate) fn send(&mut self, msg: ToHamond) {
         if self.hamond.send(msg).is_err() {
             tracing::debug!("hamond is away: message dropped (sent again after the reconnect)");
         }
@@ -612,7 +706,7 @@ impl Daemon {
             && self
                 .peer_services
                 .get(&(node.to_owned(), service.to_owned()))
-                .is_some_and(|(_, c)| *c);
+                .is_some_and(|(_, c, _)| *c);
         self.feed(
             service,
             Input::PeerState {
@@ -651,9 +745,10 @@ impl Daemon {
                 service,
                 state,
                 can_host,
+                failures,
             } => {
                 self.peer_services
-                    .insert((node.clone(), service.clone()), (state, can_host));
+                    .insert((node.clone(), service.clone()), (state, can_host, failures));
                 self.peer_state(&node, &service);
             }
             ToHasvrd::Fenced { node } => self.feed_all(&|| Input::Fenced(node.clone())),
@@ -661,7 +756,9 @@ impl Daemon {
                 self.feed_all(&|| Input::FenceConfirmed(node.clone()))
             }
             ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
+            ToHasvrd::ServicesChanged => self.reload("hamond: the service files changed"),
             ToHasvrd::PingAddresses { addresses } => {
+                self.reload.ping = addresses.clone();
                 for unit in self.units.values() {
                     unit.steps.set_ping(addresses.clone());
                 }
@@ -768,9 +865,13 @@ impl Daemon {
             Request::Services => Response::Services {
                 services: crate::status::services(self),
             },
-            Request::Service { op, service } => {
+            Request::Service { op, service, node } => {
                 let by = self.by(uid);
-                match self.command(op, &service, &by) {
+                let result = match node {
+                    Some(node) => self.command_on(op, &service, &node, &by),
+                    None => self.command(op, &service, &by),
+                };
+                match result {
                     Ok(message) => Response::Done { message },
                     Err(message) => Response::Error { message },
                 }
@@ -786,7 +887,10 @@ impl Daemon {
             | Request::FenceConfirm { .. }
             | Request::History { .. }
             | Request::AlertTest
-            | Request::FenceTest { .. } => Response::Error {
+            | Request::FenceTest { .. }
+            | Request::ConfigList
+            | Request::ConfigGet { .. }
+            | Request::ConfigPut { .. } => Response::Error {
                 message:
                     "hasvrd runs the services; ask hamond for this (hactl status, fence, history, alert)"
                         .into(),
@@ -837,10 +941,16 @@ impl Daemon {
         Ok(message)
     }
 
-    /// An operator's command, sent where it acts: TakeOver here; FailOver
-    /// to the holder; the others here and to every other node of the
-    /// service.
-    fn command(&mut self, op: ServiceOp, service: &str, by: &str) -> Result<String, String> {
+    /// An operator's command on one service (its group's rules are
+    /// applied before, [`Daemon::command`]), sent where it acts: TakeOver
+    /// here; FailOver to the holder; the others here and to every other
+    /// node of the service.
+    pub(crate) fn command_one(
+        &mut self,
+        op: ServiceOp,
+        service: &str,
+        by: &str,
+    ) -> Result<String, String> {
         if self.leaving {
             return Err("hasvrd is shutting down on this node".into());
         }
@@ -867,6 +977,12 @@ impl Daemon {
                     self.me
                 ));
             }
+        }
+        if op == ServiceOp::Stop
+            && let Some(why) = self.stop_refusal(service)
+        {
+            tracing::warn!("service {service}: stop by {by} refused: {why}");
+            return Err(format!("stop of {service} refused on {}: {why}", self.me));
         }
         tracing::info!("service {service}: {} by {by}", op.as_str());
         let others: Vec<String> = unit
@@ -931,6 +1047,76 @@ impl Daemon {
                 ))
             }
         }
+    }
+
+    /// Why a Stop of `service` would not act where it must, as far as this
+    /// node knows (its own machine's refusal aside): the holder is another
+    /// node that is not up, or another node advertised the service in
+    /// error (its machine refuses a Stop until Cleanup).
+    fn stop_refusal(&self, service: &str) -> Option<String> {
+        if let Some(Some(holder)) = self.owners.get(service)
+            && *holder != self.me
+            && !self.up.contains(holder)
+        {
+            return Some(format!(
+                "{holder} holds it and is not up, so the stop cannot reach it; stop it again \
+                 once {holder} is fenced (or `hactl fence confirm {holder}`)"
+            ));
+        }
+        self.peer_services
+            .iter()
+            .find(|((node, s), (state, ..))| {
+                s == service && self.up.contains(node) && state.starts_with("ERROR")
+            })
+            .map(|((node, _), (state, ..))| {
+                format!("it is {state} on {node}; fix the cause and Cleanup first")
+            })
+    }
+
+    /// `hactl service cleanup SERVICE NODE`: the cleanup on `node` alone,
+    /// here or forwarded to it; any other command refuses a node.
+    fn command_on(
+        &mut self,
+        op: ServiceOp,
+        service: &str,
+        node: &str,
+        by: &str,
+    ) -> Result<String, String> {
+        if op != ServiceOp::Cleanup {
+            return Err(format!(
+                "{} takes no NODE (only cleanup does); leave it out",
+                op.as_str()
+            ));
+        }
+        let Some(unit) = self.units.get(service) else {
+            return Err(format!(
+                "no service {service} on {}; `hactl service status` lists them",
+                self.me
+            ));
+        };
+        let target = crate::failures::cleanup_target(
+            service,
+            &unit.cfg.nodes(),
+            &self.me,
+            |n| self.up.contains(n),
+            node,
+        )?;
+        tracing::info!("service {service}: {} on {node} by {by}", op.as_str());
+        let what = format!("{} {service} on {node}", op.as_str());
+        let event = Event::now(&self.me, EventKind::Operator, Severity::Info, what);
+        self.send(ToHamond::Event(event.about(service).because(by)));
+        match target {
+            crate::failures::Target::Here => {
+                self.feed(service, Input::Command { op, by: by.into() })
+            }
+            crate::failures::Target::Peer(node) => self.send(ToHamond::Forward {
+                node,
+                service: service.to_owned(),
+                op,
+                by: by.to_owned(),
+            }),
+        }
+        Ok(format!("{} on {node}", op.as_str()))
     }
 
     /// Stops every service here (proven) and releases it; returns when

@@ -2,12 +2,16 @@
 //! of this node (volumes, floating IPs, scripts, agents) through their
 //! state machines, gets their ownership from hamond's lock service over the
 //! link, serves the agent socket, and answers `hactl service ...` on its
-//! control socket. Started by hamond, it restarts hamond when it dies
+//! control socket. SIGHUP rereads the service files (`daemon::reload`). Started by hamond, it restarts hamond when it dies
 //! ([`hamond`]).
 
 mod daemon;
+mod failures;
+mod group;
 mod hamond;
 mod link;
+mod operator;
+mod service_lines;
 mod standby;
 mod status;
 mod worker;
@@ -23,7 +27,8 @@ use std::process::ExitCode;
 /// and mount calls) to return.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The service daemon of one node.
+/// The service daemon of one node. SIGHUP rereads the service files
+/// (--services) without restarting any running service.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
@@ -34,7 +39,10 @@ struct Args {
     #[arg(long, env = "HA_NODE")]
     node: String,
     /// Directory of the service files (default: `services` beside the
-    /// cluster config).
+    /// cluster config). SIGHUP (or hamond, after configuration replication
+    /// wrote them) makes hasvrd reread it: new services are added brought
+    /// out, removed and changed ones are dropped or replaced unless they run
+    /// here; running services are never restarted by it.
     #[arg(long)]
     services: Option<PathBuf>,
     /// hamond's link socket.
@@ -47,7 +55,9 @@ struct Args {
     #[arg(long, default_value = haschema::agent::DEFAULT_SOCKET)]
     agent_socket: PathBuf,
     /// Directory of hasvrd's persisted state (node standby,
-    /// `standby.NODE`).
+    /// `standby.NODE`; fail counts, `failures.NODE`; the operator's
+    /// bring-out and stop of each service, `operator.NODE`; the control
+    /// socket's commands, `audit.log`).
     #[arg(long, default_value = "/var/lib/hacluster")]
     state_dir: PathBuf,
     #[command(flatten)]
@@ -81,7 +91,7 @@ fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
     } else {
         tracing::warn!(
             "no service directory {}: no services run on this node (write service files \
-             there, then restart hacluster)",
+             there, then reload hasvrd with SIGHUP)",
             dir.display()
         );
         Vec::new()
@@ -97,6 +107,11 @@ fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
         }
         let setup = daemon::Setup {
             standby_file: standby::path(&args.state_dir, &args.node),
+            failures_file: failures::path(&args.state_dir, &args.node),
+            operator_file: operator::path(&args.state_dir, &args.node),
+            services_dir: dir,
+            audit: haschema::audit::AuditLog::in_dir(&args.state_dir),
+            cluster: cluster.clone(),
             me: args.node,
             fencing: !cluster.fences.is_empty(),
             services,

@@ -1,8 +1,9 @@
 //! `hactl service status`: every service of this node with its owner and
 //! its state on each of its nodes (this node's from its machine, the
-//! others' as they advertised them) and its fail count here (failures
-//! since the last cleanup, expired ones left out); its fault, or `standby`
-//! while this node is in node standby.
+//! others' as they advertised them) and its fail count on each of them
+//! (failures since the last cleanup, expired ones left out: this node's
+//! from its machine, the others' as advertised), and here; its fault, or
+//! `standby` while this node is in node standby.
 
 use crate::daemon::Daemon;
 use haschema::ctl::{ServiceNode, ServiceStatus};
@@ -24,17 +25,19 @@ pub(crate) fn services(d: &Daemon) -> Vec<ServiceStatus> {
                             node: node.to_owned(),
                             state: unit.svc.state().to_string(),
                             can_host: unit.svc.can_host(),
+                            failures: unit.svc.fail_count(),
                         }
                     } else {
-                        let (state, can_host) = d
+                        let (state, can_host, failures) = d
                             .peer_services
                             .get(&(node.to_owned(), name.clone()))
                             .cloned()
-                            .unwrap_or_else(|| ("unknown".into(), false));
+                            .unwrap_or_else(|| ("unknown".into(), false, 0));
                         ServiceNode {
                             node: node.to_owned(),
                             state,
                             can_host,
+                            failures,
                         }
                     }
                 })

@@ -227,3 +227,32 @@ fn a_stable_preferred_node_gets_the_service_back_after_the_stable_time() {
     let out = rig.feed(ms(40_000), Timer);
     assert_eq!(out[..2], ["info", "stop application"]);
 }
+
+#[test]
+fn restored_failures_keep_the_migration_threshold_and_expire() {
+    let mut s = base();
+    threshold_2(&mut s);
+    s.failure_timeout = Some(Duration::from_secs(60));
+    let svc = Service::restored(s, "alpha", ms(100_000), false, 0, None);
+    let chk = Checker::new("alpha", svc.state());
+    let mut rig = Rig { svc, chk };
+    rig.drain();
+    assert!(rig.svc.can_host());
+    // One of the three is older than failure_timeout: two still count.
+    rig.svc
+        .restore_failures(ms(100_000), &[ms(90_000), ms(30_000), ms(50_000)]);
+    let out = rig.drain();
+    assert!(out.contains(&"info".to_owned()), "{out:?}");
+    assert_eq!(rig.svc.fail_count(), 2);
+    assert_eq!(
+        rig.svc.failure_times().collect::<Vec<_>>(),
+        [ms(50_000), ms(90_000)]
+    );
+    assert!(!rig.svc.can_host(), "at migration_threshold 2");
+    rig.feed(ms(110_000), Timer);
+    assert_eq!(rig.svc.fail_count(), 1);
+    assert!(rig.svc.can_host());
+    // Nothing to restore: nothing happens.
+    rig.svc.restore_failures(ms(110_001), &[]);
+    assert_eq!(rig.drain(), Vec::<String>::new());
+}
