@@ -52,6 +52,21 @@
 //!   it was told it holds. After a reboot (another boot id) nothing runs:
 //!   the restored node holds nothing. A fence confirmation means the node
 //!   was powered off, so its next start is a new boot.
+//! - A confirmation of a node that is in the installed view is ignored
+//!   (defence in depth behind the driver's refusal to confirm a node it
+//!   hears): that node is alive. The driver tells the table again, after
+//!   the next view, the confirmations that still stand.
+//! - A false confirmation (the operator swore a node that was alive but cut
+//!   off is off) lets this side take that node's locks while it still runs
+//!   their services: two holders, the operator's doing. The table notices
+//!   when it hears that node again on the OS boot it ran before the
+//!   confirmation (every report carries its boot id, and the master tells
+//!   every member the boot ids of the view once it resynced): it forgets
+//!   that mark and tells the driver [`Action::FalseFence`], so that it
+//!   raises an emergency. At that resync every lock a member says it holds
+//!   is a claim: of two claimants the higher priority keeps it and the
+//!   other loses it at once (safety rule 8); a sole claimant keeps a lock
+//!   that the other side freed, without a restart of its service.
 
 use crate::view::{NodeSet, View};
 use crate::wire::NodeId;
@@ -66,6 +81,7 @@ const RELEASE: u8 = 3;
 const UPDATE: u8 = 4;
 const ACK: u8 = 5;
 const CONFIRM: u8 = 6;
+const BOOTS: u8 = 7;
 
 /// First byte of the persisted replica. (The replica before it had no
 /// format byte: it began with the trust flag, 0 or 1.)
@@ -98,6 +114,11 @@ pub enum Action {
     /// or a quorum could forget a grant; and what it holds must survive a
     /// daemon restart ([`LockTable::restore`] reads it back).
     Persist(Vec<u8>),
+    /// The fence confirmation of this node was false: it is heard again on
+    /// the OS boot it ran before, so it kept running (and two nodes may
+    /// have run the same service until now). The driver raises an
+    /// emergency; the locks are settled already.
+    FalseFence(NodeId),
 }
 
 /// A malformed lock message.
@@ -130,9 +151,17 @@ pub struct LockTable {
     /// This table names every lock they may hold (see [`LockTable::node_left`]).
     synced_with: NodeSet,
     /// The grants that a fence confirmation ended: (lock, version) held by
-    /// a node when it was confirmed off. A later grant to the same node
-    /// (rebooted, elsewhere) is not ended by that old confirmation.
-    fenced_grants: std::collections::BTreeSet<(LockId, Version)>,
+    /// a node when it was confirmed off, with that node. A later grant to
+    /// the same node (rebooted, elsewhere) is not ended by that old
+    /// confirmation, nor is any once the node is back in a view here.
+    fenced_grants: BTreeMap<(LockId, Version), NodeId>,
+    /// The OS boot id of each node, as of the last resync here that had
+    /// it as a member.
+    boots: BTreeMap<NodeId, u32>,
+    /// Nodes confirmed off, each with the boot id it had then (if known
+    /// here), until they are heard again: the same boot means the
+    /// confirmation was false.
+    confirmed_off: BTreeMap<NodeId, Option<u32>>,
     /// Grants to this node the master confirmed: lock -> entry version.
     confirmed: BTreeMap<LockId, Version>,
     master: Option<Master>,
@@ -149,6 +178,10 @@ struct Master {
     queue: BTreeMap<LockId, Vec<(u8, u64, NodeId)>>,
     /// Grants waiting for every member's ack: (lock, version) -> acked by.
     acks: BTreeMap<(LockId, Version), NodeSet>,
+    /// The boot id each member reported.
+    boots: Vec<(NodeId, u32)>,
+    /// The replicas the members reported, merged at the end of the resync.
+    entries: Vec<(LockId, Entry)>,
     arrivals: u64,
     resynced: bool,
 }
@@ -169,7 +202,9 @@ impl LockTable {
             fenced: NodeSet::default(),
             left: NodeSet::default(),
             synced_with: NodeSet::default(),
-            fenced_grants: Default::default(),
+            fenced_grants: BTreeMap::new(),
+            boots: BTreeMap::new(),
+            confirmed_off: BTreeMap::new(),
             confirmed: BTreeMap::new(),
             master: None,
             out: VecDeque::new(),
@@ -294,16 +329,24 @@ impl LockTable {
     }
 
     /// A node was confirmed powered off (fence device, or the operator's
-    /// `hactl fence confirm`): its orphaned locks may be granted.
+    /// `hactl fence confirm`): its orphaned locks may be granted. Ignored
+    /// for this node and for a member of the installed view (it is alive).
     pub fn node_fenced(&mut self, node: NodeId) {
+        let member = self.view.is_some_and(|v| v.members.contains(node));
+        if node == self.me || member {
+            return;
+        }
         self.fenced.insert(node);
+        self.confirmed_off
+            .insert(node, self.boots.get(&node).copied());
         let ended: Vec<(LockId, Version)> = self
             .table
             .iter()
             .filter(|(_, e)| e.holder == Some(node))
             .map(|(&l, e)| (l, e.version))
             .collect();
-        self.fenced_grants.extend(ended);
+        self.fenced_grants
+            .extend(ended.into_iter().map(|grant| (grant, node)));
         self.settle();
     }
 
@@ -327,6 +370,8 @@ impl LockTable {
         // Back in a view: any new loss needs a new fence (or leave).
         self.fenced = NodeSet::of(self.fenced.iter().filter(|&f| !view.members.contains(f)));
         self.left = NodeSet::of(self.left.iter().filter(|&f| !view.members.contains(f)));
+        self.fenced_grants
+            .retain(|_, node| !view.members.contains(*node));
         self.master = (view.id.coordinator == self.me).then(|| Master {
             counter: 0,
             reported: NodeSet::default(),
@@ -335,6 +380,8 @@ impl LockTable {
             arrivals: 0,
             resynced: false,
             acks: BTreeMap::new(),
+            boots: Vec::new(),
+            entries: Vec::new(),
         });
         let held: Vec<(LockId, u8)> = self
             .held_here()
@@ -343,12 +390,13 @@ impl LockTable {
             .collect();
         let wanted: Vec<(LockId, u8)> = self.wanted.iter().map(|(&l, &p)| (l, p)).collect();
         let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
-        let trusted = self.trusted;
+        let (trusted, boot) = (self.trusted, self.boot);
         self.send_to(view.id.coordinator, REPORT, view.id.epoch, |d| {
             d.push(u8::from(trusted));
             put_prioritised(d, &held);
             put_prioritised(d, &wanted);
             put_entries(d, &entries);
+            d.extend(boot.to_be_bytes());
         });
     }
 
@@ -373,7 +421,9 @@ impl LockTable {
                 let held = r.prioritised()?;
                 let wanted = r.prioritised()?;
                 let entries = r.entries()?;
-                self.on_report(from, trusted, held, wanted, entries);
+                // A report without a boot id (from an older daemon) counts.
+                let boot = if r.0.is_empty() { None } else { Some(r.u32()?) };
+                self.on_report(from, trusted, held, wanted, entries, boot);
             }
             REQUEST => {
                 let (lock, priority) = (r.u32()?, r.u8()?);
@@ -403,7 +453,15 @@ impl LockTable {
                 let (lock, version) = (r.u32()?, (r.u64()?, r.u32()?));
                 self.on_confirm(lock, version);
             }
-            UPDATE | CONFIRM => {}
+            BOOTS if from == view.id.coordinator => {
+                let n = r.u16()?;
+                let boots = (0..n)
+                    .map(|_| Ok((r.u8()?, r.u32()?)))
+                    .collect::<Result<Vec<(NodeId, u32)>, BadMessage>>()?;
+                r.end()?;
+                self.heard_boots(&boots);
+            }
+            UPDATE | CONFIRM | BOOTS => {}
             _ => return Err(BadMessage),
         }
         r.end()
@@ -480,6 +538,7 @@ impl LockTable {
         held: Vec<(LockId, u8)>,
         wanted: Vec<(LockId, u8)>,
         entries: Vec<(LockId, Entry)>,
+        boot: Option<u32>,
     ) {
         let Some(m) = self.master.as_mut() else {
             return;
@@ -489,10 +548,11 @@ impl LockTable {
         }
         m.reported.insert(from);
         m.held.insert(from, held);
+        m.boots.extend(boot.map(|b| (from, b)));
+        // Merged once every member reported: the master's own locks change
+        // hands only with the claims settled, in one step.
+        m.entries.extend(entries);
         self.trusted |= trusted;
-        for (lock, e) in entries {
-            self.merge(lock, e);
-        }
         for (lock, priority) in wanted {
             self.enqueue(from, lock, priority);
         }
@@ -521,8 +581,14 @@ impl LockTable {
     }
 
     fn on_release(&mut self, from: NodeId, lock: LockId, held: bool) {
-        if let Some(q) = self.master.as_mut().and_then(|m| m.queue.get_mut(&lock)) {
-            q.retain(|&(_, _, n)| n != from);
+        if let Some(m) = self.master.as_mut() {
+            if let Some(q) = m.queue.get_mut(&lock) {
+                q.retain(|&(_, _, n)| n != from);
+            }
+            // Given back after its report: no longer its claim.
+            if let Some(hs) = m.held.get_mut(&from) {
+                hs.retain(|&(l, _)| l != lock);
+            }
         }
         // The master's own release already cleared its replica.
         if held && (self.holder(lock) == Some(from) || from == self.me) {
@@ -547,10 +613,15 @@ impl LockTable {
                 .get(&self.me)
                 .map(|hs| hs.iter().map(|&(l, _)| l).collect())
                 .unwrap_or_default();
-            // Two members holding one lock (only after an operator confirmed
-            // a node off that was not): the higher priority keeps it, the
-            // other loses it at once (rule 8).
-            for (lock, keeper) in claimants_to_keep(&held) {
+            let boots = std::mem::take(&mut m.boots);
+            for (lock, e) in std::mem::take(&mut m.entries) {
+                self.merge(lock, e);
+            }
+            // Locks held by a member that the table does not give it (only
+            // after an operator confirmed a node off that was not): of two
+            // claimants the higher priority keeps it, the other loses it at
+            // once (rule 8); a sole claimant keeps what was freed.
+            for (lock, keeper) in claims_to_settle(&held, &self.table, view.members) {
                 self.set(lock, Some(keeper));
             }
             let stale: Vec<LockId> = self
@@ -581,6 +652,8 @@ impl LockTable {
             self.synced(view);
             let entries: Vec<(LockId, Entry)> = self.table.iter().map(|(&l, &e)| (l, e)).collect();
             self.broadcast(&entries);
+            self.tell_boots(view, &boots);
+            self.heard_boots(&boots);
         }
         // A node confirmed off holds nothing: with every other node either
         // reported in this resync or fenced, nothing can be held unknown.
@@ -598,7 +671,7 @@ impl LockTable {
             .iter()
             .filter(|&(&l, e)| {
                 e.holder.is_some_and(|h| !view.members.contains(h))
-                    && self.fenced_grants.contains(&(l, e.version))
+                    && self.fenced_grants.contains_key(&(l, e.version))
             })
             .map(|(&l, _)| l)
             .collect();
@@ -641,6 +714,31 @@ impl LockTable {
             }
             let (_, _, node) = q.remove(0);
             self.set(lock, Some(node));
+        }
+    }
+
+    /// The master tells the other members of `view` every member's boot id.
+    fn tell_boots(&mut self, view: View, boots: &[(NodeId, u32)]) {
+        let others: Vec<NodeId> = view.members.iter().filter(|&n| n != self.me).collect();
+        for to in others {
+            self.send_to(to, BOOTS, view.id.epoch, |d| {
+                d.extend((boots.len() as u16).to_be_bytes());
+                for (node, boot) in boots {
+                    d.push(*node);
+                    d.extend(boot.to_be_bytes());
+                }
+            });
+        }
+    }
+
+    /// The boot ids of the members of a resynced view: a node confirmed
+    /// off that is heard on the boot it had then was never off.
+    fn heard_boots(&mut self, boots: &[(NodeId, u32)]) {
+        for &(node, boot) in boots {
+            self.boots.insert(node, boot);
+            if self.confirmed_off.remove(&node) == Some(Some(boot)) {
+                self.out.push_back(Action::FalseFence(node));
+            }
         }
     }
 
@@ -763,9 +861,17 @@ fn put_prioritised(d: &mut Vec<u8>, locks: &[(LockId, u8)]) {
     }
 }
 
-/// The locks that two or more members hold at once, each with the member
-/// that keeps it: the highest priority, then the lowest node id.
-fn claimants_to_keep(held: &BTreeMap<NodeId, Vec<(LockId, u8)>>) -> Vec<(LockId, NodeId)> {
+/// The claims a resync settles, each with the member that keeps the lock:
+/// a lock that two or more `members` hold at once (the highest priority,
+/// then the lowest node id keeps it), or that one holds while the `table`
+/// names no holder or another member (freed, or taken, after a false
+/// confirmation of the claimant). A lock the table gives a node outside the
+/// view stays that node's: its service may run there.
+fn claims_to_settle(
+    held: &BTreeMap<NodeId, Vec<(LockId, u8)>>,
+    table: &BTreeMap<LockId, Entry>,
+    members: NodeSet,
+) -> Vec<(LockId, NodeId)> {
     let mut claims: BTreeMap<LockId, Vec<(u8, NodeId)>> = BTreeMap::new();
     for (&node, locks) in held {
         for &(lock, priority) in locks {
@@ -774,11 +880,14 @@ fn claimants_to_keep(held: &BTreeMap<NodeId, Vec<(LockId, u8)>>) -> Vec<(LockId,
     }
     claims
         .into_iter()
-        .filter(|(_, c)| c.len() > 1)
         .filter_map(|(lock, c)| {
-            c.into_iter()
-                .max_by_key(|&(p, n)| (p, std::cmp::Reverse(n)))
-                .map(|(_, n)| (lock, n))
+            let two = c.len() > 1;
+            let (_, keeper) = c
+                .into_iter()
+                .max_by_key(|&(p, n)| (p, std::cmp::Reverse(n)))?;
+            let holder = table.get(&lock).and_then(|e| e.holder);
+            let freed = holder != Some(keeper) && holder.is_none_or(|h| members.contains(h));
+            (two || freed).then_some((lock, keeper))
         })
         .collect()
 }
@@ -1094,6 +1203,127 @@ mod tests {
         assert!(!m.log.iter().any(|(n, a)| *n == 2 && *a == Action::Lost(1)));
     }
 
+    /// Node `victim` holds lock 1 (priority `kept`) and runs on while cut
+    /// off; node `confirmer` is told it is off (the operator's mistake)
+    /// and, if it wants lock 1 (priority `taken`), takes it. Then the cut
+    /// heals.
+    fn false_confirmation(victim: NodeId, confirmer: NodeId, kept: u8, taken: Option<u8>) -> Mini {
+        let mut m = Mini::new(2);
+        m.lock(victim).request(1, kept);
+        m.settle();
+        m.connect(false);
+        if let Some(priority) = taken {
+            m.lock(confirmer).request(1, priority);
+        }
+        m.lock(confirmer).node_fenced(victim);
+        m.settle();
+        assert!(m.lock(victim).holds(1), "staged");
+        assert_eq!(m.lock(confirmer).holds(1), taken.is_some(), "staged");
+        m.log.clear();
+        m.connect(true);
+        m
+    }
+
+    /// At the heal the confirmer hears that node `victim` kept running; the
+    /// higher priority claimant keeps lock 1, the other loses it at once
+    /// (rule 8), whichever node is the master.
+    #[test]
+    fn a_false_confirmation_is_found_out_at_the_heal() {
+        for (victim, confirmer) in [(1, 2), (2, 1)] {
+            for (kept, taken) in [(5, 1), (1, 5)] {
+                let m = &mut false_confirmation(victim, confirmer, kept, Some(taken));
+                let (winner, loser) = if kept > taken {
+                    (victim, confirmer)
+                } else {
+                    (confirmer, victim)
+                };
+                let what = format!("victim {victim}, priorities {kept}/{taken}: {:?}", m.log);
+                assert!(m.lock(winner).holds(1) && !m.lock(loser).holds(1), "{what}");
+                assert!(
+                    m.locks.iter().all(|l| l.holder(1) == Some(winner)),
+                    "{what}"
+                );
+                assert!(m.log.contains(&(loser, Action::Lost(1))), "{what}");
+                assert!(
+                    m.log.contains(&(confirmer, Action::FalseFence(victim))),
+                    "{what}"
+                );
+                let told = |n: NodeId, a: &Action| {
+                    m.log.iter().filter(|(by, x)| *by == n && x == a).count()
+                };
+                assert_eq!(told(confirmer, &Action::FalseFence(victim)), 1, "{what}");
+                assert!(
+                    m.heard(victim)
+                        .iter()
+                        .all(|a| !matches!(a, Action::FalseFence(_)))
+                );
+                assert!(!m.heard(winner).contains(&Action::Granted(1)), "{what}");
+            }
+        }
+    }
+
+    /// A false confirmation of a holder whose lock nobody took: the other
+    /// side freed it, but at the heal the holder keeps it without a Lost or
+    /// a Granted (its service is not restarted).
+    #[test]
+    fn a_sole_claimant_keeps_its_lock_after_a_false_confirmation() {
+        for (victim, confirmer) in [(1, 2), (2, 1)] {
+            let mut m = false_confirmation(victim, confirmer, 1, None);
+            assert!(m.lock(victim).holds(1), "victim {victim}: {:?}", m.log);
+            assert!(m.locks.iter().all(|l| l.holder(1) == Some(victim)));
+            assert!(m.heard(victim).is_empty(), "{:?}", m.log);
+            assert_eq!(m.heard(confirmer), vec![Action::FalseFence(victim)]);
+        }
+    }
+
+    /// A node that is in the installed view is alive: a confirmation that
+    /// it is off is ignored, and gives nothing when it is cut off later.
+    #[test]
+    fn a_confirmation_of_a_member_is_ignored() {
+        for (holder, other) in [(1, 2), (2, 1)] {
+            let mut m = Mini::new(2);
+            m.lock(holder).request(1, 1);
+            m.settle();
+            m.lock(other).node_fenced(holder);
+            m.lock(other).node_fenced(other);
+            m.connect(false);
+            m.log.clear();
+            m.lock(other).request(1, 1);
+            m.lock(other).request(2, 1);
+            m.settle();
+            assert!(!m.lock(other).holds(1) && !m.lock(other).holds(2));
+            assert!(m.heard(other).is_empty(), "{:?}", m.log);
+        }
+    }
+
+    /// A confirmation is true when the node comes back on another boot;
+    /// a daemon that was only stopped (its OS, and the services, ran on)
+    /// comes back on the same boot: the confirmation was false.
+    #[test]
+    fn a_confirmation_is_judged_by_the_boot_the_node_comes_back_on() {
+        for (victim, confirmer) in [(1, 2), (2, 1)] {
+            for same_boot in [false, true] {
+                let mut m = Mini::new(2);
+                m.lock(victim).request(1, 5);
+                m.settle();
+                m.stop(victim);
+                m.lock(confirmer).request(1, 1);
+                m.lock(confirmer).node_fenced(victim);
+                m.settle();
+                assert!(m.lock(confirmer).holds(1));
+                m.log.clear();
+                m.restart(victim, same_boot);
+                let found = m.log.contains(&(confirmer, Action::FalseFence(victim)));
+                assert_eq!(found, same_boot, "victim {victim}: {:?}", m.log);
+                // Rebooted, it holds nothing; on the same boot it claims
+                // lock 1 with priority 0 (a restarted daemon's) and loses.
+                assert!(m.lock(confirmer).holds(1) && !m.lock(victim).holds(1));
+                let lost = m.log.contains(&(victim, Action::Lost(1)));
+                assert_eq!(lost, same_boot, "{:?}", m.log);
+            }
+        }
+    }
+
     #[test]
     fn a_fresh_node_alone_grants_nothing() {
         let mut fresh = Mini::of(1, NodeSet::of([1, 2]));
@@ -1306,7 +1536,7 @@ mod tests {
                     heard += 1;
                     assert!(!restored(&disk).holds(*l));
                 }
-                Action::Send { .. } => unreachable!(),
+                Action::Send { .. } | Action::FalseFence(_) => unreachable!(),
             }
         }
         assert!(heard > 20, "{heard}");
