@@ -18,7 +18,13 @@
 //! - A member whose installed view is not the coordinator's current one
 //!   (it formed another view while it could not see the coordinator, or it
 //!   restarted) sends `Nudge` with its promise and view id; the coordinator
-//!   proposes again unless that member already has its view.
+//!   proposes again unless that member already has its view (the need
+//!   outlives a proposal dropped before it completes).
+//! - A member that gets a `Commit` it cannot install (it promised a later
+//!   proposal after accepting that one, and the later one may have been
+//!   dropped by its proposer) answers its sender with `Nudge` too: that
+//!   coordinator believes the member installed its view and would
+//!   otherwise never propose again.
 //!
 //! Partitioned nodes form views of their own side; which side may act is
 //! decided by quorum ([`View::has_quorum`]) and, for two nodes, by fencing.
@@ -127,7 +133,9 @@ pub struct Agreement {
     installed: Option<View>,
     proposing: Option<Proposal>,
     pending: Option<View>,
-    /// A member restarted: propose again even if the set is unchanged.
+    /// A member restarted or lacks the installed view: propose again even
+    /// if the set is unchanged, until one of this node's proposals
+    /// completes (a dropped one does not settle it).
     stale: bool,
     /// Latest nudge from each node: (its promise, its packed view id).
     nudges: std::collections::BTreeMap<NodeId, (u64, u64)>,
@@ -247,7 +255,6 @@ impl Agreement {
         if underway {
             return;
         }
-        self.stale = false;
         self.propose();
     }
 
@@ -301,9 +308,14 @@ impl Agreement {
             .installed
             .is_some_and(|v| v.id.coordinator == coordinator && v.members == self.live);
         if !current {
-            let id = self.installed.map_or(0, |v| pack(v.id));
-            self.send(coordinator, NUDGE, self.promised, NodeSet(id));
+            self.send_nudge(coordinator);
         }
+    }
+
+    /// Tells `to` this node's promise and installed view id.
+    fn send_nudge(&mut self, to: NodeId) {
+        let id = self.installed.map_or(0, |v| pack(v.id));
+        self.send(to, NUDGE, self.promised, NodeSet(id));
     }
 
     /// Keeps the latest nudge of each node: it may come before this node
@@ -330,24 +342,22 @@ impl Agreement {
     }
 
     fn nudged(&mut self, promised: u64, their_view: u64) {
-        if let Some(p) = &self.proposing {
-            // The proposal reaches them anyway (accepted, or refused and
-            // proposed again) unless they promised past it after accepting:
-            // then propose again once this one is done.
-            if promised > p.view.id.epoch {
-                self.stale = true;
-            }
-            return;
-        }
         let mine = self.installed.map(|v| v.id);
         let awaiting_commit =
             mine.is_some_and(|m| promised == m.epoch && their_view >> 8 < m.epoch);
         if mine.map(pack) == Some(their_view) || awaiting_commit {
             return;
         }
-        self.promised = self.promised.max(promised);
+        // They lack the installed view: it stays stale until a proposal
+        // completes, even if the one under way is dropped.
         self.stale = true;
-        self.proposing = None;
+        if self.proposing.is_some() {
+            // It reaches them anyway: they accept it (and install it, or
+            // answer its commit with a nudge if they promised past it
+            // since), or refuse it and it is proposed again above.
+            return;
+        }
+        self.promised = self.promised.max(promised);
         self.nudges.clear();
         self.reconsider();
     }
@@ -382,6 +392,12 @@ impl Agreement {
         {
             self.pending = None;
             self.install(View { id, members });
+        } else {
+            // `from` installed a view with this node in it, but this node
+            // promised a later proposal since it accepted (one its
+            // proposer may have dropped): `from` would wait for nothing,
+            // so it is told the promise and proposes above it.
+            self.send_nudge(from);
         }
     }
 
@@ -394,6 +410,8 @@ impl Agreement {
         }
         let view = p.view;
         self.proposing = None;
+        // Every member accepted it after whatever made the last view stale.
+        self.stale = false;
         self.send_to_others(COMMIT, view);
         self.install(view);
     }
@@ -427,41 +445,81 @@ fn decode(data: &[u8]) -> Result<(u8, u64, NodeSet), BadMessage> {
 mod tests {
     use super::*;
 
-    /// Delivers every Send between the nodes until quiet; returns installs.
-    fn settle(nodes: &mut [Agreement]) -> Vec<(NodeId, View)> {
-        let mut installed = Vec::new();
-        loop {
-            let mut mail = Vec::new();
-            for a in nodes.iter_mut() {
+    /// Nodes 1..=n and the messages in flight between them, first in,
+    /// first out per (sender, receiver) like the channel.
+    struct Net {
+        nodes: Vec<Agreement>,
+        mail: VecDeque<(NodeId, NodeId, Vec<u8>)>,
+    }
+
+    impl Net {
+        fn new(promised: &[u64]) -> Net {
+            let nodes = (1..).zip(promised).map(|(id, &p)| Agreement::new(id, p));
+            let mut net = Net {
+                nodes: nodes.collect(),
+                mail: VecDeque::new(),
+            };
+            net.settle();
+            net
+        }
+
+        fn node(&mut self, id: NodeId) -> &mut Agreement {
+            &mut self.nodes[usize::from(id) - 1]
+        }
+
+        fn view(&self, id: NodeId) -> Option<View> {
+            self.nodes[usize::from(id) - 1].view()
+        }
+
+        /// Moves every node's sends into the mail; returns its installs.
+        fn collect(&mut self) -> Vec<(NodeId, View)> {
+            let mut installed = Vec::new();
+            for a in &mut self.nodes {
                 while let Some(action) = a.poll() {
                     match action {
-                        Action::Send { to, data } => mail.push((a.me, to, data)),
+                        Action::Send { to, data } => self.mail.push_back((a.me, to, data)),
                         Action::Installed(v) => installed.push((a.me, v)),
                         Action::Persist { .. } => {}
                     }
                 }
             }
-            if mail.is_empty() {
-                return installed;
+            installed
+        }
+
+        /// Delivers the oldest message from `from` to `to`, which must be
+        /// of `kind`.
+        fn deliver(&mut self, from: NodeId, to: NodeId, kind: u8) {
+            self.collect();
+            let at = self
+                .mail
+                .iter()
+                .position(|(f, t, _)| (*f, *t) == (from, to))
+                .expect("a message in flight");
+            let (_, _, data) = self.mail.remove(at).expect("found");
+            assert_eq!(data[1], kind, "n{from} -> n{to}");
+            self.node(to).handle_message(from, &data).unwrap();
+        }
+
+        /// Delivers every message until quiet; returns the installs.
+        fn settle(&mut self) -> Vec<(NodeId, View)> {
+            let mut installed = self.collect();
+            while let Some((from, to, data)) = self.mail.pop_front() {
+                self.node(to).handle_message(from, &data).unwrap();
+                installed.extend(self.collect());
             }
-            for (from, to, data) in mail {
-                nodes[usize::from(to) - 1]
-                    .handle_message(from, &data)
-                    .unwrap();
-            }
+            installed
         }
     }
 
     #[test]
     fn three_nodes_agree_on_one_view() {
-        let mut nodes: Vec<Agreement> = (1..=3).map(|id| Agreement::new(id, 0)).collect();
-        settle(&mut nodes);
+        let mut net = Net::new(&[0; 3]);
         let all = NodeSet::of([1, 2, 3]);
-        for a in &mut nodes {
+        for a in &mut net.nodes {
             a.live_changed(all);
         }
-        let installed = settle(&mut nodes);
-        let views: Vec<View> = nodes.iter().map(|a| a.view().unwrap()).collect();
+        let installed = net.settle();
+        let views: Vec<View> = net.nodes.iter().map(|a| a.view().unwrap()).collect();
         assert!(
             views.iter().all(|v| *v == views[0] && v.members == all),
             "{views:?}"
@@ -476,16 +534,95 @@ mod tests {
 
     #[test]
     fn a_coordinator_behind_retries_above_the_promises() {
-        let mut nodes = vec![Agreement::new(1, 0), Agreement::new(2, 40)];
-        settle(&mut nodes);
-        for a in &mut nodes {
+        let mut net = Net::new(&[0, 40]);
+        for a in &mut net.nodes {
             a.live_changed(NodeSet::of([1, 2]));
         }
-        settle(&mut nodes);
-        let v = nodes[0].view().unwrap();
-        assert_eq!(nodes[1].view(), Some(v));
+        net.settle();
+        let v = net.view(1).unwrap();
+        assert_eq!(net.view(2), Some(v));
         assert!(v.id.epoch > 40);
         assert!(!v.has_quorum(4));
+    }
+
+    /// Simulator seed 21696 of `random_false_confirmations_three_nodes`:
+    /// at the heal of a cut between 1 and 2, node 2 installs 1's view while
+    /// it still sees only {2, 3}, so it proposes {2, 3} above it; node 3
+    /// accepts that, node 2 then sees 1 and drops its proposal, and node 3
+    /// can no longer install 1's commit. Node 3 must tell node 1, or it
+    /// stays on its old view for good.
+    #[test]
+    fn a_commit_overtaken_by_a_dropped_proposal_is_proposed_again() {
+        let mut net = Net::new(&[0; 3]);
+        let (all, left, right) = (
+            NodeSet::of([1, 2, 3]),
+            NodeSet::of([1, 3]),
+            NodeSet::of([2, 3]),
+        );
+        net.node(2).live_changed(right);
+        net.node(3).live_changed(right);
+        net.settle();
+        net.node(1).live_changed(left);
+        net.node(3).live_changed(left);
+        net.settle();
+        let old = net.view(3).unwrap();
+        assert_eq!((old.id.coordinator, old.members), (1, left));
+        assert_eq!(net.view(2).unwrap().members, right);
+
+        net.node(1).live_changed(all);
+        net.node(3).live_changed(all);
+        net.deliver(3, 1, NUDGE);
+        net.deliver(1, 2, PROPOSE);
+        net.deliver(1, 3, PROPOSE);
+        net.deliver(2, 1, ACCEPT);
+        net.deliver(3, 1, ACCEPT);
+        let agreed = net.view(1).unwrap();
+        assert_eq!(agreed.members, all);
+        net.deliver(1, 2, COMMIT);
+        assert_eq!(net.view(2), Some(agreed));
+        // Node 2 still sees only {2, 3}: it proposes that, then sees 1.
+        net.node(2).live_changed(all);
+        net.deliver(2, 3, PROPOSE);
+        net.deliver(1, 3, COMMIT);
+        assert_eq!(net.view(3), Some(old), "the commit was overtaken");
+
+        net.settle();
+        let last = net.view(1).unwrap();
+        assert!(last.id > agreed.id, "{last:?}");
+        assert_eq!(last.members, all);
+        for id in [2, 3] {
+            assert_eq!(net.view(id), Some(last), "n{id}");
+        }
+    }
+
+    /// Simulator seed 2395 of `random_three_nodes`: node 3 lacks the
+    /// coordinator's view and nudges; node 1 proposes, but its live set
+    /// flaps ({1, 3}, then {1, 2, 3} again) before that completes. Back on
+    /// the set of its installed view, node 1 must not take that view as
+    /// agreed: node 3 still lacks it.
+    #[test]
+    fn a_nudge_outlives_a_dropped_proposal() {
+        let mut net = Net::new(&[0; 3]);
+        let all = NodeSet::of([1, 2, 3]);
+        for a in &mut net.nodes {
+            a.live_changed(all);
+        }
+        net.settle();
+        let agreed = net.view(1).unwrap();
+        net.node(3).live_changed(NodeSet::of([3]));
+        net.node(3).live_changed(all);
+        assert_ne!(net.view(3), Some(agreed));
+        net.deliver(3, 1, NUDGE);
+        net.node(1).live_changed(NodeSet::of([1, 3]));
+        net.node(1).live_changed(all);
+
+        net.settle();
+        let last = net.view(1).unwrap();
+        assert!(last.id > agreed.id, "{last:?}");
+        assert_eq!(last.members, all);
+        for id in [2, 3] {
+            assert_eq!(net.view(id), Some(last), "n{id}");
+        }
     }
 
     #[test]

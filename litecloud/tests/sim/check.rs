@@ -33,6 +33,7 @@
 //!   by more than the tolerance, with the true lateness, and never else.
 
 use super::config::{Config, PathSpec};
+use super::locks::FalseConfirm;
 use super::net::{Kind, Net, Packet};
 use super::world::SimNode;
 use litecloud::Time;
@@ -140,6 +141,9 @@ pub struct Stats {
     pub locks_kept: u64,
     /// Runs that ended settled, where "never lost" was checked.
     pub never_lost_checks: u64,
+    /// False fence confirmations taken note of, and found out.
+    pub false_confirms: u64,
+    pub false_fences_found: u64,
 }
 
 pub struct Checker {
@@ -173,6 +177,10 @@ pub struct Checker {
     /// Services started (true: the lock was granted) and stopped (false:
     /// lost or released): (time, node, lock, started).
     pub lock_log: Vec<(Time, NodeId, u32, bool)>,
+    /// The false fence confirmations some daemon took note of.
+    pub false_confirms: Vec<FalseConfirm>,
+    /// The daemons' reports that a confirmation was false: (time, by, of).
+    pub false_fences: Vec<(Time, NodeId, NodeId)>,
 }
 
 const TRACE_TAIL: usize = 60;
@@ -207,6 +215,8 @@ impl Checker {
             stats: Stats::default(),
             events: Vec::new(),
             lock_log: Vec::new(),
+            false_confirms: Vec::new(),
+            false_fences: Vec::new(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! What one simulation run is made of: the cluster (nodes, paths and their
 //! timing), the packet fault rates while faults are on, and the plan of
-//! timed faults (cuts, crashes, clean stops, restarts, stalls) and lock
-//! client calls. A random configuration
-//! is a pure function of its seed, so every failing seed replays exactly.
+//! timed faults (cuts, crashes, clean stops, restarts, stalls, operators'
+//! fence confirmations, false ones included) and lock client calls. A
+//! random configuration is a pure function of its seed, so every failing
+//! seed replays exactly.
 
 use litecloud::Time;
 use litecloud::wire::NodeId;
@@ -102,6 +103,11 @@ pub enum Action {
     /// The node processes nothing for `len`: packets for it queue, its
     /// timer fires late.
     Stall { node: NodeId, len: Duration },
+    /// An operator swears `node` is powered off (`hactl fence confirm`):
+    /// every live daemon is told. While its OS runs (cut off, stalled, or
+    /// only its daemon down) the confirmation is false: the checker
+    /// excuses the double holds it makes possible, until the heal.
+    ConfirmOff { node: NodeId },
     /// An attacker replays to `to` the `nth` latest datagram (0 = the
     /// latest) that `from` sent it on `path` before `sent_before`.
     Replay {
@@ -134,6 +140,9 @@ pub struct Config {
     pub random_locks: bool,
     /// A fencer powers off nodes their peers lost (and confirms it).
     pub fencer: bool,
+    /// Nodes send each other random messages until the heal (a few kB/s:
+    /// more than a serial line alone carries).
+    pub mail: bool,
 }
 
 impl Config {
@@ -151,6 +160,7 @@ impl Config {
             healed_delay: 0.1,
             random_locks: true,
             fencer: true,
+            mail: true,
         }
     }
 
@@ -199,8 +209,15 @@ impl Config {
     }
 
     /// A random cluster of `nodes` nodes (2, 3 or 64) with random packet
-    /// faults and a random fault plan, all drawn from `seed`.
+    /// faults and a random fault plan, all drawn from `seed`; now and then
+    /// an operator's false fence confirmation.
     pub fn random(seed: u64, nodes: usize) -> Config {
+        Config::random_with(seed, nodes, 0.1)
+    }
+
+    /// [`Config::random`], with false confirmations at `mistakes` (see
+    /// [`Config::add_false_confirmations`]).
+    pub fn random_with(seed: u64, nodes: usize, mistakes: f64) -> Config {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_c0f1_6000_0000);
         let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
         let big = nodes > 8;
@@ -327,6 +344,44 @@ impl Config {
             }
         }
         cfg.plan.sort_by_key(|(t, _)| *t);
+        cfg.add_false_confirmations(mistakes);
         cfg
+    }
+
+    /// Operators' mistakes: with probability `rate` for each window in
+    /// which a node runs on unseen (a cut of every path from it, a stall,
+    /// a daemon crash on the same boot), that node is confirmed off during
+    /// it. Drawn from a stream of their own, so the rest of each seed's
+    /// plan stays what it was.
+    fn add_false_confirmations(&mut self, rate: f64) {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x0fa1_5ec0_4f14_0000);
+        let windows: Vec<(NodeId, Time, Duration)> = self
+            .plan
+            .iter()
+            .filter_map(|(at, a)| match *a {
+                Action::Cut {
+                    path: None,
+                    from,
+                    len,
+                    ..
+                } => Some((from, *at, len)),
+                Action::Stall { node, len } => Some((node, *at, len)),
+                Action::Crash {
+                    node,
+                    release: false,
+                    reboot: false,
+                    restart: Some(len),
+                    ..
+                } => Some((node, *at, len)),
+                _ => None,
+            })
+            .collect();
+        for (node, at, len) in windows {
+            if rng.random_bool(rate) {
+                let when = at + len.mul_f64(rng.random_range(0.2..0.9));
+                self.plan.push((when, Action::ConfirmOff { node }));
+            }
+        }
+        self.plan.sort_by_key(|(t, _)| *t);
     }
 }

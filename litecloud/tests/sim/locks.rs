@@ -11,38 +11,82 @@
 //! loss, and a restarted daemon holds again what still runs). Once the
 //! faults healed and every lost node was fenced: never lost (safety rule
 //! 2): a lock that some running daemon wants is held by one of them.
+//!
+//! An operator's false fence confirmation (a node sworn off while it runs)
+//! can make two holders: that is the operator's doing. The check excuses
+//! exactly the pairs it made possible, until the heal settled them (see
+//! [`excused`]); every other pair is checked strictly, and after that
+//! deadline these pairs too.
 
 use super::world::SimNode;
+use litecloud::Time;
 use litecloud::lock::LockId;
+use litecloud::wire::NodeId;
 
 /// The locks the clients fight over.
 pub const LOCKS: [LockId; 2] = [1, 2];
 
+/// A false fence confirmation: `of` was sworn off at `at` while its OS
+/// ran; what it made possible is excused until `until` (the heal, plus the
+/// time to settle it).
+#[derive(Clone, Copy, Debug)]
+pub struct FalseConfirm {
+    pub of: NodeId,
+    pub at: Time,
+    pub until: Time,
+}
+
+/// Whether two nodes may hold one lock at once at `now`, each `(node,
+/// since when it runs the lock's service)`: only when one's run began after
+/// the other was falsely confirmed off (its side took the other for off and
+/// holding nothing; the other runs on and may hold that lock, from before
+/// or granted on its own side), while that confirmation is excused.
+pub fn excused(a: (NodeId, Time), b: (NodeId, Time), now: Time, falses: &[FalseConfirm]) -> bool {
+    let took_over = |x: (NodeId, Time), y: NodeId| {
+        falses
+            .iter()
+            .any(|f| f.of == y && f.at <= x.1 && now < f.until)
+    };
+    took_over(a, b.0) || took_over(b, a.0)
+}
+
 /// At most one holder per lock: among the services of every node whose OS
-/// runs, and among the beliefs of every node whose daemon runs.
-pub fn check(nodes: &[SimNode]) -> Option<String> {
+/// runs, and among the beliefs of every node whose daemon runs; but for
+/// the pairs a false confirmation excuses at `now`.
+pub fn check(nodes: &[SimNode], now: Time, falses: &[FalseConfirm]) -> Option<String> {
     for lock in LOCKS {
-        let runners: Vec<u8> = nodes
+        let run = |n: &SimNode| (n.id, n.run_since.get(&lock).copied().unwrap_or_default());
+        let runners: Vec<(NodeId, Time)> = nodes
             .iter()
             .filter(|n| n.running.contains(&lock))
-            .map(|n| n.id)
+            .map(run)
             .collect();
-        if runners.len() > 1 {
+        if let Some(pair) = unexcused(&runners, now, falses) {
             return Some(format!(
-                "the service of lock {lock} runs on n{runners:?} at once"
+                "the service of lock {lock} runs on n{pair:?} at once"
             ));
         }
-        let holders: Vec<u8> = nodes
+        let holders: Vec<(NodeId, Time)> = nodes
             .iter()
             .filter(|n| n.engine.is_some())
             .filter(|n| n.locks.as_ref().is_some_and(|l| l.holds(lock)))
-            .map(|n| n.id)
+            .map(run)
             .collect();
-        if holders.len() > 1 {
-            return Some(format!("lock {lock} held by n{holders:?} at once"));
+        if let Some(pair) = unexcused(&holders, now, falses) {
+            return Some(format!("lock {lock} held by n{pair:?} at once"));
         }
     }
     None
+}
+
+/// Two of `runs` that may not hold one lock at once, if any.
+fn unexcused(runs: &[(NodeId, Time)], now: Time, falses: &[FalseConfirm]) -> Option<[NodeId; 2]> {
+    runs.iter().enumerate().find_map(|(i, &a)| {
+        runs[i + 1..]
+            .iter()
+            .find(|&&b| !excused(a, b, now, falses))
+            .map(|&b| [a.0, b.0])
+    })
 }
 
 /// A node whose daemon runs holds exactly the locks whose services run.

@@ -10,7 +10,8 @@
 //! - [`mail`]: reliable messages sent at random, checked exactly once and in order.
 //! - [`views`]: membership agreement, checked on every install and after the heal.
 //! - [`locks`]: the lock service with services that outlive a daemon
-//!   restart, clean stops and a fencer, checked never twice on every step.
+//!   restart, clean stops, a fencer and operators' false fence
+//!   confirmations, checked never twice on every step.
 //!
 //! Environment: `SIM_SEED=n` runs only seed n of a random test,
 //! `SIM_SEEDS=k` runs k seeds instead of the default count, `SIM_TRACE=1`
@@ -82,6 +83,8 @@ pub fn run_seeds(test: &str, first: u64, count: u64, make: impl Fn(u64) -> Confi
         stats.grants_after_leave += s.grants_after_leave;
         stats.locks_kept += s.locks_kept;
         stats.never_lost_checks += s.never_lost_checks;
+        stats.false_confirms += c.false_confirms.len() as u64;
+        stats.false_fences_found += c.false_fences.len() as u64;
         if let Some(v) = c.violation() {
             let mut lines = v.lines();
             let what = lines.next().unwrap_or("");

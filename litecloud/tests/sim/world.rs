@@ -10,7 +10,7 @@
 
 use super::check::{Cause, Checker, Snap};
 use super::config::{Action, Config, MS};
-use super::locks::{self, LOCKS};
+use super::locks::{self, FalseConfirm, LOCKS};
 use super::mail::Mail;
 use super::net::{Fate, Net, Packet};
 use super::views::Views;
@@ -23,7 +23,7 @@ use litecloud::wire::{ClusterKey, NodeId};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 pub const NETID: u16 = 42;
@@ -132,6 +132,9 @@ pub struct SimNode {
     /// The services its lock client runs: one per lock it was granted,
     /// until it lost or released it, or the OS went down.
     pub running: BTreeSet<LockId>,
+    /// When it last began to run the service of each lock (a daemon
+    /// restart that holds it again does not begin anew).
+    pub run_since: BTreeMap<LockId, Time>,
     /// Stopping cleanly: its lock client takes nothing more.
     pub stopping: bool,
     /// Peers this daemon heard leave, or was told were fenced, since it
@@ -196,6 +199,7 @@ impl World {
                 disk_locks: Vec::new(),
                 os_up: false,
                 running: BTreeSet::new(),
+                run_since: BTreeMap::new(),
                 stopping: false,
                 heard_left: NodeSet::default(),
                 told_fenced: NodeSet::default(),
@@ -242,7 +246,9 @@ impl World {
             self.push(at, Ev::Act(action));
         }
         let heal_at = self.cfg.heal_at;
-        self.push(MAIL_EVERY, Ev::Mail);
+        if self.cfg.mail {
+            self.push(MAIL_EVERY, Ev::Mail);
+        }
         if self.cfg.random_locks {
             self.push(LOCK_EVERY, Ev::LockOp);
         }
@@ -346,18 +352,7 @@ impl World {
             Ev::LockOp => self.lock_op(),
             Ev::FenceSweep => self.fence_sweep(),
             Ev::Fenced(j) => {
-                let node = self.nodes[j].id;
-                for i in 0..self.nodes.len() {
-                    if !self.nodes[i].live() {
-                        continue;
-                    }
-                    if let Some(l) = self.nodes[i].locks.as_mut() {
-                        l.node_fenced(node);
-                    }
-                    self.nodes[i].told_fenced.insert(node);
-                    self.drive(i, Cause::Client, |_, _| {});
-                }
-                self.last_fenced = Some(now);
+                self.confirm_off(j);
             }
             Ev::ViewCheck => {
                 if let Some(v) = self.views.heal_check(&self.nodes) {
@@ -366,6 +361,37 @@ impl World {
                 }
             }
         }
+    }
+
+    /// The live daemons other than node `j` whose view leaves `j` out: the
+    /// ones that take note when told it is off (a table ignores a member).
+    fn out_of_view(&self, j: usize) -> Vec<usize> {
+        let node = self.nodes[j].id;
+        (0..self.nodes.len())
+            .filter(|&i| i != j && self.nodes[i].live())
+            .filter(|&i| {
+                let view = self.nodes[i].agreement.as_ref().and_then(|a| a.view());
+                !view.is_some_and(|v| v.members.contains(node))
+            })
+            .collect()
+    }
+
+    /// Every live daemon is told that node `j` is off.
+    fn confirm_off(&mut self, j: usize) {
+        let node = self.nodes[j].id;
+        for i in self.out_of_view(j) {
+            self.nodes[i].told_fenced.insert(node);
+        }
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            if n.live()
+                && let Some(l) = n.locks.as_mut()
+            {
+                l.node_fenced(node);
+                self.drive(i, Cause::Client, |_, _| {});
+            }
+        }
+        self.last_fenced = Some(self.now);
     }
 
     fn start(&mut self, i: usize) {
@@ -489,6 +515,7 @@ impl World {
                     lock::Action::Granted(l) => {
                         // Restored after a daemon restart: already running.
                         if n.running.insert(l) {
+                            n.run_since.insert(l, now);
                             self.check.stats.lock_grants += 1;
                             let alone = agreement
                                 .view()
@@ -514,6 +541,13 @@ impl World {
                         notes.push(format!("n{} lost lock {l}", n.id));
                     }
                     lock::Action::Persist(data) => n.disk_locks = data,
+                    lock::Action::FalseFence(of) => {
+                        self.check.false_fences.push((now, n.id, of));
+                        notes.push(format!(
+                            "n{}: EMERGENCY the fence confirmation of n{of} was false",
+                            n.id
+                        ));
+                    }
                 }
             }
             events.extend(fresh);
@@ -539,7 +573,7 @@ impl World {
         for line in notes {
             self.check.note(now, line);
         }
-        if let Some(v) = locks::check(&self.nodes) {
+        if let Some(v) = locks::check(&self.nodes, now, &self.check.false_confirms) {
             self.check.fail(now, self.step, "(j) never twice", v);
         }
         if let Some(v) = locks::runs_what_it_holds(&self.nodes[i]) {
@@ -959,6 +993,25 @@ impl World {
                         .check
                         .note(now, "attacker has nothing to replay".into()),
                 }
+            }
+            Action::ConfirmOff { node } => {
+                let j = usize::from(node) - 1;
+                let runs = self.nodes[j].os_up;
+                let what = if runs { "falsely" } else { "rightly" };
+                self.check
+                    .note(now, format!("an operator {what} confirms n{node} off"));
+                // Recorded first: the next step may take over its locks.
+                if runs && !self.out_of_view(j).is_empty() {
+                    let c = &self.cfg;
+                    let until = c.heal_at + c.heal_bound() + c.max_interval() * 8;
+                    let f = FalseConfirm {
+                        of: node,
+                        at: now,
+                        until,
+                    };
+                    self.check.false_confirms.push(f);
+                }
+                self.confirm_off(j);
             }
             Action::Stall { node, len } => {
                 let i = usize::from(node) - 1;
