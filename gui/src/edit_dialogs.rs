@@ -44,6 +44,8 @@ impl Edits {
             Ok((_, config)) => {
                 self.network = Some(NetworkForm::new(medium, config));
                 self.error = None;
+                // Answers to an earlier dialog's AutoGet are not this one's.
+                model.nics.clear();
             }
             Err(e) => model.say(crate::model::Level::Warning, e),
         }
@@ -102,6 +104,7 @@ impl Edits {
         let Some(mut form) = self.network.take() else {
             return;
         };
+        Self::take_autoget(&mut form, model);
         let mut open = true;
         let mut done = false;
         egui::Window::new(form.title())
@@ -109,6 +112,9 @@ impl Edits {
             .collapsible(false)
             .show(ctx, |ui| {
                 network_fields(ui, &mut form);
+                if form.medium == Medium::Udp {
+                    autoget_button(ui, &mut form, model);
+                }
                 self.error(ui);
                 let (ok, cancel) = Self::buttons(ui);
                 if ok {
@@ -118,6 +124,18 @@ impl Edits {
             });
         if open && !done {
             self.network = Some(form);
+        }
+    }
+
+    /// Fills the form with the AutoGet answers that arrived.
+    fn take_autoget(form: &mut NetworkForm, model: &mut Model) {
+        let answers = std::mem::take(&mut model.nics);
+        let Ok((_, config)) = cluster(model) else {
+            return;
+        };
+        for (node, result) in &answers {
+            let nics = result.as_deref().map_err(String::as_str);
+            form.autoget(node, nics, config);
         }
     }
 
@@ -327,6 +345,22 @@ fn network_fields(ui: &mut Ui, form: &mut NetworkForm) {
                 row(ui, "Port (1-65535)", &mut form.port);
             }
         });
+}
+
+/// The manual's AutoGet: asks every node of the form for its interfaces
+/// (answers fill the addresses as they come); shows what it could not fill.
+fn autoget_button(ui: &mut Ui, form: &mut NetworkForm, model: &mut Model) {
+    let button = ui.add_enabled(model.connected(), egui::Button::new("AutoGet"));
+    if button
+        .on_hover_text("Fill each node's address from that node's network interfaces")
+        .clicked()
+    {
+        form.notes.clear();
+        model.autoget(form.ends.iter().map(|(node, _)| node.clone()));
+    }
+    for note in &form.notes {
+        ui.label(RichText::new(note).color(crate::panel::GOLD));
+    }
 }
 
 /// One row of a dialog's grid: a label and its text field.

@@ -9,7 +9,7 @@
 //! only when a status report shows that they may have changed.
 
 use haschema::config::ClusterConfig;
-use haschema::ctl::{ConfigVersion, Request, ServiceOp, ServiceStatus, StatusReport};
+use haschema::ctl::{ConfigVersion, Nic, Request, ServiceOp, ServiceStatus, StatusReport};
 use haschema::event::Event as ClusterEvent;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub enum Job {
     Remove { name: String, what: String },
     /// Read the failovers of the history.
     Failovers,
+    /// Read `node`'s network interfaces (AutoGet).
+    Nics { node: String },
     /// Check the password again with a fresh login (the lock).
     Unlock { password: String },
     /// Close the connection.
@@ -94,6 +96,11 @@ pub enum Event {
     },
     /// The newest failovers, oldest first.
     Failovers(Result<Vec<ClusterEvent>, String>),
+    /// A node's network interfaces, or why they could not be read.
+    Nics {
+        node: String,
+        result: Result<Vec<Nic>, String>,
+    },
     Unlocked(Result<(), String>),
     /// The connection broke.
     Lost(String),
@@ -184,6 +191,8 @@ pub struct Model {
     pub unlocking: bool,
     /// The last connect or unlock failed: why (shown in its dialog).
     pub login_error: Option<String>,
+    /// AutoGet answers ([`Model::autoget`]) not yet taken by the dialog.
+    pub nics: Vec<(String, Result<Vec<Nic>, String>)>,
     queue: VecDeque<Job>,
     outstanding: bool,
     /// When the next refresh is due (None: none while disconnected).
@@ -216,6 +225,7 @@ impl Model {
             locked: false,
             unlocking: false,
             login_error: None,
+            nics: Vec::new(),
             queue: VecDeque::new(),
             outstanding: false,
             refresh_at: None,
@@ -342,6 +352,15 @@ impl Model {
         }
     }
 
+    /// AutoGet: read each of `nodes`' network interfaces; the answers
+    /// arrive in [`Model::nics`].
+    pub fn autoget(&mut self, nodes: impl IntoIterator<Item = String>) {
+        self.nics.clear();
+        for node in nodes {
+            self.queue_once(Job::Nics { node });
+        }
+    }
+
     /// Read cluster.toml again.
     fn reread_cluster(&mut self) {
         self.queue_once(Job::Read {
@@ -462,6 +481,7 @@ impl Model {
                     self.refresh_at = Some(now);
                 }
             }
+            Event::Nics { node, result } => self.nics.push((node, result)),
             Event::Failovers(result) => match result {
                 Ok(events) => self.failovers = events,
                 Err(e) => self.say_once(Level::Warning, format!("failover history: {e}")),

@@ -2,10 +2,13 @@
 //! cluster.toml they make: the document as last read, edited with
 //! toml_edit so that its comments and layout stay, then checked by the
 //! daemons' own parser ([`ClusterConfig::parse`]) before anything is sent.
-//! Remove takes one `[[network]]` out the same way.
+//! Remove takes one `[[network]]` out the same way. AutoGet fills a
+//! Socket network's addresses from the nodes' interfaces ([`pick_address`]).
 
 use crate::model::{CLUSTER_DOC, ClusterDoc};
-use haschema::config::ClusterConfig;
+use haschema::config::{ClusterConfig, NetworkKind};
+use haschema::ctl::Nic;
+use std::net::{IpAddr, Ipv4Addr};
 use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 /// The medium of a new private network.
@@ -32,6 +35,8 @@ pub struct NetworkForm {
     /// Each declared node's end, in the config's order: its serial device
     /// or its IP address; empty when the node is not on this network.
     pub ends: Vec<(String, String)>,
+    /// What the last AutoGet could not fill, for the dialog.
+    pub notes: Vec<String>,
 }
 
 impl NetworkForm {
@@ -68,6 +73,22 @@ impl NetworkForm {
             baud: 19200,
             port: "5410".into(),
             ends,
+            notes: Vec::new(),
+        }
+    }
+
+    /// AutoGet's answer for `node`: its end is set to [`pick_address`]
+    /// of its interfaces, or left as typed with a note saying why.
+    pub fn autoget(&mut self, node: &str, nics: Result<&[Nic], &str>, config: &ClusterConfig) {
+        let picked = nics.and_then(|nics| {
+            pick_address(nics, &used_addresses(config, node))
+                .ok_or("no up interface with an IPv4 address that no other private network uses")
+        });
+        let end = self.ends.iter_mut().find(|(n, _)| n == node);
+        match (picked, end) {
+            (Ok(address), Some((_, value))) => *value = address.to_string(),
+            (Err(why), _) => self.notes.push(format!("{node}: {why}; type its address")),
+            (Ok(_), None) => {}
         }
     }
 
@@ -120,6 +141,28 @@ impl NetworkForm {
         }
         check(toml.to_string())
     }
+}
+
+/// The IPv4 address AutoGet proposes for a node: the first of an up
+/// interface (`10.0.0.1/24` as listed) that is not in `used`.
+pub fn pick_address(nics: &[Nic], used: &[IpAddr]) -> Option<Ipv4Addr> {
+    nics.iter()
+        .filter(|n| n.up)
+        .flat_map(|n| &n.addresses)
+        .filter_map(|a| a.split('/').next()?.parse::<Ipv4Addr>().ok())
+        .find(|a| !used.contains(&IpAddr::V4(*a)))
+}
+
+/// The addresses `node` has on the private networks of `config`.
+fn used_addresses(config: &ClusterConfig, node: &str) -> Vec<IpAddr> {
+    config
+        .networks
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NetworkKind::Udp { addresses } => addresses.get(node).map(|a| a.ip()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// cluster.toml without network `name`; Err: why the daemons would refuse
@@ -203,6 +246,62 @@ mod tests {
         assert_eq!(new.networks.len(), 4);
         assert_eq!(new.networks[3].name, "sock");
         assert_eq!(new.networks[3].interval, std::time::Duration::from_secs(1));
+    }
+
+    fn nic(name: &str, up: bool, addresses: &[&str]) -> Nic {
+        Nic {
+            name: name.into(),
+            up,
+            mac: None,
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn autoget_picks_the_first_free_ipv4_of_an_up_nic() {
+        let nics = [
+            nic("eth0", false, &["10.0.0.1/24"]),
+            nic(
+                "eth1",
+                true,
+                &["fe80::1/64", "192.168.1.5/24", "192.168.2.5/24"],
+            ),
+        ];
+        let used: Vec<IpAddr> = vec!["192.168.1.5".parse().unwrap()];
+        assert_eq!(
+            pick_address(&nics, &used),
+            Some(Ipv4Addr::new(192, 168, 2, 5))
+        );
+        assert_eq!(
+            pick_address(&nics, &[]),
+            Some(Ipv4Addr::new(192, 168, 1, 5))
+        );
+        assert_eq!(pick_address(&nics[..1], &[]), None);
+        assert_eq!(pick_address(&[nic("x", true, &["garbage"])], &[]), None);
+    }
+
+    #[test]
+    fn autoget_fills_each_node_or_says_why_not() {
+        let doc = doc();
+        let config = doc.config.clone().unwrap();
+        let mut form = NetworkForm::new(Medium::Udp, &config);
+        let (first, second) = (form.ends[0].0.clone(), form.ends[1].0.clone());
+        let taken = used_addresses(&config, &first);
+        assert!(!taken.is_empty(), "the sample has UDP networks");
+        let taken = format!("{}/24", taken[0]);
+        let nics = [nic("eth0", true, &[&taken, "172.16.0.1/16"])];
+        form.autoget(&first, Ok(&nics), &config);
+        form.autoget(&second, Err("beta did not answer"), &config);
+        form.autoget(&second, Ok(&nics[..0]), &config);
+        assert_eq!(form.ends[0].1, "172.16.0.1");
+        assert_eq!(form.ends[1].1, "");
+        assert_eq!(form.notes.len(), 2);
+        assert!(form.notes[0].contains("did not answer"), "{:?}", form.notes);
+        assert!(
+            form.notes[1].contains("no up interface"),
+            "{:?}",
+            form.notes
+        );
     }
 
     #[test]

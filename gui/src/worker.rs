@@ -136,6 +136,9 @@ fn run(known_hosts: &std::path::Path, jobs: &Receiver<Job>, events: &Sender<Even
                 })
             }),
             Job::Failovers => with_session(&mut session, known_hosts, Again::Read, failovers),
+            Job::Nics { node } => with_session(&mut session, known_hosts, Again::Read, |client| {
+                nics(client, &node)
+            }),
             Job::Command { request, what } => with_session(
                 &mut session,
                 known_hosts,
@@ -309,6 +312,23 @@ fn failovers(client: &mut Client) -> Result<Event, String> {
         Response::Error { message } => Err(message),
         _ => Err("unexpected answer to a history request".to_owned()),
     }))
+}
+
+/// Reads `node`'s network interfaces (AutoGet). Err: the connection
+/// broke.
+fn nics(client: &mut Client, node: &str) -> Result<Event, String> {
+    let request = Request::Nics {
+        node: Some(node.to_owned()),
+    };
+    let result = match client.call(&request)? {
+        Response::Nics { nics, .. } => Ok(nics),
+        Response::Error { message } => Err(message),
+        _ => Err("unexpected answer to an AutoGet request".to_owned()),
+    };
+    Ok(Event::Nics {
+        node: node.to_owned(),
+        result,
+    })
 }
 
 /// Reads the status (hamond) and the services (hasvrd). Err: the

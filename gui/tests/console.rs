@@ -23,7 +23,7 @@ use hagui::panel::{GOLD, GREEN, GREY};
 use haschema::config::ClusterConfig;
 use haschema::ctl::{Request, Response};
 use hatests::web::{NODES, SERVICE, WebService, WebSpec};
-use hatests::{ClusterSpec, LAN1, require_root};
+use hatests::{ClusterSpec, LAN1, LAN2, require_root};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 7406;
@@ -262,6 +262,7 @@ fn create_a_network(h: &mut Ui, web: &WebService) {
     click(h, "PrivateNet");
     click(h, "Create Socket");
     type_into(h, "Name", NEW_NET);
+    autoget(h, web);
     for node in NODES {
         let ip = c.addr(node, LAN1).ip().to_string();
         type_into(h, &format!("IP address of {node}"), &ip);
@@ -313,6 +314,43 @@ fn create_a_network(h: &mut Ui, web: &WebService) {
             .as_ref()
             .is_some_and(|s| s.paths.iter().any(|p| p.name == NEW_NET))
     });
+}
+
+/// AutoGet in the open Create Socket dialog: each node's address is
+/// filled from that node's own interfaces (beta's read by beta's hamond),
+/// never with an address its private networks use already, or left empty
+/// with a note saying why.
+#[track_caller]
+fn autoget(h: &mut Ui, web: &WebService) {
+    let c = web.cluster();
+    let field = |h: &Ui, node: &str| {
+        h.get_by_label(&format!("IP address of {node}"))
+            .value()
+            .unwrap_or_default()
+    };
+    let note = |h: &Ui, node: &str| {
+        let start = format!("{node}: ");
+        h.query_all_by(|n| n.value().is_some_and(|v| v.starts_with(&start)))
+            .next()
+            .and_then(|n| n.value())
+    };
+    click(h, "AutoGet");
+    wait_for(h, "AutoGet's answers", |h| {
+        NODES
+            .iter()
+            .all(|n| !field(h, n).is_empty() || note(h, n).is_some())
+    });
+    for node in NODES {
+        let got = field(h, node);
+        if got.is_empty() {
+            let note = note(h, node).unwrap_or_default();
+            assert!(note.contains("no up interface"), "{note}");
+            continue;
+        }
+        let ip: std::net::Ipv4Addr = got.parse().unwrap_or_else(|e| panic!("{got}: {e}"));
+        let lans = [LAN1, LAN2].map(|lan| *c.addr(node, lan).ip());
+        assert!(!lans.contains(&ip), "{node}: {ip} is a private network's");
+    }
 }
 
 /// Service > Create: a user-defined service with no floating IP and no

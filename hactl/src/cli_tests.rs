@@ -157,6 +157,7 @@ fn remote_goes_with_every_node_command() {
         &["service", "status", "--json"],
         &["service", "bring-out", "www"],
         &["fence", "confirm", "beta", "--yes-i-am-sure"],
+        &["node", "nics", "beta", "--json"],
     ] {
         let before = [&["--remote", server][..], args].concat();
         let after = [args, &["--remote", server]].concat();

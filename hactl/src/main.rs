@@ -106,7 +106,7 @@ enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
-    /// This node (hasvrd): standby on or off.
+    /// A node: this node's standby (hasvrd), a node's NICs (hamond).
     Node {
         #[command(subcommand)]
         command: NodeCommand,
@@ -221,6 +221,33 @@ fn main() -> ExitCode {
             Daemon::Hasvrd,
             &Request::NodeStandby { on: state.on() },
         ),
+        Command::Node {
+            command: NodeCommand::Nics { node, json },
+        } => {
+            let request = Request::Nics { node: node.clone() };
+            match ask(&args, Daemon::Hamond, &request) {
+                Ok(Response::Nics {
+                    node,
+                    nics,
+                    truncated,
+                }) => {
+                    if *json {
+                        let report = serde_json::json!({
+                            "node": node, "nics": nics, "truncated": truncated,
+                        });
+                        print_json(serde_json::to_string_pretty(&report));
+                    } else {
+                        print!("{}", node::nics_table(&node, &nics, truncated));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Response::Error { message }) => {
+                    eprintln!("hactl: {message}");
+                    ExitCode::FAILURE
+                }
+                other => failed(Daemon::Hamond, other),
+            }
+        }
         Command::Fence {
             command:
                 FenceCommand::Confirm {
@@ -368,6 +395,7 @@ fn unexpected(daemon: Daemon, answer: &Response) -> ExitCode {
         Response::ConfigList { .. } => "a configuration list",
         Response::ConfigDoc { .. } => "a configuration document",
         Response::ConfigCommitted { .. } => "a configuration commit",
+        Response::Nics { .. } => "a NIC list",
         Response::Done { .. } => "a done",
         Response::Error { .. } => "an error",
     };

@@ -340,7 +340,7 @@ fn describe(request: &Request) -> Option<String> {
         Request::NodeStandby { on } => {
             Some(format!("node standby {}", if *on { "on" } else { "off" }))
         }
-        Request::ConfigList | Request::ConfigGet { .. } => None,
+        Request::ConfigList | Request::ConfigGet { .. } | Request::Nics { .. } => None,
         Request::ConfigPut { name, content, .. } => Some(format!(
             "config {} {name}",
             if content.is_some() { "put" } else { "remove" }

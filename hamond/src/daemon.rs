@@ -13,6 +13,7 @@
 use crate::configdb::{self, ConfigDb};
 use crate::fencing::{FenceMsg, Fencing};
 use crate::link::LinkEvent;
+use crate::nics;
 use crate::services::{Out, Services};
 use crate::supervise::{HasvrdCommand, Supervisor};
 use crate::transport::Inbound;
@@ -92,6 +93,8 @@ struct Daemon {
     /// Service files changed while hasvrd could not be told: it is told
     /// once welcomed.
     services_changed: bool,
+    /// Operators' AutoGet asks waiting for a peer's answer.
+    autoget: nics::Pending,
 }
 
 /// Longest run of the `[cluster] isolation` command.
@@ -243,6 +246,7 @@ pub async fn run(
         configdb,
         restart: false,
         services_changed: false,
+        autoget: nics::Pending::default(),
     };
     daemon.run(inbound, ctl, link, fence_rx).await
 }
@@ -662,6 +666,9 @@ impl Daemon {
             }
             Event::Message { from, data } if data.first() == Some(&history::PROTOCOL) => {
                 self.heard(*from, data)
+            }
+            Event::Message { from, data } if data.first() == Some(&nics::PROTOCOL) => {
+                self.autoget_message(*from, data)
             }
             Event::Message { from, data } if data.first() == Some(&litecloud::config::PROTOCOL) => {
                 let busy = self.service_busy();
@@ -1150,6 +1157,7 @@ impl Daemon {
                     crate::services::PROTOCOL,
                     history::PROTOCOL,
                     litecloud::config::PROTOCOL,
+                    nics::PROTOCOL,
                 ];
                 if !data.first().is_some_and(|p| known.contains(p)) {
                     tracing::debug!(
@@ -1202,6 +1210,7 @@ impl Daemon {
         let response = match request {
             Request::AlertTest => return self.alert_test(uid, reply),
             Request::FenceTest { device } => return self.fencing.test(device, reply),
+            Request::Nics { node } => return self.nics(node, reply),
             Request::Status => Response::Status(Box::new(self.status(clock::now()))),
             Request::FenceConfirm { node } => self.fence_confirm(&node),
             Request::History { filter, limit } => match &self.history {
@@ -1250,6 +1259,82 @@ impl Daemon {
             },
         };
         let _ = reply.send(response);
+    }
+
+    /// AutoGet: `node`'s interfaces (None: this node's), read here or
+    /// asked of that node's hamond; answered when its answer arrives.
+    fn nics(&mut self, node: Option<String>, reply: oneshot::Sender<Response>) {
+        let me = self.name(self.setup.me);
+        let node = node.unwrap_or_else(|| me.clone());
+        let error = |message: String| Response::Error { message };
+        if node == me {
+            let response = match nics::local() {
+                Ok(nics) => Response::Nics {
+                    node,
+                    nics,
+                    truncated: false,
+                },
+                Err(e) => error(e),
+            };
+            let _ = reply.send(response);
+            return;
+        }
+        let Some(peer) = self.setup.config.node(&node).map(|n| n.domain) else {
+            let message =
+                format!("no node {node} in the cluster config; `hactl status` lists the nodes");
+            let _ = reply.send(error(message));
+            return;
+        };
+        if !self.node.peers().iter().any(|p| p.id == peer && p.up) {
+            let message = format!(
+                "{node} is down (not heard on any path): start its daemons, or run `hactl node nics` on it"
+            );
+            let _ = reply.send(error(message));
+            return;
+        }
+        let Some(id) = self.autoget.wait(peer, &node, reply) else {
+            return;
+        };
+        let ask = nics::encode(&nics::Message::Ask { id });
+        if let Err(e) = self.node.send_message(clock::now(), peer, ask) {
+            let message = format!("cannot ask {node}: {e}; is it up? (`hactl status`)");
+            self.autoget.fail(id, message);
+        }
+        self.drain();
+    }
+
+    /// An AutoGet message from `from`: an ask is answered with this node's
+    /// interfaces, an answer goes to the operator waiting for it.
+    fn autoget_message(&mut self, from: NodeId, data: &[u8]) {
+        match nics::decode(data) {
+            Ok(nics::Message::Ask { id }) => {
+                let (nics, truncated, error) = match nics::local() {
+                    Ok(all) => {
+                        let (nics, truncated) = nics::fit(all);
+                        (nics, truncated, None)
+                    }
+                    Err(e) => (Vec::new(), false, Some(e)),
+                };
+                let answer = nics::encode(&nics::Message::Answer {
+                    id,
+                    nics,
+                    truncated,
+                    error,
+                });
+                if let Err(e) = self.node.send_message(clock::now(), from, answer) {
+                    tracing::debug!("AutoGet answer to {} not sent: {e}", self.name(from));
+                }
+            }
+            Ok(answer) => {
+                if !self.autoget.answered(from, answer) {
+                    tracing::debug!(
+                        "AutoGet answer from {} nobody waits for: ignored",
+                        self.name(from)
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("{e} from {}: ignored", self.name(from)),
+        }
     }
 
     /// The operator swears `node` is off (rule 1): refused for this node,

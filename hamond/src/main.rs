@@ -12,6 +12,7 @@ mod identity;
 mod instance;
 mod link;
 mod metrics;
+mod nics;
 mod serial;
 mod services;
 mod supervise;

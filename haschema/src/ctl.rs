@@ -2,7 +2,7 @@
 //! sends one JSON [`Request`] line on a unix socket, the daemon answers with
 //! one JSON [`Response`] line and closes. `hamond` answers the cluster
 //! requests (status, fence confirmation, event history, alert test,
-//! replicated configuration),
+//! replicated configuration, a node's NICs),
 //! `hasvrd` the service requests and node standby.
 
 use crate::event::{Event, Filter};
@@ -68,6 +68,30 @@ pub enum Request {
         #[serde(default)]
         force_local: bool,
     },
+    /// A node's network interfaces and addresses, to fill dialogs (the
+    /// manual's AutoGet): `node` None is this node; another node is asked
+    /// over the cluster (hamond).
+    Nics {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+}
+
+/// One network interface of a node, for [`Request::Nics`] (loopback left
+/// out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    pub name: String,
+    /// Administratively up with carrier (the kernel's running or lower-up
+    /// flag).
+    pub up: bool,
+    /// Its hardware address, `aa:bb:cc:dd:ee:ff`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Its addresses with prefix length (`10.0.0.1/24`, `fe80::1/64`),
+    /// IPv4 first.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// A configuration document's logical version (epoch, counter, node).
@@ -150,6 +174,15 @@ pub enum Response {
     ConfigCommitted {
         name: String,
         version: ConfigVersion,
+    },
+    /// A node's interfaces, for [`Request::Nics`]. `truncated`: the node
+    /// has more interfaces or addresses than one cluster message carries,
+    /// and the rest were left out.
+    Nics {
+        node: String,
+        nics: Vec<Nic>,
+        #[serde(default)]
+        truncated: bool,
     },
     /// A command was accepted; `message` says what happens next.
     Done {

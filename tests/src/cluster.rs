@@ -669,7 +669,8 @@ impl TestCluster {
             | Request::FenceTest { .. }
             | Request::ConfigList
             | Request::ConfigGet { .. }
-            | Request::ConfigPut { .. } => self.node(node).socket.clone(),
+            | Request::ConfigPut { .. }
+            | Request::Nics { .. } => self.node(node).socket.clone(),
             Request::Services | Request::Service { .. } | Request::NodeStandby { .. } => {
                 self.service_socket(node)
             }

@@ -890,7 +890,8 @@ impl Daemon {
             | Request::FenceTest { .. }
             | Request::ConfigList
             | Request::ConfigGet { .. }
-            | Request::ConfigPut { .. } => Response::Error {
+            | Request::ConfigPut { .. }
+            | Request::Nics { .. } => Response::Error {
                 message:
                     "hasvrd runs the services; ask hamond for this (hactl status, fence, history, alert)"
                         .into(),
