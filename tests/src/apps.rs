@@ -269,9 +269,10 @@ impl Template {
 
 /// The MariaDB service's script: `mariadb start|stop|status`. Each node
 /// keeps its pid file, socket and logs in `DIR/mariadb-ADDR/` (picked by
-/// the node's address on the public LAN, as the fixture's nginx does); the
-/// data directory is `MOUNT/db` on the shared volume, created (owned by
-/// mysql, `mariadb-install-db`) on the first start. mariadbd runs in the
+/// the node's address on the public LAN, as the fixture's nginx does), its
+/// temporary files too; the data directory is `MOUNT/db` on the shared
+/// volume, created (owned by mysql, `mariadb-install-db` into `db.new`,
+/// then renamed) on the first start. mariadbd runs in the
 /// foreground, in the background of the script, so it stays in the
 /// script's process group and hasvrd tracks it; `--report-host` is the
 /// node's address (what `SELECT @@report_host` answers); `--init-file`
@@ -292,19 +293,25 @@ running() {{ [ -s "$pidfile" ] && alive "$(cat "$pidfile")"; }}
 case "$1" in
 start)
     running && exit 0
-    mkdir -p "$d" && chown mysql:mysql "$d" || exit 1
+    mkdir -p "$d/tmp" && chown mysql:mysql "$d" "$d/tmp" || exit 1
     if [ ! -d "$data/mysql" ]; then
-        mkdir -p "$data" && chown mysql:mysql "$data" || exit 1
+        # Installed beside, then renamed: a failed install leaves no half
+        # data directory for the next start to take as done.
+        rm -rf "$data.new" && mkdir -p "$data.new" && chown mysql:mysql "$data.new" || exit 1
         if ! mariadb-install-db --defaults-file={d}/server.cnf --user=mysql \
-            --datadir="$data" --skip-test-db --auth-root-authentication-method=socket \
-            >"$d/install.log" 2>&1; then
+            --datadir="$data.new" --tmpdir="$d/tmp" --skip-test-db \
+            --auth-root-authentication-method=socket >"$d/install.log" 2>&1; then
             echo "mariadb-install-db failed:" >&2
+            grep -E "ERROR|Error|error" "$d/install.log" | head -n 5 >&2
             tail -n 20 "$d/install.log" >&2
+            rm -rf "$data.new"
             exit 1
         fi
+        rm -rf "$data" && mv "$data.new" "$data" || exit 1
     fi
     rm -f "$pidfile"
     {MARIADBD} --defaults-file={d}/server.cnf --user=mysql --datadir="$data" \
+        --tmpdir="$d/tmp" \
         --socket="$d/mysqld.sock" --pid-file="$pidfile" --log-error="$d/error.log" \
         --report-host="$me" --init-file={d}/init.sql \
         </dev/null >/dev/null 2>>"$d/stderr.log" &
