@@ -573,6 +573,18 @@ fn render_services(m: &mut Exposition, scraped: &Scraped) {
             m.sample("hamond_service_state", &labels, 1);
         }
     }
+    m.family(
+        "hamond_service_failures",
+        "gauge",
+        "The service's fail count on a node, as that node advertised it (failures not yet \
+         expired nor cleaned up; at migration_threshold the node cannot host it).",
+    );
+    for s in &scraped.services {
+        for n in &s.nodes {
+            let labels = [("service", s.name.as_str()), ("node", n.node.as_str())];
+            m.sample("hamond_service_failures", &labels, u64::from(n.failures));
+        }
+    }
     // Per service: how many failovers, and the newest one's duration.
     let mut failovers: BTreeMap<&str, (u64, Option<Duration>)> = BTreeMap::new();
     // Per recording node: how many fence attempts.
@@ -766,7 +778,13 @@ mod tests {
             services: vec![ServiceStatus {
                 name: "www".into(),
                 owner: Some("alpha".into()),
-                nodes: vec![state("alpha", "ACTIVEACT"), state("beta", "STANDBY")],
+                nodes: vec![
+                    state("alpha", "ACTIVEACT"),
+                    ServiceNode {
+                        failures: 3,
+                        ..state("beta", "STANDBY")
+                    },
+                ],
                 failures: 0,
                 fault: None,
             }],
@@ -785,6 +803,10 @@ mod tests {
             (
                 "hamond_service_state{service=\"www\",node=\"beta\",state=\"STANDBY\"}",
                 "1",
+            ),
+            (
+                "hamond_service_failures{service=\"www\",node=\"beta\"}",
+                "3",
             ),
             (
                 "hamond_failovers_total{node=\"alpha\",service=\"www\"}",
@@ -812,6 +834,7 @@ mod tests {
         }
         for (name, kind) in [
             ("hamond_service_state", "gauge"),
+            ("hamond_service_failures", "gauge"),
             ("hamond_failovers_total", "counter"),
             ("hamond_fence_attempts_total", "counter"),
         ] {
