@@ -988,8 +988,7 @@ impl Service {
                         f.step, f.reason
                     )
                 } else if self.leaving {
-                    "hasvrd is shutting down on this node (it stops the service anyway)"
-                        .to_owned()
+                    "hasvrd is shutting down on this node (it stops the service anyway)".to_owned()
                 } else {
                     return None;
                 }

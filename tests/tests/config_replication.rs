@@ -326,7 +326,9 @@ fn a_service_file_put_on_one_node_reaches_the_other_and_is_removed_once_brought_
     assert!(refused.contains("it is OUTACT on alpha"), "{refused}");
 
     // Stopped everywhere, it is removed on both nodes.
-    r.cluster.service_op("beta", ServiceOp::Stop, SERVICE).unwrap();
+    r.cluster
+        .service_op("beta", ServiceOp::Stop, SERVICE)
+        .unwrap();
     r.wait("the service stopped on both nodes", || {
         ["alpha", "beta"]
             .iter()
