@@ -6,6 +6,12 @@
 //! - The coordinator of the installed view is the lock master. Every node
 //!   keeps a replica of the table; each entry carries a version (view
 //!   epoch, counter) so that the newest wins when replicas are merged.
+//!   Epochs order only the views that decide (with quorum, or the survivor
+//!   of two whose peer is off or left): two views cut apart may share an
+//!   epoch, and a minority may reach a higher one than the majority. So a
+//!   view that does not decide frees a lock under the version it had (its
+//!   free never outranks a grant a concurrent majority made), and of two
+//!   different entries with the same version the one naming a holder wins.
 //! - When a view is installed, every member reports to the master the locks
 //!   it holds, the locks it wants and its replica. The master grants
 //!   nothing until every member reported (resync). Then a lock whose holder
@@ -559,11 +565,17 @@ impl LockTable {
         self.settle();
     }
 
+    /// Keeps the newer of this table's entry and a reported one. Versions
+    /// are not unique: two views of the same epoch (on both sides of a
+    /// cut) number their changes alike. Of two different entries with the
+    /// same version, neither is known to be the later one, so the one that
+    /// names a holder wins: a lock freed on one side may have been granted
+    /// on the other, and its holder may run it (rule 1).
     fn merge(&mut self, lock: LockId, e: Entry) {
-        let newer = self
-            .table
-            .get(&lock)
-            .is_none_or(|mine| e.version > mine.version);
+        let newer = self.table.get(&lock).is_none_or(|mine| {
+            e.version > mine.version
+                || (e.version == mine.version && mine.holder.is_none() && e.holder.is_some())
+        });
         if newer {
             self.table.insert(lock, e);
         }
@@ -678,19 +690,7 @@ impl LockTable {
         for lock in orphans {
             self.set(lock, None);
         }
-        // A minority could be granting the same lock on its side: grant only
-        // with quorum. Two nodes have no majority: one alone grants only
-        // once its peer was confirmed off, or left cleanly (its orphans
-        // stay above). The peer, restarted, grants nothing until it has
-        // seen both nodes again.
-        let peer_off = self
-            .nodes
-            .iter()
-            .filter(|&n| !view.members.contains(n))
-            .all(|n| self.fenced.contains(n) || self.left.contains(n));
-        let two_alone = self.nodes.len() == 2 && peer_off;
-        let may_grant = self.trusted && (view.has_quorum(self.nodes.len()) || two_alone);
-        if !may_grant {
+        if !(self.trusted && self.decides(view)) {
             return;
         }
         let free: Vec<LockId> = self
@@ -715,6 +715,22 @@ impl LockTable {
             let (_, _, node) = q.remove(0);
             self.set(lock, Some(node));
         }
+    }
+
+    /// Whether `view` may decide for the cluster, so that its grants and
+    /// versions outrank whatever a concurrent view does. A minority could
+    /// be granting the same lock on its side: only a view with quorum
+    /// decides. Two nodes have no majority: one alone decides only once
+    /// its peer was confirmed off, or left cleanly (its orphans stay
+    /// orphaned). The peer, restarted, decides nothing until it has seen
+    /// both nodes again.
+    fn decides(&self, view: View) -> bool {
+        let peer_off = self
+            .nodes
+            .iter()
+            .filter(|&n| !view.members.contains(n))
+            .all(|n| self.fenced.contains(n) || self.left.contains(n));
+        view.has_quorum(self.nodes.len()) || (self.nodes.len() == 2 && peer_off)
     }
 
     /// The master tells the other members of `view` every member's boot id.
@@ -744,13 +760,22 @@ impl LockTable {
 
     /// The master changes an entry and tells every member.
     fn set(&mut self, lock: LockId, holder: Option<NodeId>) {
-        let (Some(view), Some(m)) = (self.view, self.master.as_mut()) else {
+        let Some(view) = self.view else { return };
+        // A view that does not decide may free a lock its own member
+        // dropped, but that free must not outrank a grant a concurrent
+        // view with quorum made at a lower epoch (its members may have
+        // seen fewer views): it keeps the version it frees, and a grant
+        // under the same version wins the merge.
+        let kept = (holder.is_none() && !self.decides(view))
+            .then(|| self.table.get(&lock).map(|e| e.version))
+            .flatten();
+        let Some(m) = self.master.as_mut() else {
             return;
         };
         m.counter += 1;
         let e = Entry {
             holder,
-            version: (view.id.epoch, m.counter),
+            version: kept.unwrap_or((view.id.epoch, m.counter)),
         };
         if holder.is_some() {
             m.acks.insert((lock, e.version), NodeSet::of([self.me]));
@@ -1607,6 +1632,90 @@ mod tests {
                 d[i] = rng.random();
             }
             let _ = LockTable::restore(2, all, &d, boot_of(2));
+        }
+    }
+
+    /// Hands the lock messages among the running `group` until quiet (mail
+    /// to or from anyone else is lost), keeping each node's replica.
+    fn exchange(t: &mut [LockTable], disk: &mut [Vec<u8>], group: NodeSet) {
+        loop {
+            let mut mail = Vec::new();
+            for (i, table) in t.iter_mut().enumerate() {
+                let me = i as NodeId + 1;
+                while let Some(a) = table.poll() {
+                    match a {
+                        Action::Send { to, data } if group.contains(me) && group.contains(to) => {
+                            mail.push((me, to, data))
+                        }
+                        Action::Persist(data) => disk[i] = data,
+                        _ => {}
+                    }
+                }
+            }
+            if mail.is_empty() {
+                return;
+            }
+            for (from, to, data) in mail {
+                t[usize::from(to) - 1].handle_message(from, &data).unwrap();
+            }
+        }
+    }
+
+    /// Installs the view `members` of `epoch` (the lowest id coordinates)
+    /// on its members, and lets them resync.
+    fn install(t: &mut [LockTable], disk: &mut [Vec<u8>], epoch: u64, members: NodeSet) {
+        let coordinator = members.iter().min().unwrap();
+        let view = View {
+            id: crate::view::ViewId { epoch, coordinator },
+            members,
+        };
+        for id in members.iter() {
+            t[usize::from(id) - 1].view_installed(view);
+        }
+        exchange(t, disk, members);
+    }
+
+    /// Seeds 3287, 4729 and 6355 of `random_three_nodes`: node 1 rebooted
+    /// while cut off, and {2, 3} granted its lock to node 2 once node 1 was
+    /// fenced. Node 1 alone, restored from its replica, freed that lock
+    /// (it holds nothing) in a view of its own, of the same epoch as the
+    /// grant or a later one; merged into the view {1, 3}, that free named
+    /// the lock free, and node 3 got it while node 2 ran it. A view without
+    /// quorum frees without outranking the grant of a concurrent one.
+    #[test]
+    fn a_free_in_a_minority_does_not_outrank_the_majority_grant() {
+        for minority_epoch in [2, 3] {
+            let all = NodeSet::of([1, 2, 3]);
+            let mut t: Vec<LockTable> = (1..=3)
+                .map(|id| LockTable::new(id, all, boot_of(id)))
+                .collect();
+            let mut disk = vec![Vec::new(); 3];
+            install(&mut t, &mut disk, 1, all);
+            t[0].request(1, 1);
+            exchange(&mut t, &mut disk, all);
+            assert!(t[0].holds(1));
+            // Node 1 is fenced: it reboots, holding nothing.
+            t[0] = LockTable::restore(1, all, &disk[0], boot_of(1) + 1).unwrap();
+            assert!(!t[0].holds(1) && t[0].holder(1) == Some(1));
+            let majority = NodeSet::of([2, 3]);
+            install(&mut t, &mut disk, 2, majority);
+            t[1].node_fenced(1);
+            t[2].node_fenced(1);
+            t[1].request(1, 1);
+            exchange(&mut t, &mut disk, majority);
+            assert!(t[1].holds(1), "epoch {minority_epoch}");
+            // Node 1 alone frees what it no longer holds.
+            install(&mut t, &mut disk, minority_epoch, NodeSet::of([1]));
+            assert_eq!(t[0].holder(1), None);
+            // Nodes 1 and 3 meet; node 2 still runs the lock, unseen.
+            t[2].request(1, 1);
+            install(&mut t, &mut disk, 4, NodeSet::of([1, 3]));
+            assert!(!t[2].holds(1), "epoch {minority_epoch}: granted twice");
+            assert_eq!(t[0].holder(1), Some(2), "epoch {minority_epoch}: orphaned");
+            // Once node 2 is confirmed off, node 3 gets it (never lost).
+            t[0].node_fenced(2);
+            exchange(&mut t, &mut disk, NodeSet::of([1, 3]));
+            assert!(t[2].holds(1), "epoch {minority_epoch}");
         }
     }
 }

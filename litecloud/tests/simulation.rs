@@ -621,12 +621,6 @@ fn confirm_off(at: f64, node: NodeId) -> (Time, Action) {
     (s(at), Action::ConfirmOff { node })
 }
 
-/// How long after a cut heals two claimants are settled: the nodes see
-/// each other again (check (d)), agree a view and resync the locks.
-fn settle_bound(cfg: &Config) -> Duration {
-    cfg.heal_bound() + cfg.max_interval() * 8
-}
-
 /// Node `victim` holds lock 1 and runs on, cut off from `confirmer` from
 /// 2 s to 4 s, or with its daemon down from 2 s to 4 s (`daemon_down`);
 /// `confirmer` asks for lock 1 and, at 3 s, an operator there swears
@@ -661,6 +655,41 @@ fn false_confirmation(
     (cfg, c)
 }
 
+/// Seed 25951 of `random_false_confirmations_two_nodes`: the daemon of the
+/// holder goes down for good while its service runs on, and an operator
+/// swears that node off: the other node takes the lock. No one can hear
+/// the holder again, so nothing can settle that double hold: it is the
+/// operator's doing as long as the daemon stays down (the checker failed
+/// it once the settle time after the heal had passed).
+#[test]
+fn a_false_confirmation_stays_excused_while_the_daemon_stays_down() {
+    let mut cfg = lock_scenario();
+    let crash = Action::Crash {
+        node: 2,
+        leave: false,
+        release: false,
+        restart: None,
+        reboot: false,
+    };
+    cfg.plan = vec![
+        request(1.0, 2, 1),
+        (s(2.0), crash),
+        request(2.2, 1, 1),
+        confirm_off(3.0, 2),
+    ];
+    // Well past the settle time after the heal.
+    cfg.end_at = cfg.heal_at + cfg.settle_bound() * 2;
+    let c = sim::run_ok(cfg, "daemon down for good");
+    assert_eq!(c.false_confirms.len(), 1);
+    let held = services(&c, 2, 1);
+    let took = services(&c, 1, 1);
+    assert!(held.len() == 1 && held[0].1, "{held:?}");
+    assert!(
+        took.len() == 1 && took[0].1 && took[0].0 >= s(3.0),
+        "{took:?}"
+    );
+}
+
 /// What every false-confirmation scenario must show: the confirmer took
 /// lock 1 at once (a double hold, excused as the operator's doing); it
 /// finds the confirmation false once it hears `victim` again after 4 s;
@@ -669,7 +698,7 @@ fn false_confirmation(
 fn settled(cfg: &Config, c: &Checker, victim: NodeId, confirmer: NodeId, loser: NodeId) {
     let winner = 3 - loser;
     let healed = s(4.0);
-    let bound = healed + settle_bound(cfg);
+    let bound = healed + cfg.settle_bound();
     let what = format!("victim {victim}, loser {loser}");
     assert_eq!(c.false_confirms.len(), 1, "{what}");
     let took = services(c, confirmer, 1);
@@ -791,7 +820,7 @@ fn a_false_confirmation_in_three_nodes_is_settled_at_the_heal() {
     }
     cfg.plan.sort_by_key(|(t, _)| *t);
     let c = sim::run_ok(cfg.clone(), "a_false_confirmation_in_three_nodes");
-    let bound = s(4.0) + settle_bound(&cfg);
+    let bound = s(4.0) + cfg.settle_bound();
     let took = services(&c, 1, 1);
     assert!(
         took == vec![(took[0].0, true)] && took[0].0 < s(3.1),
@@ -845,7 +874,7 @@ fn a_holder_rebooted_during_a_partition_gives_its_lock_up_at_the_heal() {
         ];
         cfg.plan.extend(cut_between(2.0, 2.0, holder, other));
         cfg.plan.sort_by_key(|(t, _)| *t);
-        let bound = s(4.0) + settle_bound(&cfg);
+        let bound = s(4.0) + cfg.settle_bound();
         let c = sim::run_ok(cfg, "a_holder_rebooted_during_a_partition");
         let took = services(&c, other, 1);
         assert!(
@@ -946,7 +975,7 @@ fn a_cut_in_the_middle_of_a_failover() {
             cfg.plan
                 .extend(cut_between(2.0 + 0.002 * f64::from(k), 2.0, holder, waiter));
             cfg.plan.sort_by_key(|(t, _)| *t);
-            let bound = s(4.1) + settle_bound(&cfg);
+            let bound = s(4.1) + cfg.settle_bound();
             let c = sim::run_ok(cfg, "a_cut_in_the_middle_of_a_failover");
             let theirs = services(&c, holder, 1);
             assert_eq!(theirs.len(), 2, "holder {holder}, {k}: {theirs:?}");

@@ -191,6 +191,13 @@ impl Config {
         self.max_deadtime() * 2 + self.max_interval() * 4
     }
 
+    /// Time the lock service has to settle a false fence confirmation,
+    /// from the heal (or from the return of the daemon of the node falsely
+    /// confirmed off, if later).
+    pub fn settle_bound(&self) -> Duration {
+        self.heal_bound() + self.max_interval() * 8
+    }
+
     /// Engine parameters of node `id`.
     pub fn path_params(&self, id: NodeId) -> Vec<litecloud::node::PathParams> {
         self.paths

@@ -28,7 +28,8 @@ pub const LOCKS: [LockId; 2] = [1, 2];
 
 /// A false fence confirmation: `of` was sworn off at `at` while its OS
 /// ran; what it made possible is excused until `until` (the heal, plus the
-/// time to settle it).
+/// time to settle it; pushed back while the daemon of `of` is down and its
+/// OS runs, since no one can hear it then).
 #[derive(Clone, Copy, Debug)]
 pub struct FalseConfirm {
     pub of: NodeId,

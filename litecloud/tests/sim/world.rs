@@ -376,6 +376,21 @@ impl World {
             .collect()
     }
 
+    /// A node falsely confirmed off whose daemon is down while its OS runs
+    /// is heard by no one, so nothing can settle what the confirmation
+    /// made possible: that stays excused until its daemon is back and had
+    /// the time to settle it (a daemon that never comes back leaves the
+    /// operator's double hold in place).
+    fn excuse_while_unheard(&mut self, now: Time) {
+        let settle = self.cfg.settle_bound();
+        for f in &mut self.check.false_confirms {
+            let n = &self.nodes[usize::from(f.of) - 1];
+            if n.os_up && n.engine.is_none() {
+                f.until = f.until.max(now + settle);
+            }
+        }
+    }
+
     /// Every live daemon is told that node `j` is off.
     fn confirm_off(&mut self, j: usize) {
         let node = self.nodes[j].id;
@@ -573,6 +588,7 @@ impl World {
         for line in notes {
             self.check.note(now, line);
         }
+        self.excuse_while_unheard(now);
         if let Some(v) = locks::check(&self.nodes, now, &self.check.false_confirms) {
             self.check.fail(now, self.step, "(j) never twice", v);
         }
@@ -1002,8 +1018,7 @@ impl World {
                     .note(now, format!("an operator {what} confirms n{node} off"));
                 // Recorded first: the next step may take over its locks.
                 if runs && !self.out_of_view(j).is_empty() {
-                    let c = &self.cfg;
-                    let until = c.heal_at + c.heal_bound() + c.max_interval() * 8;
+                    let until = self.cfg.heal_at + self.cfg.settle_bound();
                     let f = FalseConfirm {
                         of: node,
                         at: now,
