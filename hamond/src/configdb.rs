@@ -7,8 +7,8 @@
 //! written durably before anything else, each committed document written to
 //! its file atomically, the edits answered when they commit or are refused.
 //! What needs the rest of hamond comes back as an [`Out`]: messages to send,
-//! hasvrd to reread its services, hamond to restart on a new cluster config
-//! ([`restart`]), conflicts for the operator.
+//! hasvrd to reread its services, hamond (and hasvrd) to restart on a new
+//! cluster config (`haschema::process::reexec`), conflicts for the operator.
 //!
 //! At the first start the store is seeded from the files on disk. Each
 //! document's file write is marked done (`config-applied`, the version
@@ -20,7 +20,6 @@
 
 pub mod check;
 pub mod files;
-pub mod restart;
 #[cfg(test)]
 mod testkit;
 

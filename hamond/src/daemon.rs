@@ -388,7 +388,7 @@ impl Daemon {
                 // them, the operator the answer.
                 self.flush_messages(&mut inbound).await;
                 self.pause(RESTART_PAUSE).await;
-                let e = configdb::restart::reexec();
+                let e = haschema::process::reexec();
                 tracing::error!(
                     severity = "crit",
                     "cannot restart hamond in place to load the new cluster config: {e}; \
@@ -916,6 +916,11 @@ impl Daemon {
                 tracing::warn!(
                     "cluster config now version {version} (from {from}); restarting hamond to load it"
                 );
+                // hasvrd loads it too (a hasvrd not connected now reads
+                // the new file when it starts).
+                if let Some(tx) = &self.hasvrd_tx {
+                    let _ = tx.send(ToHasvrd::ClusterChanged);
+                }
                 self.restart = true;
             }
             configdb::Out::Committed { what, by } => {

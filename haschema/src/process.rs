@@ -2,8 +2,10 @@
 //! the fields of `/proc/<pid>/stat` that identify a process ([`procfs`]),
 //! pidfds ([`pidfd_open`], [`pidfd_send_signal`]), a daemon watched through
 //! its pidfd whether it is a child or was adopted ([`watch`]), the backoff
-//! of a supervisor whose daemon keeps dying ([`restarts`]), and how hamond
-//! tells the hasvrd it starts how to start hamond again ([`HamondCommand`]).
+//! of a supervisor whose daemon keeps dying ([`restarts`]), how hamond
+//! tells the hasvrd it starts how to start hamond again ([`HamondCommand`]),
+//! and how a daemon restarts itself in place to load a new cluster config
+//! ([`reexec`]).
 
 pub mod procfs;
 pub mod restarts;
@@ -15,6 +17,29 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+/// Replaces this process with a fresh copy of its program, same arguments
+/// and environment, same pid (what the other daemon, systemd and the pid
+/// files know). The program is run by its path, so that the process keeps
+/// its name (`pgrep hamond`); `/proc/self/exe` only if that path is gone
+/// (the file was replaced). Like a restart after a crash it leaves nothing
+/// behind to clean: every file and socket, opened close-on-exec, is closed
+/// by the kernel, and the services keep running to be adopted. Returns
+/// only if that failed.
+pub fn reexec() -> io::Error {
+    use std::os::unix::process::CommandExt as _;
+    let me = std::path::Path::new("/proc/self/exe");
+    let program = std::fs::read_link(me)
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| me.to_path_buf());
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(program);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    cmd.args(args).exec()
+}
 
 /// The environment variable through which hamond gives the hasvrd it
 /// starts a [`HamondCommand`] (JSON).

@@ -138,6 +138,9 @@ pub enum ToHasvrd {
     Ping { seq: u64 },
     /// The service files changed (configuration replication): reread the services directory.
     ServicesChanged,
+    /// The cluster config file changed (configuration replication): hasvrd
+    /// restarts in place to load it, adopting what runs, as hamond does.
+    ClusterChanged,
 }
 
 /// Encodes one message as a line.
@@ -212,6 +215,7 @@ mod tests {
             },
             ToHasvrd::Ping { seq: 7 },
             ToHasvrd::ServicesChanged,
+            ToHasvrd::ClusterChanged,
             ToHasvrd::Isolation {
                 isolated: true,
                 reason: "no ping address answers".into(),

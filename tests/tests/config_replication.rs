@@ -18,7 +18,8 @@
 //!   beta, and goes through with `--force-local`; beta, started again,
 //!   takes the newer version. A changed `cluster.toml` (a heartbeat
 //!   interval) reaches beta, both hamonds restart in place to load it
-//!   (same pid, new incarnation) and see each other up with the same config;
+//!   (same pid, new incarnation), and both hasvrds (same pid), and see each
+//!   other up with the same config;
 //!   changed again with `--force-local` while beta is down, beta takes the
 //!   newer one when it returns and restarts on it.
 
@@ -382,8 +383,11 @@ fn a_node_away_takes_the_newer_version_and_a_cluster_config_change_restarts_both
         r.version("alpha", DOC) == r.version("beta", DOC)
     });
 
-    // A new heartbeat interval: both hamonds restart in place to load it.
+    // A new heartbeat interval: both hamonds restart in place to load it,
+    // and both hasvrds too.
     let pids = [r.pid("alpha"), r.pid("beta")];
+    let hasvrds = ["alpha", "beta"].map(|n| r.cluster.daemon_pid(n, "hasvrd"));
+    assert!(hasvrds.iter().all(Option::is_some), "{hasvrds:?}");
     let incarnations: Vec<u32> = ["alpha", "beta"]
         .iter()
         .map(|n| r.cluster.try_status(n).unwrap().incarnation)
@@ -407,6 +411,18 @@ fn a_node_away_takes_the_newer_version_and_a_cluster_config_change_restarts_both
         });
         assert_eq!(r.cluster.log_count(node, RESTARTING), 1, "{node}");
         assert_eq!(r.pid(node), pids[i], "{node} restarted in place");
+        r.wait(
+            &format!("{node}'s hasvrd restarted on the new config"),
+            || {
+                r.cluster.log_count(node, HASVRD_RESTARTING) == 1
+                    && r.cluster.services(node).is_ok()
+            },
+        );
+        assert_eq!(
+            r.cluster.daemon_pid(node, "hasvrd"),
+            hasvrds[i],
+            "{node}'s hasvrd restarted in place"
+        );
     }
     r.wait("both up again with the same config", || {
         r.peer_up("alpha") && r.peer_up("beta")
@@ -435,6 +451,8 @@ fn a_node_away_takes_the_newer_version_and_a_cluster_config_change_restarts_both
 
 /// What a hamond logs when it restarts on a new cluster config.
 const RESTARTING: &str = "restarting hamond to load it";
+/// What a hasvrd logs when it does.
+const HASVRD_RESTARTING: &str = "restarting hasvrd in place to load it";
 
 /// `node`'s config hash as its status reports it.
 #[track_caller]

@@ -757,6 +757,19 @@ impl Daemon {
             }
             ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
             ToHasvrd::ServicesChanged => self.reload("hamond: the service files changed"),
+            ToHasvrd::ClusterChanged => {
+                // Like a restart after a crash: the services keep running
+                // and the new hasvrd adopts them (same pid, so hamond
+                // keeps watching it).
+                tracing::warn!("the cluster config changed: restarting hasvrd in place to load it");
+                let e = haschema::process::reexec();
+                tracing::error!(
+                    severity = "crit",
+                    "cannot restart hasvrd in place to load the new cluster config: {e}; it runs \
+                     on with the old one: restart it (`kill -9` its pid: hamond starts it again \
+                     and it adopts the services)"
+                );
+            }
             ToHasvrd::PingAddresses { addresses } => {
                 self.reload.ping = addresses.clone();
                 for unit in self.units.values() {
