@@ -52,6 +52,51 @@ impl Drop for ScratchDir {
     }
 }
 
+/// The body of an LSB-style `start|stop|status` script whose application
+/// is one background `command`, its pid kept in `pidfile` (a shell word,
+/// expanded by the script): `start` runs it unless it runs (after the
+/// shell line `on_start`, if any), `stop` kills it while it runs (after
+/// `on_stop`, if any) and removes the pid file, `status` answers 0 running,
+/// 3 stopped. `prelude` (shell lines: variables, functions) comes first.
+pub fn pidfile_script(
+    prelude: &str,
+    pidfile: &str,
+    command: &str,
+    on_start: &str,
+    on_stop: &str,
+) -> String {
+    let hook = |line: &str, indent: &str| {
+        if line.is_empty() {
+            String::new()
+        } else {
+            format!("{indent}{line}\n")
+        }
+    };
+    let (on_start, on_stop) = (hook(on_start, "    "), hook(on_stop, "        "));
+    let prelude = hook(prelude, "");
+    format!(
+        r#"{prelude}pidfile="{pidfile}"
+running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
+case "$1" in
+start)
+    running && exit 0
+{on_start}    {command} </dev/null >/dev/null 2>&1 &
+    echo $! > "$pidfile"
+    exit 0 ;;
+stop)
+    if running; then
+{on_stop}        kill "$(cat "$pidfile")"
+    fi
+    rm -f "$pidfile"
+    exit 0 ;;
+status)
+    running && exit 0
+    exit 3 ;;
+esac
+exit 2"#
+    )
+}
+
 /// Writes an executable bash script `name` into `dir`; returns its path.
 ///
 /// The script file is written by a child process (`install`, copying a draft

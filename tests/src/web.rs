@@ -36,7 +36,7 @@
 
 use crate::command::{must, run_for};
 use crate::publan::NIC;
-use crate::scratch::{ScratchDir, write_script};
+use crate::scratch::{ScratchDir, pidfile_script, write_script};
 use crate::{ClusterSpec, PowerSwitch, PublicLan, SharedDisk, TestCluster, unique};
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -90,28 +90,13 @@ fn app_script(dir: &Path, ipv6: bool) -> String {
     } else {
         format!("TCP-LISTEN:{PORT}")
     };
-    let body = format!(
-        r#"me=$(ip -o -4 addr show dev {NIC} scope global | awk 'NR == 1 {{ split($4, a, "/"); print a[1] }}')
-pidfile="{dir}/www-$me.pid"
-running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
-case "$1" in
-start)
-    running && exit 0
-    socat {listen},fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo; echo $me" \
-        </dev/null >/dev/null 2>&1 &
-    echo $! > "$pidfile"
-    exit 0 ;;
-stop)
-    running && kill "$(cat "$pidfile")"
-    rm -f "$pidfile"
-    exit 0 ;;
-status)
-    running && exit 0
-    exit 3 ;;
-esac
-exit 2"#,
-        dir = dir.display()
+    let me = format!(
+        r#"me=$(ip -o -4 addr show dev {NIC} scope global | awk 'NR == 1 {{ split($4, a, "/"); print a[1] }}')"#
     );
+    let pidfile = format!("{}/www-$me.pid", dir.display());
+    let socat =
+        format!(r#"socat {listen},fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo; echo $me""#);
+    let body = pidfile_script(&me, &pidfile, &socat, "", "");
     write_script(dir, SERVICE, &body)
 }
 

@@ -22,7 +22,7 @@
 
 use haschema::ctl::ServiceOp;
 use hatests::require_root;
-use hatests::scratch::{ScratchDir, write_script};
+use hatests::scratch::{ScratchDir, pidfile_script, write_script};
 use hatests::web::{NODES, PORT, SERVICE, WAIT, WebService, WebSpec};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -35,31 +35,18 @@ const MEMBER: &str = "www2";
 /// The member's script: `start|stop|status`, a `sleep` with a pid file per
 /// node, its starts and stops logged in `DIR/order.log`.
 fn member_script(dir: &Path) -> String {
-    let body = format!(
+    let prelude = format!(
         r#"log="{dir}/order.log"
-pidfile="{dir}/{MEMBER}-$HA_NODE.pid"
-running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
-leader() {{ if ss -Hltn "sport = :{PORT}" | grep -q .; then echo leader-up; else echo leader-down; fi; }}
-case "$1" in
-start)
-    running && exit 0
-    echo "start $HA_NODE $(leader)" >> "$log"
-    sleep 100000 </dev/null >/dev/null 2>&1 &
-    echo $! > "$pidfile"
-    exit 0 ;;
-stop)
-    if running; then
-        echo "stop $HA_NODE $(leader)" >> "$log"
-        kill "$(cat "$pidfile")"
-    fi
-    rm -f "$pidfile"
-    exit 0 ;;
-status)
-    running && exit 0
-    exit 3 ;;
-esac
-exit 2"#,
+leader() {{ if ss -Hltn "sport = :{PORT}" | grep -q .; then echo leader-up; else echo leader-down; fi; }}"#,
         dir = dir.display()
+    );
+    let pidfile = format!("{}/{MEMBER}-$HA_NODE.pid", dir.display());
+    let body = pidfile_script(
+        &prelude,
+        &pidfile,
+        "sleep 100000",
+        r#"echo "start $HA_NODE $(leader)" >> "$log""#,
+        r#"echo "stop $HA_NODE $(leader)" >> "$log""#,
     );
     write_script(dir, MEMBER, &body)
 }

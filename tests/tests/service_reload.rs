@@ -20,7 +20,7 @@
 
 use haschema::ctl::ServiceOp;
 use hatests::require_root;
-use hatests::scratch::write_script;
+use hatests::scratch::{pidfile_script, write_script};
 use hatests::web::{SERVICE, WebService};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -35,26 +35,8 @@ const IDLE: &str = "idle";
 /// node (`DIR/SERVICE-NODE.pid`, from hasvrd's `HA_SERVICE` and `HA_NODE`),
 /// so a node's status never sees the other's.
 fn sleeper(dir: &Path) -> String {
-    let body = format!(
-        r#"pidfile="{dir}/$HA_SERVICE-$HA_NODE.pid"
-running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
-case "$1" in
-start)
-    running && exit 0
-    sleep 100000 </dev/null >/dev/null 2>&1 &
-    echo $! > "$pidfile"
-    exit 0 ;;
-stop)
-    running && kill "$(cat "$pidfile")"
-    rm -f "$pidfile"
-    exit 0 ;;
-status)
-    running && exit 0
-    exit 3 ;;
-esac
-exit 2"#,
-        dir = dir.display()
-    );
+    let pidfile = format!("{}/$HA_SERVICE-$HA_NODE.pid", dir.display());
+    let body = pidfile_script("", &pidfile, "sleep 100000", "", "");
     write_script(dir, "sleeper", &body)
 }
 
