@@ -87,15 +87,21 @@ fn index(node: &str) -> usize {
 #[track_caller]
 fn wait_fenced(w: &WebService, watch: &Watch) -> &'static str {
     let c = w.cluster();
-    let off = || NODES.into_iter().find(|n| w.switch().is_off(c.ns(n)));
+    // The node found off, kept: asking again could race a process the
+    // checks themselves start in its namespace.
+    let off = std::cell::Cell::new(None);
     poll_until(
         w,
         "one node fenced",
         WAIT,
         || watch.check(),
-        || off().is_some(),
+        || {
+            off.set(NODES.into_iter().find(|n| w.switch().is_off(c.ns(n))));
+            off.get().is_some()
+        },
     );
-    off().unwrap_or_else(|| unreachable!("the poll found it off"))
+    off.get()
+        .unwrap_or_else(|| unreachable!("the poll found it off"))
 }
 
 /// After the dust settled, for [`WATCH`]: `keeper` holds the floating IP
