@@ -164,9 +164,14 @@ pub fn device_checks(checks: &[DeviceCheck]) -> String {
 /// The watchdog line of `hactl status`.
 fn watchdog(w: &WatchdogStatus) -> String {
     let armed = if w.armed_device {
-        "armed device (peers may rely on it)"
+        "armed device"
     } else {
-        "not a reliable device (fencing required)"
+        "not a reliable device (it cannot reset this node)"
+    };
+    let lease = match w.lease_left_ms {
+        None => format!("lease {}s (no service held)", w.lease_s),
+        Some(0) => format!("lease {}s RAN OUT with services held", w.lease_s),
+        Some(ms) => format!("lease {}s ({}s left)", w.lease_s, ms.div_ceil(1000)),
     };
     let state = match (&w.self_fence, &w.withheld) {
         (Some(why), _) => format!("SELF-FENCING, no more pets: {why}"),
@@ -175,7 +180,7 @@ fn watchdog(w: &WatchdogStatus) -> String {
         (None, None) => "not petted yet".to_owned(),
     };
     format!(
-        "watchdog {} {}: timeout {}s, {armed}, {state}",
+        "watchdog {} {}: timeout {}s, {armed}, {lease}, {state}",
         w.device, w.kind, w.timeout_s
     )
 }
@@ -233,11 +238,25 @@ mod tests {
             petting: true,
             withheld: None,
             self_fence: None,
+            lease_s: 60,
+            lease_left_ms: None,
         };
         assert_eq!(
             watchdog(&w),
-            "watchdog /dev/watchdog device \"iTCO_wdt\": timeout 10s, armed device (peers may \
-             rely on it), petted"
+            "watchdog /dev/watchdog device \"iTCO_wdt\": timeout 10s, armed device, lease 60s \
+             (no service held), petted"
+        );
+        w.lease_left_ms = Some(41_200);
+        assert!(
+            watchdog(&w).contains("lease 60s (42s left)"),
+            "{}",
+            watchdog(&w)
+        );
+        w.lease_left_ms = Some(0);
+        assert!(
+            watchdog(&w).contains("lease 60s RAN OUT"),
+            "{}",
+            watchdog(&w)
         );
         w.petting = false;
         w.withheld = Some("hasvrd has not reported healthy yet".into());
@@ -245,7 +264,7 @@ mod tests {
         w.self_fence = Some("stop of www failed".into());
         w.armed_device = false;
         let line = watchdog(&w);
-        assert!(line.contains("fencing required"), "{line}");
+        assert!(line.contains("cannot reset this node"), "{line}");
         assert!(
             line.ends_with("SELF-FENCING, no more pets: stop of www failed"),
             "{line}"

@@ -20,7 +20,7 @@ use crate::transport::Inbound;
 use crate::{clock, serial, udp};
 use hamond::alert::Alerts;
 use hamond::history::{self, History};
-use hamond::watchdog::Keeper;
+use hamond::watchdog::{Keeper, Lease, Standing, lease::LEASE_FILE};
 use haschema::config::{ClusterConfig, IsolationAction, NetworkKind};
 use haschema::ctl::{
     LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
@@ -32,7 +32,7 @@ use litecloud::Time;
 use litecloud::link::LinkCause;
 use litecloud::lock::{self, LockTable};
 use litecloud::node::{Event, Node, NodeCause, Output, Params, PathParams, Transmit};
-use litecloud::view::{self, Agreement, NodeSet};
+use litecloud::view::{self, Agreement, NodeSet, View};
 use litecloud::wire::{ClusterKey, NodeId};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,6 +95,13 @@ struct Daemon {
     services_changed: bool,
     /// Operators' AutoGet asks waiting for a peer's answer.
     autoget: nics::Pending,
+    /// This node was in a view with quorum since it started (or holds a
+    /// service, so it had one before a restart): losing quorum now stops
+    /// its services. Only with three or more nodes.
+    had_quorum: bool,
+    /// Why this node lost quorum (three or more nodes), while it has not
+    /// got it back: hasvrd stops and releases every service here.
+    no_quorum: Option<String>,
 }
 
 /// Longest run of the `[cluster] isolation` command.
@@ -247,7 +254,10 @@ pub async fn run(
         restart: false,
         services_changed: false,
         autoget: nics::Pending::default(),
+        had_quorum: false,
+        no_quorum: None,
     };
+    daemon.had_quorum = daemon.services.holds_any();
     daemon.run(inbound, ctl, link, fence_rx).await
 }
 
@@ -268,7 +278,8 @@ fn open_watchdog(setup: &Setup, hasvrd_supervised: bool) -> std::io::Result<Opti
         .map(|n| n.name.as_str())
         .unwrap_or_default();
     let device = cfg.device_of(name);
-    let keeper = Keeper::open(device, cfg.timeout, hasvrd_supervised).map_err(|e| {
+    let lease = Lease::restore(setup.state_dir.join(LEASE_FILE), setup.boot, cfg.lease);
+    let keeper = Keeper::open(device, cfg.timeout, hasvrd_supervised, lease).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!(
@@ -434,14 +445,38 @@ impl Daemon {
 
     /// The watchdog's tick: asks its gate (and pets), then pings hasvrd.
     fn watchdog_tick(&mut self) {
+        let standing = Standing {
+            entitled: self.entitled(),
+            holding: self.services.holds_any(),
+        };
         let Some(k) = &mut self.watchdog else {
             return;
         };
         let at = tokio::time::Instant::now();
         let lateness = at.saturating_duration_since(self.watchdog_due);
         self.watchdog_due = at + k.interval();
-        k.tick(clock::now(), lateness);
+        k.tick(clock::now(), lateness, standing);
         self.ping_hasvrd();
+    }
+
+    /// Whether this node has the right to hold services now (its lease is
+    /// renewed), on evidence seen since hamond started: it is not isolated
+    /// and, with three or more nodes, it is a member of an agreed view
+    /// with quorum; with two, it sees its peer or the ping addresses
+    /// answer (or there are none). A restarted hamond thus keeps the
+    /// deadline it left until it has that evidence again.
+    fn entitled(&self) -> bool {
+        let configured = self.setup.config.nodes.len();
+        if self.fencing.isolated().is_some() {
+            return false;
+        }
+        if configured >= 3 {
+            return self
+                .agreement
+                .view()
+                .is_some_and(|v| v.has_quorum(configured));
+        }
+        self.node.peers().iter().any(|p| p.up) || self.fencing.vouched_by_ping()
     }
 
     /// Asks hasvrd whether it is healthy (when the watchdog wants to know
@@ -633,6 +668,7 @@ impl Daemon {
             view::Action::Installed(v) => {
                 self.services.view_installed(v);
                 self.configdb.view_installed(clock::now(), &v);
+                self.quorum_changed(&v);
                 let names: Vec<String> = v.members.iter().map(|m| self.name(m)).collect();
                 let configured = self.setup.config.nodes.len();
                 tracing::info!(
@@ -722,6 +758,70 @@ impl Daemon {
         }
     }
 
+    /// With three or more nodes, a view installed without quorum after
+    /// this node had it: hasvrd stops and releases every service here
+    /// (before the lease runs out, or the watchdog resets the node); a
+    /// view with quorum again lets them run here again.
+    fn quorum_changed(&mut self, v: &View) {
+        let configured = self.setup.config.nodes.len();
+        if configured < 3 {
+            return;
+        }
+        if v.has_quorum(configured) {
+            self.had_quorum = true;
+            if let Some(was) = self.no_quorum.take() {
+                tracing::warn!(
+                    severity = "notice",
+                    "quorum regained (it was: {was}); services may run here again"
+                );
+                self.tell_withdrawal();
+            }
+            return;
+        }
+        if !self.had_quorum || self.no_quorum.is_some() {
+            return;
+        }
+        let names: Vec<String> = v.members.iter().map(|m| self.name(m)).collect();
+        let why = format!(
+            "this node lost quorum: its view {}.{} has {} of the {configured} nodes ({})",
+            v.id.epoch,
+            self.name(v.id.coordinator),
+            names.len(),
+            names.join(", ")
+        );
+        let lease = match &self.watchdog {
+            Some(k) => format!(
+                "within the lease ({:?}), or the watchdog resets this node",
+                k.lease_length()
+            ),
+            None => "(no watchdog: nothing resets this node if a stop hangs)".to_owned(),
+        };
+        tracing::error!(
+            severity = "emerg",
+            "QUORUM LOST: {why}; stopping and releasing every service here {lease}; the \
+             majority fences this node before taking them over; check this node's networks"
+        );
+        self.record(
+            self.event(
+                EventKind::Node,
+                Severity::Emergency,
+                "quorum lost".to_owned(),
+            )
+            .because(why.as_str()),
+        );
+        self.no_quorum = Some(why);
+        self.tell_withdrawal();
+    }
+
+    /// Why this node may not hold services now (isolated, or it lost
+    /// quorum), if it may not.
+    fn withdrawn(&self) -> Option<String> {
+        match self.fencing.isolated() {
+            Some(why) => Some(format!("this node is isolated: {why}")),
+            None => self.no_quorum.clone(),
+        }
+    }
+
     /// Tells the tie-breaker whether a peer is up; acts on a change.
     fn update_isolation(&mut self) {
         let any = self.node.peers().iter().any(|p| p.up);
@@ -747,7 +847,7 @@ impl Daemon {
                  here again"
             ),
         }
-        self.tell_isolation();
+        self.tell_withdrawal();
         let Some(why) = why else {
             return;
         };
@@ -783,11 +883,13 @@ impl Daemon {
         }
     }
 
-    /// Tells hasvrd whether this node is isolated.
-    fn tell_isolation(&mut self) {
+    /// Tells hasvrd whether this node may hold services now
+    /// ([`Daemon::withdrawn`]).
+    fn tell_withdrawal(&mut self) {
+        let why = self.withdrawn();
         let msg = ToHasvrd::Isolation {
-            isolated: self.fencing.isolated().is_some(),
-            reason: self.fencing.isolated().unwrap_or_default().to_owned(),
+            isolated: why.is_some(),
+            reason: why.unwrap_or_default(),
         };
         if let Some(tx) = &self.hasvrd_tx
             && tx.send(msg).is_err()
@@ -1005,8 +1107,8 @@ impl Daemon {
                         if self.services_changed {
                             self.tell_services_changed();
                         }
-                        if self.fencing.isolated().is_some() {
-                            self.tell_isolation();
+                        if self.withdrawn().is_some() {
+                            self.tell_withdrawal();
                         }
                     }
                 }
@@ -1452,7 +1554,7 @@ impl Daemon {
             last_stall_ms: last_stall.map(|d| d.as_millis() as u64),
             peers,
             paths,
-            watchdog: self.watchdog.as_ref().map(Keeper::status),
+            watchdog: self.watchdog.as_ref().map(|k| k.status(clock::now())),
             fences: self.fencing.fences(),
             fence_devices: self.fencing.device_checks(),
         }

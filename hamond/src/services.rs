@@ -141,6 +141,12 @@ impl Services {
         self.hasvrd.as_ref().is_some_and(|tx| !tx.is_closed())
     }
 
+    /// Whether this node holds any lock (known to hasvrd or not: after a
+    /// restart the replica is read before hasvrd says hello).
+    pub fn holds_any(&self) -> bool {
+        self.lock.holds_any()
+    }
+
     /// The services whose locks `node` holds, as far as this node knows.
     pub fn held_by(&self, node: NodeId) -> usize {
         self.services

@@ -13,8 +13,8 @@
 //!   has reported healthy within its deadline, the loop has not stalled,
 //!   and every lease this node holds is valid. It never allows a pet at or
 //!   past the earliest lease deadline, so a holder whose lease ran out is
-//!   reset within W of that deadline: a peer may rely on the lease only
-//!   after `L x (1 + rho) + W + margin`.
+//!   reset within W of that deadline (rule 3 would let a peer rely on that
+//!   after `L x (1 + rho) + W + margin`; none does yet).
 //!
 //! # Real device and stand-in
 //!
@@ -44,14 +44,18 @@
 //!   `force_reboot` (the pets stop for good), closed with the magic `V` at
 //!   a clean stop, after hasvrd stopped and the node left the cluster.
 //!
-//! This node holds no lease deadlines yet, so the gate's lease condition
-//! is always passed "none held"; the lease path (a peer relying on lease
-//! expiry instead of fencing) stays off.
+//! * [`Lease`] ([`lease`]): this node's lease deadline, renewed while it
+//!   has the right to hold services and kept in the state directory across
+//!   a hamond restart; the keeper gives it to the gate while services are
+//!   held here. It binds this node only: the lease path of rule 3 (a peer
+//!   relying on lease expiry instead of fencing) stays off.
 
 pub mod device;
 pub mod gate;
 pub mod keeper;
+pub mod lease;
 
 pub use device::{Watchdog, WatchdogKind};
 pub use gate::{Check, GateLimits, PetGate, Verdict, Withheld, pet_interval};
-pub use keeper::Keeper;
+pub use keeper::{Keeper, Standing};
+pub use lease::Lease;

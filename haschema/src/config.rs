@@ -82,6 +82,11 @@ pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MIN_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest watchdog `timeout`.
 pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
+/// This node's lease when the file gives none (`[watchdog] lease`); at
+/// least [`MAX_WATCHDOG_TIMEOUT`], so it fits any timeout.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Longest `[watchdog] lease` (the shortest is the watchdog's timeout).
+pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 /// Most alert hooks, and most alert mail addresses.
 pub const MAX_ALERT_TARGETS: usize = 16;
 /// The sendmail program used when `[alerts] sendmail` is not given.
@@ -253,6 +258,13 @@ pub struct WatchdogConfig {
     /// The timeout asked of the device, whole seconds from 1s to 60s
     /// (default 10s). The device may round it: hamond reads the real one back.
     pub timeout: Duration,
+    /// This node's lease L (default [`DEFAULT_LEASE`], from the timeout to
+    /// [`MAX_LEASE`]): how long a node that holds services may keep them
+    /// after it last had the right to (not isolated; with three or more
+    /// nodes, in a view with quorum). Losing that right, it stops them;
+    /// if they are not stopped within L, the watchdog is no longer petted
+    /// and resets the node. Set it above the longest service stop.
+    pub lease: Duration,
 }
 
 impl Default for WatchdogConfig {
@@ -262,6 +274,7 @@ impl Default for WatchdogConfig {
             device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
             devices: BTreeMap::new(),
             timeout: DEFAULT_WATCHDOG_TIMEOUT,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -424,7 +437,7 @@ const NETWORK_KEYS: &[&str] = &[
 const METRICS_KEYS: &[&str] = &["listen"];
 const ADMIN_KEYS: &[&str] = &["listen", "password_file"];
 const FENCE_KEYS: &[&str] = &["name", "agent", "nodes", "options", "timeout", "delay"];
-const WATCHDOG_KEYS: &[&str] = &["enabled", "device", "timeout"];
+const WATCHDOG_KEYS: &[&str] = &["enabled", "device", "timeout", "lease"];
 const ALERTS_KEYS: &[&str] = &["hooks", "mail", "sendmail", "timeout", "severity"];
 
 /// The cluster config's rules, over the shared [`Walker`].
@@ -1413,6 +1426,19 @@ impl Parser<'_> {
             }
             wd.timeout = t;
         }
+        if let Some(v) = sec.get("lease") {
+            let field = sec.field("lease");
+            wd.lease = self
+                .w
+                .duration(v, &field, wd.timeout..=MAX_LEASE, ["\"60s\"", "\"5min\""])
+                .map_err(|mut e| {
+                    e.message.push_str(
+                        " (the lease is at least the watchdog's timeout, which is renewed \
+                         four times per timeout)",
+                    );
+                    e
+                })?;
+        }
         Ok(wd)
     }
 }
@@ -1652,6 +1678,9 @@ struct CanonWatchdog {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     devices: BTreeMap<String, String>,
     timeout_ns: u128,
+    /// Left out when the default, so a file without it hashes as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_ns: Option<u128>,
 }
 
 impl From<&WatchdogConfig> for CanonWatchdog {
@@ -1665,6 +1694,7 @@ impl From<&WatchdogConfig> for CanonWatchdog {
                 .map(|(n, d)| (n.clone(), d.to_string_lossy().into_owned()))
                 .collect(),
             timeout_ns: w.timeout.as_nanos(),
+            lease_ns: (w.lease != DEFAULT_LEASE).then_some(w.lease.as_nanos()),
         }
     }
 }
@@ -2426,6 +2456,11 @@ domain = 2
                 Some(want)
             );
         }
+        // The lease: from the timeout up.
+        let t = format!("{BASE}\n[watchdog]\ntimeout = \"2s\"\nlease = \"2s\"\n");
+        assert_eq!(parse(&t).unwrap().watchdog.lease, Duration::from_secs(2));
+        let t = format!("{BASE}\n[watchdog]\nlease = \"5min\"\n");
+        assert_eq!(parse(&t).unwrap().watchdog.lease, Duration::from_secs(300));
         // The section may come anywhere, e.g. before the nodes.
         let t = BASE.replacen(
             "[[node]]",
@@ -2832,6 +2867,7 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
                 device: PathBuf::from("/dev/watchdog1"),
                 devices: BTreeMap::new(),
                 timeout: Duration::from_secs(60),
+                lease: DEFAULT_LEASE,
             }
         );
         // One device per node; the nodes not named use the default.
@@ -2866,7 +2902,8 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
         let t = with("enabled = true\ninterval = \"1s\"");
         let e = check(&t, "interval", "watchdog.interval");
         assert!(
-            e.message.contains("allowed here: enabled, device, timeout"),
+            e.message
+                .contains("allowed here: enabled, device, timeout, lease"),
             "{e}"
         );
         let t = with("enabled = \"yes\"");
@@ -2898,6 +2935,12 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
         let t = with("timeout = \"1500ms\"");
         let e = check(&t, "timeout", "watchdog.timeout");
         assert!(e.message.contains("whole number of seconds"), "{e}");
+        for bad in ["9s", "2h"] {
+            let t = with(&format!("lease = \"{bad}\""));
+            let e = check(&t, "lease", "watchdog.lease");
+            assert!(e.message.contains("allowed 10s to 1h"), "{bad}: {e}");
+            assert!(e.message.contains("at least the watchdog's timeout"), "{e}");
+        }
         let t = with("timeout = 10");
         let e = check(&t, "timeout", "watchdog.timeout");
         assert!(e.message.contains("no unit"), "{e}");
@@ -2944,6 +2987,8 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             on("enabled = true\ndevice = \"/dev/watchdog0\"")
         );
         assert_eq!(on("timeout = \"20s\""), on("timeout = \"20000ms\""));
+        assert_eq!(on("enabled = true\nlease = \"60s\""), on("enabled = true"));
+        assert_ne!(on("enabled = true\nlease = \"61s\""), on("enabled = true"));
         assert_ne!(
             on("enabled = true"),
             on("enabled = true\ndevice = { alpha = \"/dev/watchdog1\" }")
@@ -2959,7 +3004,7 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
             .expect("the sample documents [watchdog]");
         let mut text: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
         text[at] = "[watchdog]".into();
-        for key in ["enabled", "device", "timeout"] {
+        for key in ["enabled", "device", "timeout", "lease"] {
             let i = text[at..]
                 .iter()
                 .position(|l| l.starts_with(&format!("# {key} = ")))
@@ -2975,6 +3020,7 @@ options = { ip = "10.0.0.9", username = "admin", password_file = "/etc/hacluster
                 device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
                 devices: BTreeMap::new(),
                 timeout: DEFAULT_WATCHDOG_TIMEOUT,
+                lease: DEFAULT_LEASE,
             }
         );
         assert_eq!(parse(SAMPLE).unwrap().watchdog, WatchdogConfig::default());

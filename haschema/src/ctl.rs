@@ -404,6 +404,13 @@ pub struct WatchdogStatus {
     /// Why this node stopped petting for good (a stop that failed with
     /// `force_reboot`): it resets within W.
     pub self_fence: Option<String>,
+    /// This node's lease L (`[watchdog] lease`), in seconds.
+    #[serde(default)]
+    pub lease_s: u64,
+    /// While this node holds services: how long its lease still runs (0:
+    /// it ran out, the watchdog is no longer petted). None: it holds none.
+    #[serde(default)]
+    pub lease_left_ms: Option<u64>,
 }
 
 /// A membership view agreed by its members.

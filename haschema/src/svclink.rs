@@ -124,10 +124,12 @@ pub enum ToHasvrd {
         op: ServiceOp,
         by: String,
     },
-    /// This node is isolated (`isolated`: it sees no other node on any
-    /// heartbeat path and reaches none of the cluster's ping addresses), or
-    /// no longer is. While isolated hasvrd stops and releases every service
-    /// here and takes none (the ping addresses decide only who releases).
+    /// This node may not hold services now (`isolated`, `reason` says
+    /// why: it is isolated, i.e. it sees no other node on any heartbeat path
+    /// and reaches none of the cluster's ping addresses; or, with three or
+    /// more nodes, it lost quorum), or may again. Meanwhile hasvrd stops
+    /// and releases every service here and takes none (the ping addresses
+    /// and quorum decide only who releases).
     Isolation { isolated: bool, reason: String },
     /// The cluster's ping addresses (`[cluster] ping`, maybe none), sent
     /// after the welcome: hasvrd asks them through each NIC of its

@@ -111,10 +111,11 @@
 //!   that a preferred able node precedes in the service's nodes then waits
 //!   [`Settings::boot_grace`] before it asks, as at boot, so that the
 //!   service starts on its preferred able node.
-//! * **Isolation** (the ping addresses decide only who releases). While
-//!   hamond says this node is isolated ([`Input::Isolation`]: it sees no
-//!   other node on any heartbeat path and reaches none of the cluster's
-//!   ping addresses), a holder here stops (proven) and releases the
+//! * **Isolation** (the ping addresses and quorum decide only who
+//!   releases). While hamond says this node may not hold services
+//!   ([`Input::Isolation`]: it sees no other node on any heartbeat path and
+//!   reaches none of the cluster's ping addresses, or with three or more
+//!   nodes it lost quorum), a holder here stops (proven) and releases the
 //!   service, and this node neither queues for it nor can host it; an
 //!   emergency is raised. When it is over, the node wants the service
 //!   again as after a start (it is granted only through the lock table).
@@ -378,7 +379,8 @@ pub enum Input {
     /// The storage path works from this node again (a check passed): ends
     /// a [`Cause::Storage`] loss. Harmless when none was reported.
     StorageBack,
-    /// This node is isolated (why), or no longer is (`None`).
+    /// This node may not hold services (why: it is isolated, or lost
+    /// quorum), or may again (`None`).
     Isolation(Option<String>),
     /// This node is in standby (why: who put it there), or no longer is
     /// (`None`).
@@ -630,7 +632,8 @@ pub struct Service {
     error: Option<Fault>,
     /// A peer was asked to fence this node for the current error.
     fence_asked: bool,
-    /// Why this node is isolated, while it is.
+    /// Why this node may not hold services (isolated, or without quorum),
+    /// while it may not.
     isolated: Option<String>,
     /// Why this node is in standby, while it is.
     standby: Option<String>,
@@ -948,7 +951,7 @@ impl Service {
                 } else if self.leaving {
                     "hasvrd is shutting down on this node".to_owned()
                 } else if let Some(why) = &self.isolated {
-                    format!("this node is isolated ({why})")
+                    format!("this node may not hold services now ({why})")
                 } else if let Some(why) = &self.standby {
                     format!("this node is in standby ({why}); `hactl node standby off` first")
                 } else if self.failed_here {
@@ -1575,8 +1578,8 @@ impl Service {
                 self.alert(
                     Level::Emergency,
                     format!(
-                        "this node is isolated ({why}): {doing} until it sees a peer or reaches \
-                         a ping address; check its network cables and switches"
+                        "{why}: {doing} until it may hold services again; check its network \
+                         cables and switches"
                     ),
                 );
                 self.isolated = Some(why);
@@ -1586,7 +1589,7 @@ impl Service {
                 if let Some(was) = self.isolated.take() {
                     self.alert(
                         Level::Info,
-                        format!("no longer isolated (it was: {was}): this node can host again"),
+                        format!("this node may hold services again (it was: {was})"),
                     );
                     if !self.leaving {
                         self.want_here = true;

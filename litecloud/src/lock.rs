@@ -229,6 +229,12 @@ impl LockTable {
         })
     }
 
+    /// Whether this node is the holder of any lock as far as it knows
+    /// (confirmed or not): what it must stop before its lease runs out.
+    pub fn holds_any(&self) -> bool {
+        self.table.values().any(|e| e.holder == Some(self.me))
+    }
+
     /// Whether this node asked for `lock` and has not given it back.
     pub fn wants(&self, lock: LockId) -> bool {
         self.wanted.contains_key(&lock)

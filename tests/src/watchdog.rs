@@ -8,7 +8,9 @@
 //! stand-in pets once when it opens, as opening a device arms it); a close
 //! right after a `V` disarms it (the magic close); a close without one
 //! leaves it armed, counting from the last pet, and a new writer may open
-//! the FIFO and pet again (a restarted daemon). It resets at most once.
+//! the FIFO and pet again (a restarted daemon). A new writer after a
+//! disarm arms it again (hamond started again after a clean stop). It
+//! resets at most once.
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::fs::File;
@@ -34,7 +36,8 @@ pub enum Outcome {
         /// The last pet seen.
         last_pet: Instant,
     },
-    /// Closed right after a `V`: disarmed, never resets.
+    /// Closed right after a `V`: disarmed, it resets only if a new writer
+    /// arms it again.
     Disarmed { at: Instant },
 }
 
@@ -112,6 +115,19 @@ impl FifoWatchdog {
     /// How it ended, if it has.
     pub fn outcome(&self) -> Option<Outcome> {
         self.shared.0.lock().unwrap().outcome
+    }
+
+    /// Waits up to `limit` for it to reset the node: the outcome then, or
+    /// the last one (None, or a disarm) if it did not.
+    pub fn wait_reset(&self, limit: Duration) -> Option<Outcome> {
+        let (lock, cv) = &*self.shared;
+        let state = lock.lock().unwrap();
+        let (state, _) = cv
+            .wait_timeout_while(state, limit, |s| {
+                !matches!(s.outcome, Some(Outcome::Reset { .. }))
+            })
+            .unwrap();
+        state.outcome
     }
 
     /// Waits up to `limit` for it to end.
@@ -192,9 +208,10 @@ fn watch(
                 // The writer closed.
                 if magic && deadline.is_some() {
                     finish(Outcome::Disarmed { at: Instant::now() });
-                    return;
+                    deadline = None;
+                    magic = false;
                 }
-                // Still armed; wait for a new writer on a fresh read end
+                // Armed or not, wait for a new writer on a fresh read end
                 // (the old one would report the hang-up for ever).
                 reader = open_reader(path);
             }

@@ -15,11 +15,23 @@
 //! without carrier): the service fails over to beta, and alpha says it
 //! cannot host it.
 //!
+//! Leases (safety rule 3), with watchdogs and no fencing device: alpha
+//! holds the service, is isolated, and its stop hangs. It stops renewing
+//! its lease; once the lease ran out its watchdog is no longer petted and
+//! resets it, also when its hamond is SIGKILLed and restarted meanwhile
+//! (the deadline is kept in its state directory). beta, with no way to
+//! fence alpha, never takes the service.
+//!
 //! The floating IP is on at most one node at every poll.
 
 use haschema::ctl::ServiceOp;
+use hatests::cluster::ClusterSpec;
 use hatests::require_root;
-use hatests::web::{SERVICE, WAIT, WebService, WebSpec};
+use hatests::scratch::{ScratchDir, pidfile_script, write_script};
+use hatests::watchdog::Outcome;
+use hatests::web::{Commands, NODES, SERVICE, WAIT, WebService, WebSpec};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
 /// Drops every ICMP packet `node` sends (echo requests to the ping
@@ -39,23 +51,37 @@ fn drop_icmp(w: &WebService, node: &str) {
 /// The fence delay: the fence of the node that hosts the service waits
 /// this long (rule 4), time for an isolated holder to release first.
 const FENCE_DELAY: &str = "5s";
+/// The watchdog's timeout W in the lease tests.
+const W: Duration = Duration::from_secs(4);
+/// The nodes' lease in the lease tests (`[watchdog] lease`).
+const LEASE: &str = "6s";
 
-/// The fixture, restarted with the client's address as the cluster's ping
-/// address (the config is written by the cluster before the LAN exists)
-/// and [`FENCE_DELAY`].
+/// The fixture with the power switch as fencing device, restarted with
+/// the client's address as the cluster's ping address and [`FENCE_DELAY`].
 #[track_caller]
 fn start(test: &str) -> WebService {
-    let w = WebService::start_with(
+    start_with(
         test,
         WebSpec {
             fencing: true,
             hamond_runs_hasvrd: true,
             ..WebSpec::default()
         },
-    );
+    )
+}
+
+/// The fixture of `web`, restarted with the client's address as the
+/// cluster's ping address (the config is written by the cluster before the
+/// LAN exists), and with [`FENCE_DELAY`] when it fences and [`LEASE`] when
+/// it has watchdogs; alpha holds the service.
+#[track_caller]
+fn start_with(test: &str, web: WebSpec) -> WebService {
+    let fencing = web.fencing;
+    let watchdog = web.cluster.as_ref().is_some_and(|c| c.watchdog.is_some());
+    let w = WebService::start_with(test, web);
     let c = w.cluster();
     // Settled first, then both stopped: the standby first.
-    w.wait_served_by("alpha");
+    w.wait_for("alpha holds the floating IP", || w.holders() == ["alpha"]);
     w.wait_state("beta", "STANDBY");
     for node in ["beta", "alpha"] {
         c.shutdown(node);
@@ -63,13 +89,17 @@ fn start(test: &str) -> WebService {
     let path = c.config_path();
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let ping = format!("[cluster]\nping = [\"{}\"]\n", w.lan().host(254));
-    let fence = "nodes = [\"alpha\", \"beta\"]\ntimeout = \"20s\"\n";
-    assert!(text.contains(fence), "no fence table in {text}");
-    let text = text.replacen("[cluster]\n", &ping, 1).replacen(
-        fence,
-        &format!("{fence}delay = {FENCE_DELAY:?}\n"),
-        1,
-    );
+    let mut text = text.replacen("[cluster]\n", &ping, 1);
+    if fencing {
+        let fence = "nodes = [\"alpha\", \"beta\"]\ntimeout = \"20s\"\n";
+        assert!(text.contains(fence), "no fence table in {text}");
+        text = text.replacen(fence, &format!("{fence}delay = {FENCE_DELAY:?}\n"), 1);
+    }
+    if watchdog {
+        let section = "[watchdog]\nenabled = true\n";
+        assert!(text.contains(section), "no watchdog section in {text}");
+        text = text.replacen(section, &format!("{section}lease = {LEASE:?}\n"), 1);
+    }
     std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // alpha first, so that it takes the service again; should beta get
     // it all the same, the operator's TakeOver brings it back.
@@ -152,4 +182,102 @@ fn a_nic_through_which_no_ping_address_answers_fails_the_service_over() {
     w.wait_state("beta", "ACTIVEACT");
     assert_eq!(w.holders(), ["beta"]);
     assert!(!w.switch().is_off(w.cluster().ns("alpha")));
+}
+
+/// The lease tests' fixture: watchdogs ([`W`], [`LEASE`]), no fencing
+/// device, and instead of the web server a `sleep` whose stop hangs for a
+/// minute once the file `hang` exists in the returned directory.
+#[track_caller]
+fn start_hanging(test: &str) -> (WebService, ScratchDir) {
+    let dir = ScratchDir::new(&format!("{test}-app"));
+    let hang = dir.join("hang");
+    let body = pidfile_script(
+        "",
+        &format!("{}/app-$HA_NODE.pid", dir.path().display()),
+        "sleep 100000",
+        "",
+        &format!("if [ -e \"{}\" ]; then sleep 60; fi", hang.display()),
+    );
+    let script = write_script(dir.path(), "app", &body);
+    let w = start_with(
+        test,
+        WebSpec {
+            hamond_runs_hasvrd: true,
+            commands: Some(Commands::script(&script)),
+            cluster: Some(ClusterSpec {
+                watchdog: Some(W),
+                ..ClusterSpec::with_nodes(&NODES)
+            }),
+            ..WebSpec::default()
+        },
+    );
+    (w, dir)
+}
+
+/// alpha holds the service and is cut off (no peer, no ping address)
+/// while its stop hangs: isolated, it stops renewing its lease, and its
+/// watchdog resets it once the lease ran out (safety rule 3); with
+/// `restart_hamond`, its hamond is SIGKILLed meanwhile and the one hasvrd
+/// starts again keeps the deadline (it is written in the state directory)
+/// instead of petting on. beta, without a fencing device, never takes the
+/// service.
+fn lease_runs_out(test: &str, restart_hamond: bool) {
+    let (w, dir) = start_hanging(test);
+    let c = w.cluster();
+    w.wait_for("alpha holds the floating IP", || w.holders() == ["alpha"]);
+    w.wait_state("beta", "STANDBY");
+    let from = c.log_len("alpha");
+    std::fs::write(dir.join("hang"), "").unwrap_or_else(|e| panic!("hang: {e}"));
+    c.cut_all();
+    drop_icmp(&w, "alpha");
+    let logged = |needle: &str| c.log_since("alpha", from).contains(needle);
+    w.wait_for("alpha's lease is no longer renewed", || {
+        logged("lease: no longer renewed")
+    });
+    if restart_hamond {
+        let old = c.hamond_pid("alpha").expect("alpha's hamond");
+        kill(Pid::from_raw(old), Signal::SIGKILL).unwrap_or_else(|e| panic!("kill {old}: {e}"));
+        w.wait_for("alpha's new hamond keeps the deadline", || {
+            logged("lease: the deadline kept from before this start")
+        });
+    }
+    match c.watchdog("alpha").wait_reset(WAIT) {
+        Some(Outcome::Reset { .. }) => {}
+        other => panic!(
+            "alpha's watchdog did not reset it: {other:?}\n{}",
+            c.log_tails(60)
+        ),
+    }
+    let alpha = c.log_since("alpha", from);
+    assert!(alpha.contains("this node is isolated"), "{alpha}");
+    assert!(
+        alpha.contains("watchdog: not petted: a held lease ran out"),
+        "{alpha}"
+    );
+    assert!(c.is_off("alpha"), "the watchdog's reset powers alpha off");
+    assert_eq!(
+        w.holders(),
+        Vec::<&str>::new(),
+        "beta has no fencing device"
+    );
+    assert_ne!(
+        c.service_state("beta", SERVICE).as_deref(),
+        Some("ACTIVEACT")
+    );
+}
+
+#[test]
+fn an_isolated_holder_whose_stop_hangs_is_reset_when_its_lease_runs_out() {
+    if !require_root() {
+        return;
+    }
+    lease_runs_out("iso_lease", false);
+}
+
+#[test]
+fn a_restarted_hamond_keeps_the_lease_deadline_of_the_one_before() {
+    if !require_root() {
+        return;
+    }
+    lease_runs_out("iso_lease_restart", true);
 }

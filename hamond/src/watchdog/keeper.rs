@@ -10,15 +10,19 @@
 //! then). No answer within the gate's deadline closes the gate; a hasvrd
 //! that hamond restarts within that deadline never does.
 //!
-//! Leases: this node keeps no lease deadlines yet (the lock service has no
-//! lease expiry), so every check passes `leases_valid_until: None`; the
-//! gate's lease condition is wired once leases exist.
+//! The lease ([`Lease`]): every tick the daemon says whether this node has
+//! the right to hold services now (renewing the lease) and whether it holds
+//! any; while it holds one, the gate gets the lease's deadline, so the pets
+//! stop at the deadline of a node that lost the right and still holds a
+//! service. A node that holds nothing is not bound by its lease. Before the
+//! node first had the right (no deadline taken since boot, none kept from
+//! before a restart) nothing is bound either.
 //!
 //! [`Keeper::self_fence`] (a stop failed with `force_reboot`, safety rule 7)
 //! stops the pets for good, and [`Keeper::close`] then leaves the watchdog
 //! armed: the node resets within W. hamond never calls `reboot(2)`.
 
-use super::{Check, GateLimits, PetGate, Verdict, Watchdog, Withheld, pet_interval};
+use super::{Check, GateLimits, Lease, PetGate, Verdict, Watchdog, Withheld, pet_interval};
 use haschema::ctl::WatchdogStatus;
 use litecloud::Time;
 use std::collections::VecDeque;
@@ -41,6 +45,21 @@ pub struct Keeper {
     /// The last verdict, for the log and the status.
     last: Option<Verdict>,
     self_fence: Option<String>,
+    lease: Lease,
+    /// The deadline the last check gave the gate (a service held).
+    bound: Option<Time>,
+    /// The last check renewed the lease.
+    renewed: bool,
+}
+
+/// What the daemon says of this node at a tick ([`Keeper::tick`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// It has the right to hold services now (not isolated; with three or
+    /// more nodes, in a view with quorum): the lease is renewed.
+    pub entitled: bool,
+    /// It holds at least one service lock: the lease binds it.
+    pub holding: bool,
 }
 
 impl Keeper {
@@ -48,16 +67,18 @@ impl Keeper {
     /// round it: [`Keeper::timeout`] is the one read back). With
     /// `hasvrd_supervised`, hasvrd must answer pings within the gate's
     /// deadline; without (hamond runs no hasvrd), its health is not asked.
+    /// `lease` is this node's lease (restored from its file).
     pub fn open(
         device: &Path,
         timeout: Duration,
         hasvrd_supervised: bool,
+        lease: Lease,
     ) -> std::io::Result<Keeper> {
         let wd = Watchdog::open(device, timeout)?;
-        Ok(Keeper::new(wd, hasvrd_supervised))
+        Ok(Keeper::new(wd, hasvrd_supervised, lease))
     }
 
-    fn new(wd: Watchdog, hasvrd_supervised: bool) -> Keeper {
+    fn new(wd: Watchdog, hasvrd_supervised: bool, lease: Lease) -> Keeper {
         let mut limits = GateLimits::for_timeout(wd.timeout());
         if !hasvrd_supervised {
             limits.other_daemon_deadline = None;
@@ -69,12 +90,20 @@ impl Keeper {
             next_ping: 1,
             last: None,
             self_fence: None,
+            lease,
+            bound: None,
+            renewed: false,
         }
     }
 
     /// The watchdog timeout W read back from the device.
     pub fn timeout(&self) -> Duration {
         self.wd.timeout()
+    }
+
+    /// The lease's length L.
+    pub fn lease_length(&self) -> Duration {
+        self.lease.length()
     }
 
     /// How often to tick.
@@ -86,9 +115,9 @@ impl Keeper {
     pub fn log_opened(&self) {
         let w = self.wd.timeout().as_secs();
         let peers = if self.wd.is_reliable() {
-            "peers may rely on it"
+            "it resets this node if hamond dies or hangs"
         } else {
-            "not advertised to peers: fencing stays required"
+            "it cannot reset this node"
         };
         let hasvrd = match self.gate.limits().other_daemon_deadline {
             Some(d) => format!("hasvrd must answer within {d:?}"),
@@ -96,10 +125,11 @@ impl Keeper {
         };
         tracing::info!(
             "watchdog {}: {}, timeout W = {w}s (read back), petted every {:?} while the loop is \
-             on time and {hasvrd}; {peers}",
+             on time, {hasvrd} and the services held here are within the lease ({:?}); {peers}",
             self.wd.path().display(),
             self.wd.kind(),
-            self.interval()
+            self.interval(),
+            self.lease.length()
         );
     }
 
@@ -130,14 +160,25 @@ impl Keeper {
         self.gate.other_daemon_stopped();
     }
 
-    /// One tick at `now`, `lateness` after it was due: asks the gate and
-    /// pets when it says so.
-    pub fn tick(&mut self, now: Time, lateness: Duration) {
+    /// One tick at `now`, `lateness` after it was due, with this node's
+    /// `standing`: renews the lease if entitled, asks the gate and pets
+    /// when it says so.
+    pub fn tick(&mut self, now: Time, lateness: Duration, standing: Standing) {
+        if standing.entitled {
+            self.lease.renew(now);
+        }
+        let bound = if standing.holding {
+            self.lease.valid_until()
+        } else {
+            None
+        };
+        self.log_lease(now, standing, bound);
+        self.renewed = standing.entitled;
+        self.bound = bound;
         let verdict = self.gate.check(Check {
             now,
             timer_lateness: lateness,
-            // No lease deadlines on this node yet (see the module doc).
-            leases_valid_until: None,
+            leases_valid_until: bound,
         });
         if verdict.is_pet()
             && let Err(e) = self.wd.pet()
@@ -150,6 +191,24 @@ impl Keeper {
         }
         self.log_change(&verdict);
         self.last = Some(verdict);
+    }
+
+    /// Logs the lease starting to run out on a node that holds services,
+    /// and its renewal after that.
+    fn log_lease(&self, now: Time, standing: Standing, bound: Option<Time>) {
+        match (self.renewed, standing.entitled, bound) {
+            (true, false, Some(until)) => tracing::error!(
+                severity = "crit",
+                "lease: no longer renewed (this node lost the right to hold services); the \
+                 services held here must be stopped within {:?}, or the watchdog resets this \
+                 node",
+                until.saturating_sub(now)
+            ),
+            (false, true, Some(_)) if self.bound.is_some() => {
+                tracing::warn!(severity = "notice", "lease: renewed again")
+            }
+            _ => {}
+        }
     }
 
     /// Logs a verdict that differs from the last one (by kind).
@@ -213,8 +272,8 @@ impl Keeper {
         }
     }
 
-    /// For `hactl status`.
-    pub fn status(&self) -> WatchdogStatus {
+    /// For `hactl status` at `now`.
+    pub fn status(&self, now: Time) -> WatchdogStatus {
         WatchdogStatus {
             device: self.wd.path().display().to_string(),
             kind: self.wd.kind().to_string(),
@@ -226,6 +285,10 @@ impl Keeper {
                 _ => None,
             },
             self_fence: self.self_fence.clone(),
+            lease_s: self.lease.length().as_secs(),
+            lease_left_ms: self
+                .bound
+                .map(|until| until.saturating_sub(now).as_millis() as u64),
         }
     }
 }
@@ -235,6 +298,12 @@ mod tests {
     use super::*;
 
     const W: Duration = Duration::from_secs(4);
+    const LEASE: Duration = Duration::from_secs(6);
+    /// Entitled, holding nothing.
+    const FREE: Standing = Standing {
+        entitled: true,
+        holding: false,
+    };
 
     fn s(secs: f64) -> Time {
         Duration::from_secs_f64(secs)
@@ -249,7 +318,8 @@ mod tests {
             .unwrap();
         let path = dir.path().join("wd");
         std::fs::write(&path, "").unwrap();
-        let k = Keeper::open(&path, W, hasvrd).unwrap();
+        let lease = Lease::restore(dir.path().join("lease"), 1, LEASE);
+        let k = Keeper::open(&path, W, hasvrd, lease).unwrap();
         (k, dir, path)
     }
 
@@ -264,14 +334,14 @@ mod tests {
         assert_eq!(bytes(&path), ".", "the open pets once");
         // No answer yet: withheld.
         let first = k.ping(s(10.0));
-        k.tick(s(10.0), Duration::ZERO);
-        assert!(!k.status().petting);
-        assert!(k.status().withheld.unwrap().contains("hasvrd"));
+        k.tick(s(10.0), Duration::ZERO, FREE);
+        assert!(!k.status(s(0.0)).petting);
+        assert!(k.status(s(0.0)).withheld.unwrap().contains("hasvrd"));
         k.pong(first);
         let mut t = 11.0;
         for _ in 0..3 {
             let seq = k.ping(s(t));
-            k.tick(s(t), Duration::ZERO);
+            k.tick(s(t), Duration::ZERO, FREE);
             k.pong(seq);
             t += 1.0;
         }
@@ -280,13 +350,17 @@ mod tests {
         // 13s) for 2s more, then withheld.
         for _ in 0..4 {
             k.ping(s(t));
-            k.tick(s(t), Duration::ZERO);
+            k.tick(s(t), Duration::ZERO, FREE);
             t += 1.0;
         }
         assert_eq!(bytes(&path), "......", "pets at 14s and 15s, none after");
-        let st = k.status();
+        let st = k.status(s(0.0));
         assert!(!st.petting);
-        assert!(st.withheld.unwrap().contains("hasvrd"), "{:?}", k.status());
+        assert!(
+            st.withheld.unwrap().contains("hasvrd"),
+            "{:?}",
+            k.status(s(0.0))
+        );
     }
 
     #[test]
@@ -297,22 +371,22 @@ mod tests {
         // The answer to the 10s ping arrives late, at 13s: 3s old, beyond
         // the 2s deadline.
         k.pong(old);
-        k.tick(s(13.0), Duration::ZERO);
-        assert!(!k.status().petting);
+        k.tick(s(13.0), Duration::ZERO, FREE);
+        assert!(!k.status(s(0.0)).petting);
         // Unknown or already answered numbers change nothing.
         k.pong(old);
         k.pong(999);
-        k.tick(s(13.5), Duration::ZERO);
+        k.tick(s(13.5), Duration::ZERO, FREE);
         assert_eq!(bytes(&path), ".");
     }
 
     #[test]
     fn without_a_supervised_hasvrd_a_late_tick_still_withholds() {
         let (mut k, _dir, path) = keeper("late", false);
-        k.tick(s(10.0), Duration::ZERO);
-        assert!(k.status().petting);
-        k.tick(s(11.0), Duration::from_millis(1500));
-        let st = k.status();
+        k.tick(s(10.0), Duration::ZERO, FREE);
+        assert!(k.status(s(0.0)).petting);
+        k.tick(s(11.0), Duration::from_millis(1500), FREE);
+        let st = k.status(s(0.0));
         assert!(!st.petting);
         assert!(st.withheld.unwrap().contains("late"));
         assert_eq!(bytes(&path), "..");
@@ -325,7 +399,7 @@ mod tests {
         k.pong(seq);
         k.hasvrd_stopped();
         for t in [10.0, 11.0, 12.0, 13.0, 14.0] {
-            k.tick(s(t), Duration::ZERO);
+            k.tick(s(t), Duration::ZERO, FREE);
         }
         assert_eq!(bytes(&path), "......");
         k.close();
@@ -335,13 +409,13 @@ mod tests {
     #[test]
     fn self_fence_stops_the_pets_and_never_disarms() {
         let (mut k, _dir, path) = keeper("fence", false);
-        k.tick(s(10.0), Duration::ZERO);
+        k.tick(s(10.0), Duration::ZERO, FREE);
         k.self_fence("stop of www failed (force_reboot)");
         k.self_fence("a second reason is not kept");
         for t in [11.0, 12.0, 13.0] {
-            k.tick(s(t), Duration::ZERO);
+            k.tick(s(t), Duration::ZERO, FREE);
         }
-        let st = k.status();
+        let st = k.status(s(0.0));
         assert!(!st.petting);
         assert_eq!(
             st.self_fence.as_deref(),
@@ -351,5 +425,54 @@ mod tests {
         assert_eq!(st.timeout_s, 4);
         k.close();
         assert_eq!(bytes(&path), "..", "no pet after the self-fence, no `V`");
+    }
+
+    #[test]
+    fn a_holder_without_the_right_is_petted_only_until_its_lease_runs_out() {
+        let (mut k, dir, path) = keeper("lease", false);
+        let holding = |entitled| Standing {
+            entitled,
+            holding: true,
+        };
+        k.tick(s(10.0), Duration::ZERO, holding(true));
+        assert_eq!(k.status(s(10.0)).lease_left_ms, Some(6000));
+        assert_eq!(k.status(s(10.0)).lease_s, 6);
+        // The right lost at 11s: the lease ran from the last renewal (10s).
+        for t in [11.0, 12.0, 13.0, 14.0, 15.0] {
+            k.tick(s(t), Duration::ZERO, holding(false));
+        }
+        assert_eq!(
+            bytes(&path),
+            ".......",
+            "the open, then pets from 10s to 15s"
+        );
+        k.tick(s(16.0), Duration::ZERO, holding(false));
+        let st = k.status(s(16.0));
+        assert!(!st.petting);
+        assert_eq!(st.lease_left_ms, Some(0));
+        assert!(st.withheld.unwrap().contains("lease ran out"));
+        // Its services stopped (nothing held): the lease binds no more.
+        k.tick(
+            s(17.0),
+            Duration::ZERO,
+            Standing {
+                entitled: false,
+                holding: false,
+            },
+        );
+        assert!(k.status(s(17.0)).petting);
+        assert_eq!(k.status(s(17.0)).lease_left_ms, None);
+        // A restarted hamond keeps the deadline written: holding, not
+        // entitled, it is petted only until then.
+        let lease = Lease::restore(dir.path().join("lease"), 1, LEASE);
+        assert_eq!(lease.valid_until(), Some(s(16.0)));
+        let mut again = Keeper::open(&path, W, false, lease).unwrap();
+        again.tick(s(15.5), Duration::ZERO, holding(false));
+        assert!(again.status(s(15.5)).petting);
+        again.tick(s(16.0), Duration::ZERO, holding(false));
+        assert!(!again.status(s(16.0)).petting);
+        // Renewed: petted again.
+        again.tick(s(16.5), Duration::ZERO, holding(true));
+        assert!(again.status(s(16.5)).petting);
     }
 }

@@ -1226,7 +1226,11 @@ fn an_isolated_holder_stops_and_releases_and_takes_nothing_until_it_is_over() {
     for (t, i, _) in running_alpha() {
         rig.feed(ms(t), i);
     }
-    let isolated = || Input::Isolation(Some("no ping address answers".into()));
+    let isolated = || {
+        Input::Isolation(Some(
+            "this node is isolated: no ping address answers".into(),
+        ))
+    };
     assert_eq!(
         rig.feed(ms(5000), isolated()),
         ["emergency", "stop application"]
