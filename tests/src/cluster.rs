@@ -1,9 +1,10 @@
 //! [`TestCluster`]: real `hamond` daemons as cluster nodes, one network
-//! namespace each, joined by two veth UDP networks and one paced serial
-//! cable, with the controls a test needs (status polling, signals,
-//! restarts, cuts, forged and replayed frames, logs).
+//! namespace each, joined by two UDP networks (veth pairs between two
+//! nodes, a switch's bridges between three to five) and, between two nodes,
+//! one paced serial cable, with the controls a test needs (status polling,
+//! signals, restarts, cuts, isolation, forged and replayed frames, logs).
 //!
-//! Layout for nodes `[n0, n1]` (subnet octet X unique per cluster):
+//! Layout for two nodes `[n0, n1]` (subnet octet X unique per cluster):
 //!
 //! | network | kind | n0 | n1 | path index |
 //! |---|---|---|---|---|
@@ -11,27 +12,39 @@
 //! | `lan1` | udp, 100 ms x 10 | 10.91.X.1:5405 | 10.91.X.2:5405 | 1 |
 //! | `lan2` | udp, 100 ms x 10 | 10.92.X.1:5406 | 10.92.X.2:5406 | 2 |
 //!
+//! Layout for three to five nodes `[n0, n1, ...]`: no serial network (a
+//! cable has two ends), and each UDP network is a bridge, named as the
+//! network, in the cluster's switch namespace (`TEST-sw`, a
+//! [`Switch`]); node `ni` is plugged in by a veth pair, its end named as
+//! the network, the switch's end `NET-pI` a port of the bridge:
+//!
+//! | network | kind | node `ni` | path index |
+//! |---|---|---|---|
+//! | `lan1` | udp, 100 ms x 10 | 10.91.X.(i+1):5405 | 0 |
+//! | `lan2` | udp, 100 ms x 10 | 10.92.X.(i+1):5406 | 1 |
+//!
+//! Node `ni` has domain id i+1 in both layouts.
+//!
 //! Each network has its own UDP port, so an nftables cut by port cuts
 //! exactly one network. The temp dir DIR holds `cluster.toml`, `authkey`
-//! (written by `hactl keygen`), the cable's links `ttyA` and `ttyB` (stable
-//! across an unplug and replug), and per node `NODE.log` (stdout and stderr
-//! of its hamond, and of its hasvrd when it runs one), `NODE.state/`,
-//! `NODE.sock` (hamond's control socket), `NODE.link` (hamond's socket for
-//! hasvrd), `NODE.svc.sock` (hasvrd's control socket) and
-//! `NODE.agent.sock`, `NODE.boot_id` (the node's boot id, hamond's
+//! (written by `hactl keygen`), for two nodes the cable's links `ttyA` and
+//! `ttyB` (stable across an unplug and replug), and per node `NODE.log`
+//! (stdout and stderr of its hamond, and of its hasvrd when it runs one),
+//! `NODE.state/`, `NODE.sock` (hamond's control socket), `NODE.link`
+//! (hamond's socket for hasvrd), `NODE.svc.sock` (hasvrd's control socket)
+//! and `NODE.agent.sock`, `NODE.boot_id` (the node's boot id, hamond's
 //! `--boot-id-file`: the nodes share one kernel, and a test "reboots" a
 //! node with [`TestCluster::new_boot`]), and with [`ClusterSpec::watchdog`]
 //! `NODE.wd/watchdog` (the FIFO of the node's simulated watchdog) and
 //! `switch/` (the power switch its reset uses). A test that runs services
-//! writes their files to
-//! `DIR/services/` ([`TestCluster::services_dir`]) and starts each node's
-//! hasvrd ([`TestCluster::start_hasvrd`]).
+//! writes their files to `DIR/services/` ([`TestCluster::services_dir`])
+//! and starts each node's hasvrd ([`TestCluster::start_hasvrd`]).
 
 use crate::account::RunAs;
 use crate::bins;
 use crate::cable::{Cable, Direction, End};
 use crate::command::{Finished, describe, must, run_for, wait_deadline};
-use crate::netns::{Netns, Veth};
+use crate::netns::{Netns, Switch, Veth};
 use crate::nft::{self, Dir};
 use crate::power::PowerSwitch;
 use crate::rawudp::{self, Capture, Datagram};
@@ -68,8 +81,9 @@ const HACTL_TIMEOUT: Duration = Duration::from_secs(5);
 /// What to build. The defaults are robust on a loaded 2-core machine.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
-    /// Exactly two node names (a null-modem cable and veth pairs are
-    /// point to point).
+    /// Two to five node names. Two are joined point to point (veth pairs
+    /// and a null-modem cable), more by a switch without serial network
+    /// (see the module doc).
     pub nodes: Vec<String>,
     pub cluster_name: String,
     pub netid: u16,
@@ -130,11 +144,52 @@ impl ClusterSpec {
     }
 }
 
-/// One UDP network: a veth pair, `a` end in node 0, `b` end in node 1.
+/// One UDP network: a veth pair between two nodes (`a` end in node 0, `b`
+/// end in node 1), or a bridge of the switch between more.
 struct UdpNet {
     name: String,
     port: u16,
-    veth: Veth,
+    /// Each node's address, in node order.
+    addrs: Vec<Ipv4Addr>,
+    /// The pair, between two nodes.
+    veth: Option<Veth>,
+}
+
+impl UdpNet {
+    /// Joins `nodes` on network `name`, node i with `addrs[i]`: a veth pair
+    /// without `switch`, else bridge `name` of `switch` with a port each.
+    #[track_caller]
+    fn new(
+        name: &str,
+        port: u16,
+        addrs: Vec<Ipv4Addr>,
+        nodes: &[Node],
+        switch: Option<&Switch>,
+    ) -> UdpNet {
+        let veth = match switch {
+            None => Some(Veth::new(
+                &nodes[0].ns,
+                name,
+                addrs[0],
+                &nodes[1].ns,
+                name,
+                addrs[1],
+            )),
+            Some(switch) => {
+                switch.add_bridge(name);
+                for (i, (n, addr)) in nodes.iter().zip(&addrs).enumerate() {
+                    switch.plug(name, &format!("{name}-p{i}"), &n.ns, name, *addr);
+                }
+                None
+            }
+        };
+        UdpNet {
+            name: name.to_owned(),
+            port,
+            addrs,
+            veth,
+        }
+    }
 }
 
 /// One node: its namespace and its daemon.
@@ -163,15 +218,19 @@ impl Node {
     }
 }
 
-/// A running two-node cluster of real daemons. Dropping it kills the
-/// daemons and removes namespaces, veths, cable and (if the test passed)
-/// the temp dir; on a failing test the log tails are printed and the temp
-/// dir is kept.
+/// A running cluster of two to five real daemons. Dropping it kills the
+/// daemons and removes namespaces, veths, switch, cable and (if the test
+/// passed) the temp dir; on a failing test the log tails are printed and
+/// the temp dir is kept.
 pub struct TestCluster {
     spec: ClusterSpec,
-    // Dropped in this order: networks, cable, nodes (namespaces), dir.
+    // Dropped in this order: networks, switch, cable, nodes (namespaces),
+    // dir.
     nets: Vec<UdpNet>,
-    cable: Cable,
+    /// The switch of the UDP networks, for three nodes or more.
+    lan_switch: Option<Switch>,
+    /// The serial cable, between two nodes only.
+    cable: Option<Cable>,
     nodes: Vec<Node>,
     config: PathBuf,
     key: PathBuf,
@@ -186,20 +245,21 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts the default cluster with these two nodes.
+    /// Starts the default cluster with these nodes (two to five).
     #[track_caller]
     pub fn new(test: &str, nodes: &[&str]) -> TestCluster {
         TestCluster::start(test, ClusterSpec::with_nodes(nodes))
     }
 
-    /// Builds the namespaces, networks and cable, writes key and config,
-    /// starts every daemon and waits until each answers `hactl status`.
+    /// Builds the namespaces, networks and (for two nodes) cable, writes
+    /// key and config, starts every daemon and waits until each answers
+    /// `hactl status`.
     #[track_caller]
     pub fn start(test: &str, spec: ClusterSpec) -> TestCluster {
-        assert_eq!(
-            spec.nodes.len(),
-            2,
-            "TestCluster joins exactly two nodes (point-to-point cable and veths)"
+        assert!(
+            (2..=5).contains(&spec.nodes.len()),
+            "TestCluster joins two to five nodes, not {:?}",
+            spec.nodes
         );
         let hactl = bins::hactl();
         let hamond = bins::hamond();
@@ -223,26 +283,24 @@ impl TestCluster {
             .collect();
         let switch = spec.watchdog.map(|w| start_watchdogs(&dir, w, &mut nodes));
         let x = unique::subnet_octet();
+        let point_to_point = nodes.len() == 2;
+        let lan_switch = (!point_to_point).then(|| Switch::new(&format!("{test}-sw")));
         let nets: Vec<UdpNet> = [
             (LAN1, 91u8, spec.udp_ports[0]),
             (LAN2, 92u8, spec.udp_ports[1]),
         ]
         .into_iter()
-        .map(|(name, second, port)| UdpNet {
-            name: name.to_owned(),
-            port,
-            veth: Veth::new(
-                &nodes[0].ns,
-                name,
-                Ipv4Addr::new(10, second, x, 1),
-                &nodes[1].ns,
-                name,
-                Ipv4Addr::new(10, second, x, 2),
-            ),
+        .map(|(name, second, port)| {
+            let addrs = (1..=nodes.len())
+                .map(|host| Ipv4Addr::new(10, second, x, host as u8))
+                .collect();
+            UdpNet::new(name, port, addrs, &nodes, lan_switch.as_ref())
         })
         .collect();
-        let cable = Cable::with_links(spec.serial_baud, dir.path())
-            .unwrap_or_else(|e| panic!("serial cable: {e}"));
+        let cable = point_to_point.then(|| {
+            Cable::with_links(spec.serial_baud, dir.path())
+                .unwrap_or_else(|e| panic!("serial cable: {e}"))
+        });
         let key = dir.join("authkey");
         must(Command::new(&hactl).arg("keygen").arg(&key));
         for n in &nodes {
@@ -253,6 +311,7 @@ impl TestCluster {
         let cluster = TestCluster {
             spec,
             nets,
+            lan_switch,
             cable,
             nodes,
             config,
@@ -267,7 +326,7 @@ impl TestCluster {
         // path indexes the harness assumes.
         match ClusterConfig::parse(&text, &cluster.config) {
             Ok(parsed) => {
-                for name in [SERIAL, LAN1, LAN2] {
+                for name in cluster.network_names() {
                     let index = parsed.network(name).map(|(i, _)| i);
                     assert_eq!(index, Some(usize::from(cluster.path_index(name))), "{name}");
                 }
@@ -394,25 +453,27 @@ impl TestCluster {
                 n.domain
             );
         }
-        let _ = writeln!(t, "\n[[network]]");
-        let _ = writeln!(t, "name = {}", toml_str(SERIAL));
-        let _ = writeln!(t, "kind = \"serial\"");
-        let _ = writeln!(t, "baud = {}", s.serial_baud);
-        let _ = writeln!(t, "interval = \"{}ms\"", s.serial_interval_ms);
-        let _ = writeln!(t, "maxmiss = {}", s.serial_maxmiss);
-        let devices = [End::A, End::B]
-            .iter()
-            .zip(&self.nodes)
-            .map(|(end, n)| {
-                format!(
-                    "{} = {}",
-                    n.name,
-                    toml_str(&self.cable.path(*end).to_string_lossy())
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(t, "device = {{ {devices} }}");
+        if let Some(cable) = &self.cable {
+            let _ = writeln!(t, "\n[[network]]");
+            let _ = writeln!(t, "name = {}", toml_str(SERIAL));
+            let _ = writeln!(t, "kind = \"serial\"");
+            let _ = writeln!(t, "baud = {}", s.serial_baud);
+            let _ = writeln!(t, "interval = \"{}ms\"", s.serial_interval_ms);
+            let _ = writeln!(t, "maxmiss = {}", s.serial_maxmiss);
+            let devices = [End::A, End::B]
+                .iter()
+                .zip(&self.nodes)
+                .map(|(end, n)| {
+                    format!(
+                        "{} = {}",
+                        n.name,
+                        toml_str(&cable.path(*end).to_string_lossy())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(t, "device = {{ {devices} }}");
+        }
         for net in &self.nets {
             let _ = writeln!(t, "\n[[network]]");
             let _ = writeln!(t, "name = {}", toml_str(&net.name));
@@ -459,10 +520,17 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.name.as_str()).collect()
     }
 
-    /// The other node of the pair.
+    /// The other node of a two-node cluster. Panics for three nodes or
+    /// more (a node has several peers).
     #[track_caller]
     pub fn peer_of(&self, node: &str) -> &str {
         let i = self.index(node);
+        assert_eq!(
+            self.nodes.len(),
+            2,
+            "peer_of({node}): in a {}-node cluster a node has no single peer",
+            self.nodes.len()
+        );
         &self.nodes[1 - i].name
     }
 
@@ -482,12 +550,7 @@ impl TestCluster {
     #[track_caller]
     pub fn addr(&self, node: &str, net: &str) -> SocketAddrV4 {
         let n = self.net(net);
-        let end = if self.index(node) == 0 {
-            &n.veth.a
-        } else {
-            &n.veth.b
-        };
-        SocketAddrV4::new(end.addr, n.port)
+        SocketAddrV4::new(n.addrs[self.index(node)], n.port)
     }
 
     /// A network's UDP port.
@@ -496,29 +559,65 @@ impl TestCluster {
         self.net(net).port
     }
 
+    /// The private networks in config order, i.e. by path index:
+    /// `rs232`, `lan1`, `lan2` for two nodes; `lan1`, `lan2` for more.
+    pub fn network_names(&self) -> Vec<&str> {
+        let serial = self.cable.as_ref().map(|_| SERIAL);
+        serial
+            .into_iter()
+            .chain(self.nets.iter().map(|n| n.name.as_str()))
+            .collect()
+    }
+
     /// A network's position in the config (the wire's path index).
     #[track_caller]
     pub fn path_index(&self, net: &str) -> u8 {
-        if net == SERIAL {
-            return 0;
-        }
-        let i = self
-            .nets
+        let names = self.network_names();
+        let i = names
             .iter()
-            .position(|n| n.name == net)
-            .unwrap_or_else(|| panic!("no UDP network {net}"));
-        (i + 1) as u8
+            .position(|n| *n == net)
+            .unwrap_or_else(|| panic!("no network {net} in this cluster (networks: {names:?})"));
+        i as u8
     }
 
-    /// The serial cable (end A is node 0, end B node 1).
+    /// The serial cable (end A is node 0, end B node 1). Panics for three
+    /// nodes or more, which have no serial network.
+    #[track_caller]
     pub fn cable(&self) -> &Cable {
-        &self.cable
+        self.cable.as_ref().unwrap_or_else(|| {
+            panic!(
+                "a {}-node cluster has no serial network `{SERIAL}`: a cable joins two nodes",
+                self.nodes.len()
+            )
+        })
     }
 
-    /// The veth pair of a UDP network (end `a` in node 0).
+    /// `node`'s end of the serial cable: A for node 0, B for node 1.
+    /// Panics without a cable, like [`TestCluster::cable`].
+    #[track_caller]
+    fn cable_end(&self, node: &str) -> End {
+        let i = self.index(node);
+        self.cable();
+        if i == 0 { End::A } else { End::B }
+    }
+
+    /// The switch of the UDP networks, for three nodes or more (its bridges
+    /// are named as the networks, node i's port of bridge NET is `NET-pI`);
+    /// None for two nodes.
+    pub fn lan_switch(&self) -> Option<&Switch> {
+        self.lan_switch.as_ref()
+    }
+
+    /// The veth pair of a UDP network (end `a` in node 0). Panics for three
+    /// nodes or more, whose networks are bridges of a switch.
     #[track_caller]
     pub fn veth(&self, net: &str) -> &Veth {
-        &self.net(net).veth
+        self.net(net).veth.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{net} has no veth pair: in a {}-node cluster it is a bridge of the switch",
+                self.nodes.len()
+            )
+        })
     }
 
     /// A node's simulated watchdog ([`ClusterSpec::watchdog`]).
@@ -1131,32 +1230,38 @@ impl TestCluster {
 
     // ---- cuts ---------------------------------------------------------
 
+    // The serial controls below panic for three nodes or more, which have
+    // no cable (see `TestCluster::cable`).
+
     /// Cuts the serial cable both ways.
+    #[track_caller]
     pub fn cut_serial(&self) {
-        self.cable.cut();
+        self.cable().cut();
     }
 
     /// Cuts the serial cable from `from` to its peer only.
     #[track_caller]
     pub fn cut_serial_one_way(&self, from: &str) {
-        self.cable.cut_one_way(self.serial_dir(from));
+        self.cable().cut_one_way(self.serial_dir(from));
     }
 
     /// Reconnects the serial cable both ways.
+    #[track_caller]
     pub fn restore_serial(&self) {
-        self.cable.restore();
+        self.cable().restore();
     }
 
     /// Pulls the serial cable out at both ends: both daemons' ports hang up
     /// and their devices vanish (see [`Cable::unplug`]).
+    #[track_caller]
     pub fn unplug_serial(&self) {
-        self.cable.unplug();
+        self.cable().unplug();
     }
 
     /// Plugs a fresh serial cable in, under the same device names.
     #[track_caller]
     pub fn replug_serial(&self) {
-        self.cable
+        self.cable()
             .replug()
             .unwrap_or_else(|e| panic!("serial cable replug: {e}"));
     }
@@ -1164,28 +1269,22 @@ impl TestCluster {
     /// The serial device in `node`'s config (a link in the temp dir).
     #[track_caller]
     pub fn serial_device(&self, node: &str) -> PathBuf {
-        let end = if self.index(node) == 0 {
-            End::A
-        } else {
-            End::B
-        };
-        self.cable.path(end)
+        self.cable().path(self.cable_end(node))
     }
 
     /// Injects `bytes` mid-frame into the serial stream sent by `from`;
     /// returns whether they landed mid-frame (see [`Cable::inject_noise`]).
     #[track_caller]
     pub fn serial_noise(&self, from: &str, bytes: &[u8]) -> bool {
-        self.cable.inject_noise(self.serial_dir(from), bytes)
+        self.cable().inject_noise(self.serial_dir(from), bytes)
     }
 
     /// The cable direction of what `from` sends.
     #[track_caller]
     pub fn serial_dir(&self, from: &str) -> Direction {
-        if self.index(from) == 0 {
-            Direction::AToB
-        } else {
-            Direction::BToA
+        match self.cable_end(from) {
+            End::A => Direction::AToB,
+            End::B => Direction::BToA,
         }
     }
 
@@ -1215,13 +1314,15 @@ impl TestCluster {
         }
     }
 
-    /// Cuts every path: both UDP networks and the cable.
+    /// Cuts every path: both UDP networks and the cable (if any).
     #[track_caller]
     pub fn cut_all(&self) {
         for net in &self.nets {
             self.cut_udp(&net.name);
         }
-        self.cut_serial();
+        if let Some(cable) = &self.cable {
+            cable.cut();
+        }
     }
 
     /// Removes every cut.
@@ -1230,7 +1331,35 @@ impl TestCluster {
         for n in &self.nodes {
             nft::clear(&n.ns);
         }
-        self.restore_serial();
+        if let Some(cable) = &self.cable {
+            cable.restore();
+        }
+    }
+
+    /// Cuts every heartbeat path of `node` from all the other nodes, who
+    /// still hear each other: both UDP ports dropped in and out in `node`'s
+    /// namespace (nftables), and in a two-node cluster the serial cable cut
+    /// both ways. [`TestCluster::rejoin`] undoes it.
+    #[track_caller]
+    pub fn isolate(&self, node: &str) {
+        let ns = self.ns(node);
+        for net in &self.nets {
+            nft::drop_udp(ns, net.port, Dir::Both);
+        }
+        if let Some(cable) = &self.cable {
+            cable.cut();
+        }
+    }
+
+    /// Undoes [`TestCluster::isolate`]: removes every nftables cut in
+    /// `node`'s namespace (whichever control made it) and in a two-node
+    /// cluster reconnects the serial cable both ways.
+    #[track_caller]
+    pub fn rejoin(&self, node: &str) {
+        nft::clear(self.ns(node));
+        if let Some(cable) = &self.cable {
+            cable.restore();
+        }
     }
 
     /// Every node's nftables ruleset with counters, for messages.
@@ -1255,7 +1384,7 @@ impl TestCluster {
         let net = self
             .nets
             .iter()
-            .find(|n| n.veth.a.addr.octets()[..3] == to.ip().octets()[..3]);
+            .find(|n| n.addrs[0].octets()[..3] == to.ip().octets()[..3]);
         let res = match net {
             Some(net) => rawudp::send_spoofed(ns, self.addr(from, &net.name), to, bytes),
             None => rawudp::send_udp(ns, to, bytes),

@@ -1,6 +1,8 @@
-//! Network namespaces as test nodes ([`Netns`]) and the veth pairs that join
-//! them ([`Veth`]). Everything is done with `ip` (iproute2); a namespace is
-//! deleted, and every process inside it killed, when its [`Netns`] drops.
+//! Network namespaces as test nodes ([`Netns`]), the veth pairs that join
+//! two of them ([`Veth`]) and the switches that join more ([`Switch`]: one
+//! bridge per network in a namespace of its own). Everything is done with
+//! `ip` (iproute2); a namespace is deleted, and every process inside it
+//! killed, when its [`Netns`] drops.
 
 use crate::command::{must, run_ok};
 use crate::unique;
@@ -215,24 +217,7 @@ impl Veth {
         b_if: &str,
         b_addr: Ipv4Addr,
     ) -> Veth {
-        assert!(
-            a_if.len() <= 15 && b_if.len() <= 15,
-            "interface names are at most 15 characters"
-        );
-        must(Command::new("ip").args([
-            "link",
-            "add",
-            a_if,
-            "netns",
-            a.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b_if,
-            "netns",
-            b.name(),
-        ]));
+        add_veth_pair(a, a_if, b, b_if);
         for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
             ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", ifname]);
             ns.ip(&["link", "set", ifname, "up"]);
@@ -272,5 +257,86 @@ impl Drop for Veth {
         // Fails harmlessly when a namespace is already gone.
         let _ =
             run_ok(Command::new("ip").args(["-n", &self.a.netns, "link", "del", &self.a.ifname]));
+    }
+}
+
+/// Creates a veth pair, `a_if` in `a` and `b_if` in `b`, both down and
+/// without address. Interface names (at most 15 characters) only need to
+/// be unique inside each namespace.
+#[track_caller]
+fn add_veth_pair(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    assert!(
+        a_if.len() <= 15 && b_if.len() <= 15,
+        "interface names are at most 15 characters: {a_if:?}, {b_if:?}"
+    );
+    must(Command::new("ip").args([
+        "link",
+        "add",
+        a_if,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
+        b.name(),
+    ]));
+}
+
+/// An Ethernet switch for more than two namespaces: a namespace of its own
+/// holding one bridge per network. A node joins a network by a veth pair
+/// ([`Switch::plug`]): the node's end carries its address, the switch's end
+/// is a port of the bridge. Dropping the switch deletes its namespace, and
+/// with it the bridges and every pair plugged in (the nodes' ends vanish).
+#[derive(Debug)]
+pub struct Switch {
+    ns: Netns,
+}
+
+impl Switch {
+    /// Creates the switch's namespace ([`Netns::new`] with `tag`), with no
+    /// bridge yet.
+    #[track_caller]
+    pub fn new(tag: &str) -> Switch {
+        Switch {
+            ns: Netns::new(tag),
+        }
+    }
+
+    /// The switch's namespace.
+    pub fn ns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// Adds bridge `name` (no spanning tree, ports forward at once) and
+    /// brings it up.
+    #[track_caller]
+    pub fn add_bridge(&self, name: &str) {
+        self.ns.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        self.ns.ip(&["link", "set", name, "up"]);
+    }
+
+    /// Plugs `node` into `bridge`: a veth pair with `ifname` in `node`
+    /// (address `addr/24`, up) and `port` in the switch (a port of
+    /// `bridge`, up). `port` must be unique in the switch.
+    #[track_caller]
+    pub fn plug(&self, bridge: &str, port: &str, node: &Netns, ifname: &str, addr: Ipv4Addr) {
+        add_veth_pair(node, ifname, &self.ns, port);
+        self.ns.ip(&["link", "set", port, "master", bridge]);
+        self.ns.ip(&["link", "set", port, "up"]);
+        node.ip(&["addr", "add", &format!("{addr}/24"), "dev", ifname]);
+        node.ip(&["link", "set", ifname, "up"]);
     }
 }
