@@ -102,6 +102,12 @@ struct Daemon {
     /// Why this node lost quorum (three or more nodes), while it has not
     /// got it back: hasvrd stops and releases every service here.
     no_quorum: Option<String>,
+    /// Nodes lost uncleanly and not fenced yet (three or more nodes), with
+    /// why they were lost: fenced by [`Daemon::fence_settled`].
+    unfenced: BTreeMap<NodeId, String>,
+    /// When the view with quorum that leaves some of them out has held long
+    /// enough to fence them.
+    fence_after: Option<Time>,
 }
 
 /// Longest run of the `[cluster] isolation` command.
@@ -256,6 +262,8 @@ pub async fn run(
         autoget: nics::Pending::default(),
         had_quorum: false,
         no_quorum: None,
+        unfenced: BTreeMap::new(),
+        fence_after: None,
     };
     daemon.had_quorum = daemon.services.holds_any();
     daemon.run(inbound, ctl, link, fence_rx).await
@@ -392,6 +400,7 @@ impl Daemon {
                     None => break,
                 }
             }
+            self.fence_settled();
             self.drain();
             if self.restart && !stopping {
                 // Like a restart after a crash: no leave, hasvrd and the
@@ -733,19 +742,10 @@ impl Daemon {
                 let lost = self.event(EventKind::Node, Severity::Warning, what);
                 self.record(lost.because(cause.as_str()).phase("detection", detection));
                 self.services.node_lost(*peer);
-                let mine = self.services.held_by(self.setup.me);
-                let theirs = self.services.held_by(*peer);
-                // Rule 4: the side that hosts more services shoots first;
-                // on a tie, the lower domain id.
-                let first = mine > theirs || (mine == theirs && self.setup.me < *peer);
-                if self
-                    .fencing
-                    .lost(*peer, self.name(*peer), cause.as_str(), !first)
-                {
-                    self.services.node_fenced(*peer, false);
-                }
+                self.fence_lost(*peer, cause.as_str().to_owned());
             }
             Event::NodeUp { peer, .. } => {
+                self.unfenced.remove(peer);
                 self.fencing.cancel(*peer);
                 let what = format!("{} joined the cluster", self.name(*peer));
                 self.record(self.event(EventKind::Node, Severity::Info, what));
@@ -755,6 +755,77 @@ impl Daemon {
         }
         if matches!(event, Event::NodeDown { .. } | Event::NodeUp { .. }) {
             self.update_isolation();
+        }
+    }
+
+    /// `peer` was lost uncleanly (`cause`). With two nodes it is fenced
+    /// now. With three or more, quorum is counted on agreed views (rule
+    /// 2): it is fenced only once this node has been in an agreed view with
+    /// quorum without it for [`Daemon::settle`] ([`Daemon::fence_settled`]),
+    /// so a node that is being cut off and still sees one peer for a moment
+    /// never shoots the majority, and a minority never fences anyone.
+    fn fence_lost(&mut self, peer: NodeId, cause: String) {
+        if self.setup.config.nodes.len() >= 3 {
+            tracing::warn!(
+                "{} was lost ({cause}): fenced once a view with quorum without it has held \
+                 for {:?} here (the side that keeps quorum fences)",
+                self.name(peer),
+                self.settle()
+            );
+            self.fencing.seen_lost(peer);
+            self.unfenced.insert(peer, cause);
+            return;
+        }
+        self.fence_now(peer, &cause);
+    }
+
+    /// How long a view with quorum must hold before its members fence the
+    /// lost nodes it leaves out: the longest deadtime, within which every
+    /// path of a cut is seen down.
+    fn settle(&self) -> Duration {
+        self.setup
+            .config
+            .networks
+            .iter()
+            .map(|n| n.deadtime())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The lost nodes a view with quorum left out since it held for
+    /// [`Daemon::settle`]: fenced now, if it still has quorum.
+    fn fence_settled(&mut self) {
+        if self.fence_after.is_none_or(|t| clock::now() < t) {
+            return;
+        }
+        self.fence_after = None;
+        let configured = self.setup.config.nodes.len();
+        let Some(v) = self.agreement.view().filter(|v| v.has_quorum(configured)) else {
+            return;
+        };
+        let lost: Vec<(NodeId, String)> = self
+            .unfenced
+            .iter()
+            .filter(|(p, _)| !v.members.contains(**p))
+            .map(|(p, c)| (*p, c.clone()))
+            .collect();
+        for (peer, cause) in lost {
+            self.unfenced.remove(&peer);
+            self.fence_now(peer, &cause);
+        }
+    }
+
+    /// Fences `peer`, lost uncleanly (`cause`), after the fence delay when
+    /// it hosts more services than this node (rule 4).
+    fn fence_now(&mut self, peer: NodeId, cause: &str) {
+        let name = self.name(peer);
+        let mine = self.services.held_by(self.setup.me);
+        let theirs = self.services.held_by(peer);
+        // Rule 4: the side that hosts more services shoots first; on a
+        // tie, the lower domain id.
+        let first = mine > theirs || (mine == theirs && self.setup.me < peer);
+        if self.fencing.lost(peer, name, cause, !first) {
+            self.services.node_fenced(peer, false);
         }
     }
 
@@ -769,6 +840,12 @@ impl Daemon {
         }
         if v.has_quorum(configured) {
             self.had_quorum = true;
+            // A new view starts the settling again.
+            self.fence_after = self
+                .unfenced
+                .keys()
+                .any(|p| !v.members.contains(*p))
+                .then(|| clock::now() + self.settle());
             if let Some(was) = self.no_quorum.take() {
                 tracing::warn!(
                     severity = "notice",
@@ -778,6 +855,7 @@ impl Daemon {
             }
             return;
         }
+        self.fence_after = None;
         if !self.had_quorum || self.no_quorum.is_some() {
             return;
         }

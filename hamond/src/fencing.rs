@@ -140,13 +140,19 @@ impl Fencing {
             );
             return true;
         }
-        self.unseen.insert(node);
+        self.seen_lost(node);
         if self.pending.get(&node).is_some_and(|p| p.requested) {
             tracing::info!("{name} is down ({cause}); the fence it asked for goes on");
             return false;
         }
         self.start(node, name, cause, delayed);
         false
+    }
+
+    /// `node` was lost uncleanly and is not fenced by this node (it sees
+    /// only a minority): it counts for the tie-breaker as a lost node.
+    pub fn seen_lost(&mut self, node: NodeId) {
+        self.unseen.insert(node);
     }
 
     /// `node`, up on the heartbeats, asks to be fenced (`cause`): fenced at

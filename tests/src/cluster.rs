@@ -111,6 +111,9 @@ pub struct ClusterSpec {
     /// ([`PowerSwitch`]); the config gets `[watchdog] enabled = true` with
     /// each node's FIFO as its device.
     pub watchdog: Option<Duration>,
+    /// With [`ClusterSpec::watchdog`], the nodes' `[watchdog] lease`
+    /// (whole seconds); None: the default.
+    pub watchdog_lease: Option<Duration>,
 }
 
 impl Default for ClusterSpec {
@@ -130,6 +133,7 @@ impl Default for ClusterSpec {
             start_timeout: Duration::from_secs(20),
             hamond_runs_hasvrd: false,
             watchdog: None,
+            watchdog_lease: None,
         }
     }
 }
@@ -498,6 +502,9 @@ impl TestCluster {
                 .join(", ");
             let _ = writeln!(t, "\n[watchdog]\nenabled = true");
             let _ = writeln!(t, "timeout = \"{}s\"", w.as_secs());
+            if let Some(lease) = s.watchdog_lease {
+                let _ = writeln!(t, "lease = \"{}s\"", lease.as_secs());
+            }
             let _ = writeln!(t, "device = {{ {devices} }}");
         }
         if !s.extra_config.is_empty() {
