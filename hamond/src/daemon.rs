@@ -469,23 +469,21 @@ impl Daemon {
     }
 
     /// Whether this node has the right to hold services now (its lease is
-    /// renewed), on evidence seen since hamond started: it is not isolated
-    /// and, with three or more nodes, it is a member of an agreed view
-    /// with quorum; with two, it sees its peer or the ping addresses
-    /// answer (or there are none). A restarted hamond thus keeps the
-    /// deadline it left until it has that evidence again.
+    /// renewed): it is not isolated and, with three or more nodes, it is a
+    /// member of an agreed view with quorum. The same conditions make
+    /// hasvrd stop and release the services ([`Daemon::withdrawn`]), so a
+    /// node is reset only when it could not stop them within the lease.
+    /// A restarted hamond with three or more nodes keeps the deadline it
+    /// left until it is in a view with quorum again; with two, it counts
+    /// as not isolated until it finds it is.
     fn entitled(&self) -> bool {
         let configured = self.setup.config.nodes.len();
-        if self.fencing.isolated().is_some() {
-            return false;
-        }
-        if configured >= 3 {
-            return self
-                .agreement
-                .view()
-                .is_some_and(|v| v.has_quorum(configured));
-        }
-        self.node.peers().iter().any(|p| p.up) || self.fencing.vouched_by_ping()
+        self.fencing.isolated().is_none()
+            && (configured < 3
+                || self
+                    .agreement
+                    .view()
+                    .is_some_and(|v| v.has_quorum(configured)))
     }
 
     /// Asks hasvrd whether it is healthy (when the watchdog wants to know

@@ -339,12 +339,6 @@ impl Fencing {
         self.reach.isolated()
     }
 
-    /// Whether the tie-breaker vouches for this node: no ping addresses
-    /// (nothing can tell it is isolated), or the last check got an answer.
-    pub fn vouched_by_ping(&self) -> bool {
-        !self.reach.configured() || self.reach.answered() == Some(true)
-    }
-
     /// A fence powered `node` off while the heartbeats still show it up:
     /// [`Fencing::lost`] frees its locks when they see it go down.
     pub fn off_while_up(&mut self, node: NodeId) {

@@ -13,8 +13,9 @@
 //!   never shoots the majority), and the majority fences it (after the
 //!   fence delay: it hosts the service) and takes over.
 //! * A holder that loses quorum while its stop hangs is reset by its
-//!   watchdog once its lease runs out; without a fencing device the
-//!   majority never takes the service.
+//!   watchdog once its lease runs out, also when its hamond is SIGKILLed
+//!   meanwhile (the new one keeps the deadline); without a fencing device
+//!   the majority never takes the service.
 //!
 //! The service `app` is a `sleep` started by a script with a pid file per
 //! node; at every poll of the service tests it runs on at most one node.
@@ -23,6 +24,8 @@ use haschema::ctl::{ServiceOp, ViewStatus};
 use hatests::scratch::{ScratchDir, pidfile_script, write_script};
 use hatests::watchdog::Outcome;
 use hatests::{ClusterSpec, PowerSwitch, Snapshot, TestCluster, require_root};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -310,11 +313,40 @@ fn a_holder_without_quorum_whose_stop_hangs_is_reset_by_its_watchdog() {
     if !require_root() {
         return;
     }
-    let sc = ServiceCluster::start("quorum_lease", false);
+    lease_runs_out("quorum_lease", false);
+}
+
+#[test]
+fn a_restarted_hamond_without_quorum_keeps_the_lease_deadline() {
+    if !require_root() {
+        return;
+    }
+    lease_runs_out("quorum_lease_restart", true);
+}
+
+/// alpha holds the service, is cut off from the other two and its stop
+/// hangs: it loses quorum, stops renewing its lease, and its watchdog
+/// resets it once the lease ran out. With `restart_hamond` its hamond is
+/// SIGKILLed meanwhile: the one its hasvrd starts again keeps the deadline
+/// (written in the state directory) instead of petting on. Without a
+/// fencing device the majority never takes the service.
+fn lease_runs_out(test: &str, restart_hamond: bool) {
+    let sc = ServiceCluster::start(test, false);
     let c = &sc.c;
     let from = c.log_len("alpha");
     std::fs::write(sc.hang(), "").unwrap_or_else(|e| panic!("hang: {e}"));
     c.isolate("alpha");
+    let logged = |needle: &str| c.log_since("alpha", from).contains(needle);
+    if restart_hamond {
+        sc.wait("alpha's lease is no longer renewed", || {
+            logged("lease: no longer renewed")
+        });
+        let old = c.hamond_pid("alpha").expect("alpha's hamond");
+        kill(Pid::from_raw(old), Signal::SIGKILL).unwrap_or_else(|e| panic!("kill {old}: {e}"));
+        sc.wait("alpha's new hamond keeps the deadline", || {
+            logged("lease: the deadline kept from before this start")
+        });
+    }
     let reset = std::thread::scope(|s| {
         let waiter = s.spawn(|| c.watchdog("alpha").wait_reset(SERVICE_WAIT));
         sc.wait("alpha's watchdog ends its wait", || waiter.is_finished());
