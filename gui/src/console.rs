@@ -103,6 +103,7 @@ impl Console {
             dialogs::networks(&ctx, &mut self.forms, &self.model);
             dialogs::service(&ctx, &mut self.forms, &self.model);
             dialogs::about(&ctx, &mut self.forms);
+            dialogs::ask(&ctx, &mut self.forms, &mut self.model);
             self.edits.show(&ctx, &mut self.model);
             if let Some(action) = action {
                 self.act(ui, action);
@@ -129,7 +130,7 @@ impl Console {
             Action::CreateNetwork(medium) => self.edits.create_network(medium, &mut self.model),
             Action::RemoveNetwork => self.edits.remove_network(&mut self.model),
             Action::CreateService => self.edits.create_service(&mut self.model),
-            Action::RemoveService => self.edits.remove_service(),
+            Action::Ask(drastic) => self.forms.ask = Some(drastic),
             Action::Lock => self.model.lock(),
             Action::About => self.forms.about_open = true,
         }

@@ -1,11 +1,13 @@
 //! The console's dialogs: Connect (server and password), the first-use
 //! certificate check, the lock screen, the Review windows of the private
-//! networks and of the selected service, and About. What the operator
-//! types is kept in [`Forms`]; what they decide goes to the [`Model`].
+//! networks and of the selected service, the question before a
+//! [`Drastic`] operation (Service > Stop and Remove), and About. What the
+//! operator types is kept in [`Forms`]; what they decide goes to the
+//! [`Model`].
 
 use crate::model::{Link, Model};
 use eframe::egui::{self, Context, RichText, Ui};
-use haschema::ctl::State;
+use haschema::ctl::{ServiceOp, State};
 
 /// The dialogs' fields and which windows are open.
 #[derive(Debug, Default)]
@@ -19,6 +21,52 @@ pub struct Forms {
     pub networks_open: bool,
     pub service_open: bool,
     pub about_open: bool,
+    /// The operation on the selected service being asked about.
+    pub ask: Option<Drastic>,
+}
+
+/// An operation on the selected service that the operator confirms first:
+/// it takes the service away from every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drastic {
+    /// Service > Stop ([`ServiceOp::Stop`]): stopped where it runs, then
+    /// OUTSTB on every node until Bring In.
+    Stop,
+    /// Service > Remove: its file removed on every node.
+    Remove,
+}
+
+impl Drastic {
+    /// The question's title, its text about `service`, and the button that
+    /// goes ahead.
+    fn question(self, service: &str) -> (&'static str, String, &'static str) {
+        match self {
+            Drastic::Stop => (
+                "Stop service",
+                format!(
+                    "Stop service {service}? This stops {service} on every node; it stays \
+                     stopped (OUTSTB) until Bring In."
+                ),
+                "Yes, stop",
+            ),
+            Drastic::Remove => (
+                "Remove service",
+                format!(
+                    "Remove service {service} from every node? The nodes refuse while it \
+                     runs: bring it out first."
+                ),
+                "Yes, remove",
+            ),
+        }
+    }
+
+    /// Sends it for the selected service.
+    fn send(self, model: &mut Model) {
+        match self {
+            Drastic::Stop => model.command(ServiceOp::Stop),
+            Drastic::Remove => model.remove_service(),
+        }
+    }
 }
 
 /// A label and its text field in the current layout (a line, a grid
@@ -239,6 +287,34 @@ pub fn service(ctx: &Context, forms: &mut Forms, model: &Model) {
                 );
             }
         });
+}
+
+/// The question before a [`Drastic`] operation on the selected service:
+/// it is sent on yes, dropped on Cancel or when the window is closed.
+pub fn ask(ctx: &Context, forms: &mut Forms, model: &mut Model) {
+    let Some((drastic, service)) = forms.ask.zip(model.selected.clone()) else {
+        forms.ask = None;
+        return;
+    };
+    let (title, question, yes) = drastic.question(&service);
+    let mut open = true;
+    let mut done = false;
+    egui::Window::new(title)
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.label(question);
+            ui.horizontal(|ui| {
+                if ui.button(yes).clicked() {
+                    drastic.send(model);
+                    done = true;
+                }
+                done |= ui.button("Cancel").clicked();
+            });
+        });
+    if done || !open {
+        forms.ask = None;
+    }
 }
 
 /// Help > About.

@@ -1,5 +1,6 @@
 //! The dialogs that change the configuration on every node: PrivateNet >
-//! Create RS232, Create Socket and Remove, Service > Create and Remove.
+//! Create RS232, Create Socket and Remove, Service > Create. (Service >
+//! Remove, which only asks first, is in [`crate::dialogs`].)
 //! Each one checks what it would send with the daemons' own parser and
 //! shows the parser's error instead of sending; what it sends goes to the
 //! [`Model`] as a configuration change based on the version read.
@@ -19,8 +20,6 @@ pub struct Edits {
     /// The network chosen in PrivateNet > Remove (the dialog is open).
     remove_network: Option<String>,
     service: Option<ServiceForm>,
-    /// Service > Remove asks first.
-    remove_service: bool,
     /// Why the open dialog's change was not sent.
     error: Option<String>,
 }
@@ -74,17 +73,11 @@ impl Edits {
         }
     }
 
-    /// Service > Remove (and the toolbar's Remove).
-    pub fn remove_service(&mut self) {
-        self.remove_service = true;
-    }
-
     /// Draws the open dialogs.
     pub fn show(&mut self, ctx: &Context, model: &mut Model) {
         self.network_dialog(ctx, model);
         self.remove_network_dialog(ctx, model);
         self.service_dialog(ctx, model);
-        self.remove_service_dialog(ctx, model);
     }
 
     /// The dialog's error, if any.
@@ -236,33 +229,6 @@ impl Edits {
         } else if open && !done {
             self.service = Some(form);
         }
-    }
-
-    fn remove_service_dialog(&mut self, ctx: &Context, model: &mut Model) {
-        let Some(service) = model.selected.clone().filter(|_| self.remove_service) else {
-            self.remove_service = false;
-            return;
-        };
-        let mut open = true;
-        egui::Window::new("Remove service")
-            .open(&mut open)
-            .collapsible(false)
-            .show(ctx, |ui| {
-                ui.label(format!(
-                    "Remove service {service} from every node? The nodes refuse while it \
-                     runs: bring it out first."
-                ));
-                ui.horizontal(|ui| {
-                    if ui.button("Yes, remove").clicked() {
-                        model.remove_service();
-                        self.remove_service = false;
-                    }
-                    if ui.button("Cancel").clicked() {
-                        self.remove_service = false;
-                    }
-                });
-            });
-        self.remove_service &= open;
     }
 }
 

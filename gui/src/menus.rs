@@ -1,9 +1,10 @@
 //! The manual's menu bar (Tools, PrivateNet, Service, Help) and toolbar
-//! (Connect, BringIn, BringOut, TakeOver, FailOver, Review, Remove, Lock,
-//! Disconnect). Both only report the operator's [`Action`]; the console
-//! carries it out. Items whose backend is not built yet are shown disabled,
-//! with a tooltip that says so.
+//! (Connect, BringIn, BringOut, TakeOver, FailOver, Review, StopService,
+//! Remove, Lock, Disconnect). Both only report the operator's [`Action`];
+//! the console carries it out. Items whose backend is not built yet are
+//! shown disabled, with a tooltip that says so.
 
+use crate::dialogs::Drastic;
 use crate::model::Model;
 use crate::network_form::Medium;
 use eframe::egui::{self, Ui};
@@ -22,15 +23,13 @@ pub enum Action {
     CreateNetwork(Medium),
     RemoveNetwork,
     CreateService,
-    RemoveService,
+    /// Service > Stop or Remove: asked first.
+    Ask(Drastic),
     Lock,
     About,
 }
 
-/// What Remove does to a service.
-const REMOVE_SERVICE: &str =
-    "remove the selected service's file on every node (bring it out first)";
-/// Why Stop is disabled.
+/// Why Tools > Stop is disabled.
 const NO_STOP: &str = "not available yet: stop the cluster on a node with \
      `systemctl stop hacluster` there";
 
@@ -60,6 +59,23 @@ const OPS: [(ServiceOp, &str, &str, &str); 4] = [
         "Fail Over",
         "FailOver",
         "move the selected service away from the node that holds it",
+    ),
+];
+
+/// The service operations the operator confirms first, with their menu
+/// and toolbar names and what they do.
+const ASKED: [(Drastic, &str, &str, &str); 2] = [
+    (
+        Drastic::Stop,
+        "Stop",
+        "StopService",
+        "stop the selected service on every node; it stays stopped (OUTSTB) until Bring In",
+    ),
+    (
+        Drastic::Remove,
+        "Remove",
+        "Remove",
+        "remove the selected service's file on every node (bring it out first)",
     ),
 ];
 
@@ -151,8 +167,10 @@ pub fn menu_bar(ui: &mut Ui, model: &Model) -> Option<Action> {
             ) {
                 action = Some(Action::ReviewService);
             }
-            if item(ui, has_service, "Remove", REMOVE_SERVICE) {
-                action = Some(Action::RemoveService);
+            for (drastic, text, _, hint) in ASKED {
+                if item(ui, has_service, text, hint) {
+                    action = Some(Action::Ask(drastic));
+                }
             }
         });
         ui.menu_button("Help", |ui| {
@@ -187,8 +205,10 @@ pub fn toolbar(ui: &mut Ui, model: &Model) -> Option<Action> {
         ) {
             action = Some(Action::ReviewService);
         }
-        if item(ui, has_service, "Remove", REMOVE_SERVICE) {
-            action = Some(Action::RemoveService);
+        for (drastic, _, text, hint) in ASKED {
+            if item(ui, has_service, text, hint) {
+                action = Some(Action::Ask(drastic));
+            }
         }
         ui.separator();
         if item(

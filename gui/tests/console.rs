@@ -6,10 +6,12 @@
 //! wrong password, accepts the certificate's fingerprint and sees the
 //! refusal; types the right one and sees both servers and the service
 //! (gold on alpha, green on beta); presses BringOut and sees it turn grey
-//! on alpha, BringIn and sees it gold again; creates a socket private
-//! network from PrivateNet > Create Socket (beta's hamond then holds it in
-//! its cluster.toml; both hamonds restart to load it and the console logs
-//! in again by itself) and a service from Service > Create (it appears in
+//! on alpha, BringIn and sees it gold again; stops it from Service > Stop
+//! (asked first) and sees it grey (OUTSTB) on both and held by nobody,
+//! then brings it in again; creates a socket private network from
+//! PrivateNet > Create Socket (beta's hamond then holds it in its
+//! cluster.toml; both hamonds restart to load it and the console logs in
+//! again by itself) and a service from Service > Create (it appears in
 //! the status panel on both servers); removes that service; locks the
 //! console (a wrong password keeps it locked); and after its pin is
 //! changed, is refused with the client's explanation. Colours are read
@@ -189,6 +191,25 @@ fn console_logs_in_and_brings_a_service_out_and_in() {
     wait_service(&mut h, "alpha", "ACTIVE", GOLD);
     web.wait_state("alpha", "ACTIVE");
 
+    // Stop: asked first, then OUTSTB everywhere until BringIn.
+    click(&mut h, "Service");
+    click(&mut h, "Stop");
+    click(&mut h, "Yes, stop");
+    for node in NODES {
+        wait_service(&mut h, node, "OUTSTB", GREY);
+        web.wait_state(node, "OUTSTB");
+    }
+    wait_for(&mut h, "nobody holding the stopped service", |h| {
+        h.state()
+            .model()
+            .services
+            .iter()
+            .any(|s| s.name == SERVICE && s.owner.is_none())
+    });
+    click(&mut h, "BringIn");
+    wait_service(&mut h, "alpha", "ACTIVE", GOLD);
+    wait_service(&mut h, "beta", "STANDBY", GREEN);
+
     create_a_network(&mut h, &web);
     create_and_remove_a_service(&mut h);
 
@@ -220,15 +241,17 @@ fn console_logs_in_and_brings_a_service_out_and_in() {
     });
     assert!(!h.state().model().connected());
     let beta_ip = c.addr("beta", LAN1).ip().to_string();
-    let needle = format!("admin: service bring-in {SERVICE} by admin from {beta_ip}:");
-    c.wait_for_log("alpha", &needle, Duration::from_secs(5));
-    assert!(
-        c.log("alpha")
-            .lines()
-            .any(|l| l.contains(&needle) && l.contains(": done: ")),
-        "{}",
-        c.log("alpha")
-    );
+    for op in ["stop", "bring-in"] {
+        let needle = format!("admin: service {op} {SERVICE} by admin from {beta_ip}:");
+        c.wait_for_log("alpha", &needle, Duration::from_secs(5));
+        assert!(
+            c.log("alpha")
+                .lines()
+                .any(|l| l.contains(&needle) && l.contains(": done: ")),
+            "{}",
+            c.log("alpha")
+        );
+    }
 }
 
 /// The name of the network the console creates.

@@ -1,8 +1,9 @@
-//! The dialogs that change the configuration and the failover timeline,
-//! on a console drawn from fixed data (no cluster, `common`): a bad value
-//! shows the daemons' parser's error in the dialog and sends nothing; a
-//! good one is sent; the timeline draws each failover's phases in their
-//! colours, to scale.
+//! The dialogs that change the configuration, the question before
+//! Service > Stop and Remove, and the failover timeline, on a console drawn
+//! from fixed data (no cluster, `common`): a bad value shows the daemons'
+//! parser's error in the dialog and sends nothing; a good one is sent;
+//! Stop and Remove send nothing until the operator says yes; the timeline
+//! draws each failover's phases in their colours, to scale.
 
 mod common;
 
@@ -115,6 +116,29 @@ fn removing_a_service_asks_first() {
     nothing_sent(&mut h);
     click(&mut h, "Remove");
     click(&mut h, "Yes, remove");
+    wait_sent(&mut h);
+}
+
+#[test]
+fn stopping_a_service_asks_first_and_says_what_it_does() {
+    let mut h = connected(SIZE);
+    click(&mut h, "Service");
+    click(&mut h, "Stop");
+    let question = label_with(
+        &h,
+        &[
+            "stops www on every node",
+            "stays stopped (OUTSTB) until Bring In",
+        ],
+    );
+    assert!(question.is_some(), "no question");
+    click(&mut h, "Cancel");
+    assert!(h.query_by_label("Yes, stop").is_none(), "still open");
+    nothing_sent(&mut h);
+    click(&mut h, "Service");
+    click(&mut h, "Stop");
+    click(&mut h, "Yes, stop");
+    assert!(h.query_by_label("Yes, stop").is_none(), "still open");
     wait_sent(&mut h);
 }
 

@@ -32,7 +32,7 @@ fn what_needs_a_connection_or_is_not_built_is_disabled() {
     let menus: [(&str, &[&str]); 3] = [
         ("Tools", &["Stop"]),
         ("PrivateNet", &["Create RS232", "Create Socket"]),
-        ("Service", &["Create", "Bring In"]),
+        ("Service", &["Create", "Bring In", "Stop"]),
     ];
     for (menu, items) in menus {
         h.get_by_label(menu).click();
@@ -50,6 +50,7 @@ fn what_needs_a_connection_or_is_not_built_is_disabled() {
         "BringOut",
         "TakeOver",
         "FailOver",
+        "StopService",
         "Remove",
         "Lock",
         "Disconnect",
