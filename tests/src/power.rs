@@ -2,7 +2,8 @@
 //! agent that drives it, so fencing can be tested end to end.
 //!
 //! Powering a node off kills every process in its network namespace
-//! (SIGKILL, until none is left), flushes the addresses of every interface
+//! (SIGKILL, until none is left; an `ip -n` command that entered it for a
+//! moment is not the node's and is left to end), flushes the addresses of every interface
 //! but `lo`, and unmounts the mount points registered for it. The switch is
 //! one shell script, `fence_netns`, written at test time, which follows the
 //! fence-agents convention (`key=value` lines on stdin: `action=off|reboot|
@@ -52,7 +53,14 @@ need_plug() {
         exit 1
     fi
 }
-pids() { ip netns pids "$ns"; }
+# The namespace's processes, but `ip -n` commands that entered it for a
+# moment (another run of this agent, a test's check): they are not the
+# node's and end by themselves.
+pids() {
+    for p in $(ip netns pids "$ns"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = ip ] || echo "$p"
+    done
+}
 addrs() { ip -n "$ns" -o addr show scope global; }
 is_off() { [ -z "$(pids)" ] && [ -z "$(addrs)" ]; }
 
