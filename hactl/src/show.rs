@@ -1,6 +1,8 @@
 //! Human-readable rendering of hamond's reports.
 
-use haschema::ctl::{DeviceCheck, FenceRecord, State, StatusReport, WatchdogStatus, show_time};
+use haschema::ctl::{
+    DeviceCheck, FenceRecord, PeerWatchdog, State, StatusReport, WatchdogStatus, show_time,
+};
 use std::fmt::Write;
 
 fn state(s: State) -> &'static str {
@@ -72,6 +74,9 @@ pub fn status(r: &StatusReport) -> String {
             format!("{}s", p.since_ms / 1000),
             p.incarnation.map_or_else(|| "-".into(), |i| i.to_string()),
         );
+        if let Some(line) = peer_watchdog(&p.watchdog) {
+            let _ = writeln!(out, "  {line}");
+        }
         for l in &p.links {
             let rtt = l
                 .rtt_us
@@ -161,6 +166,27 @@ pub fn device_checks(checks: &[DeviceCheck]) -> String {
     out
 }
 
+/// The line of `hactl status` for a peer's advertised watchdog, once it
+/// advertised one.
+fn peer_watchdog(w: &PeerWatchdog) -> Option<String> {
+    match w {
+        PeerWatchdog::NotHeard => None,
+        PeerWatchdog::Disabled => Some("watchdog: none".to_owned()),
+        PeerWatchdog::Enabled {
+            armed_device,
+            timeout_s,
+            lease_s,
+        } => Some(format!(
+            "watchdog: {}, timeout {timeout_s}s, lease {lease_s}s",
+            if *armed_device {
+                "armed device"
+            } else {
+                "not a reliable device"
+            }
+        )),
+    }
+}
+
 /// The watchdog line of `hactl status`.
 fn watchdog(w: &WatchdogStatus) -> String {
     let armed = if w.armed_device {
@@ -225,6 +251,24 @@ mod tests {
         assert_eq!(
             device_checks(&[check]),
             "fence device pdu: FAILED: no route to host (checked 1970-01-01T00:00:00.000Z, took 3ms)\n"
+        );
+    }
+
+    #[test]
+    fn peer_watchdog_lines() {
+        assert_eq!(peer_watchdog(&PeerWatchdog::NotHeard), None);
+        assert_eq!(
+            peer_watchdog(&PeerWatchdog::Disabled).as_deref(),
+            Some("watchdog: none")
+        );
+        let w = PeerWatchdog::Enabled {
+            armed_device: true,
+            timeout_s: 10,
+            lease_s: 60,
+        };
+        assert_eq!(
+            peer_watchdog(&w).as_deref(),
+            Some("watchdog: armed device, timeout 10s, lease 60s")
         );
     }
 

@@ -20,10 +20,11 @@ use crate::transport::Inbound;
 use crate::{clock, serial, udp};
 use hamond::alert::Alerts;
 use hamond::history::{self, History};
-use hamond::watchdog::{Keeper, Lease, Standing, lease::LEASE_FILE};
+use hamond::watchdog::{Keeper, Lease, Standing, advert, lease::LEASE_FILE};
 use haschema::config::{ClusterConfig, IsolationAction, NetworkKind};
 use haschema::ctl::{
-    LinkStatus, PathStatus, PeerStatus, Request, Response, State, StatusReport, ViewStatus,
+    LinkStatus, PathStatus, PeerStatus, PeerWatchdog, Request, Response, State, StatusReport,
+    ViewStatus,
 };
 use haschema::ctl_server::CtlCall;
 use haschema::event::{self as ev, EventKind, Severity};
@@ -108,6 +109,8 @@ struct Daemon {
     /// When the view with quorum that leaves some of them out has held long
     /// enough to fence them.
     fence_after: Option<Time>,
+    /// The watchdogs the peers advertised.
+    peer_watchdogs: BTreeMap<NodeId, PeerWatchdog>,
 }
 
 /// Longest run of the `[cluster] isolation` command.
@@ -264,6 +267,7 @@ pub async fn run(
         no_quorum: None,
         unfenced: BTreeMap::new(),
         fence_after: None,
+        peer_watchdogs: BTreeMap::new(),
     };
     daemon.had_quorum = daemon.services.holds_any();
     daemon.run(inbound, ctl, link, fence_rx).await
@@ -713,6 +717,14 @@ impl Daemon {
             Event::Message { from, data } if data.first() == Some(&nics::PROTOCOL) => {
                 self.autoget_message(*from, data)
             }
+            Event::Message { from, data } if data.first() == Some(&advert::PROTOCOL) => {
+                match advert::decode(data) {
+                    Ok(w) => {
+                        self.peer_watchdogs.insert(*from, w);
+                    }
+                    Err(e) => tracing::warn!("{e} from {}: ignored", self.name(*from)),
+                }
+            }
             Event::Message { from, data } if data.first() == Some(&litecloud::config::PROTOCOL) => {
                 let busy = self.service_busy();
                 let cx = configdb::check::Context {
@@ -1024,6 +1036,19 @@ impl Daemon {
     /// `peer` came up: it gets this node's newest events again (kept once
     /// there).
     fn resync(&mut self, peer: NodeId) {
+        let watchdog = self
+            .watchdog
+            .as_ref()
+            .map_or(PeerWatchdog::Disabled, Keeper::advert);
+        if let Err(e) = self
+            .node
+            .send_message(clock::now(), peer, advert::encode(&watchdog))
+        {
+            tracing::debug!(
+                "watchdog advertisement to {} not sent: {e}",
+                self.name(peer)
+            );
+        }
         let mine = ev::Filter {
             node: Some(self.name(self.setup.me)),
             ..ev::Filter::default()
@@ -1568,6 +1593,11 @@ impl Daemon {
                 config_matches: peer.config_hash.map(|h| h == cfg.hash),
                 since_ms: ms(peer.since),
                 cause: peer.cause.map(|c| c.as_str().to_string()),
+                watchdog: self
+                    .peer_watchdogs
+                    .get(&peer.id)
+                    .cloned()
+                    .unwrap_or_default(),
                 links: peer
                     .links
                     .iter()

@@ -729,6 +729,7 @@ mod tests {
                 config_matches: Some(true),
                 since_ms: 1000,
                 cause: None,
+                watchdog: Default::default(),
                 links: vec![
                     link("rs232", State::Down, None),
                     link("lan1", State::Up, Some(1500)),

@@ -44,12 +44,15 @@
 //!   `force_reboot` (the pets stop for good), closed with the magic `V` at
 //!   a clean stop, after hasvrd stopped and the node left the cluster.
 //!
+//! * [`advert`]: the watchdog's timeout W and the lease L, advertised to
+//!   each peer when it comes up (shown by `hactl status`).
 //! * [`Lease`] ([`lease`]): this node's lease deadline, renewed while it
 //!   has the right to hold services and kept in the state directory across
 //!   a hamond restart; the keeper gives it to the gate while services are
 //!   held here. It binds this node only: the lease path of rule 3 (a peer
 //!   relying on lease expiry instead of fencing) stays off.
 
+pub mod advert;
 pub mod device;
 pub mod gate;
 pub mod keeper;

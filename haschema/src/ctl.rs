@@ -439,6 +439,31 @@ pub struct PeerStatus {
     /// Why it last went down, if it did.
     pub cause: Option<String>,
     pub links: Vec<LinkStatus>,
+    /// The watchdog it advertised.
+    #[serde(default)]
+    pub watchdog: PeerWatchdog,
+}
+
+/// What a node advertises of its watchdog to its peers (safety rule 3):
+/// sent on the cluster channel each time the peer comes up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "watchdog", rename_all = "snake_case")]
+pub enum PeerWatchdog {
+    /// Nothing heard from it yet.
+    #[default]
+    NotHeard,
+    /// It runs without a watchdog (`[watchdog] enabled = false`).
+    Disabled,
+    /// It pets a watchdog whose timeout read back is `timeout_s`.
+    Enabled {
+        /// A real device that resets the node if hamond dies (not a
+        /// stand-in).
+        armed_device: bool,
+        /// The timeout W read back, in seconds.
+        timeout_s: u64,
+        /// Its lease L (`[watchdog] lease`), in seconds.
+        lease_s: u64,
+    },
 }
 
 /// The link to one peer over one path.

@@ -18,7 +18,8 @@
 //!
 //! * a watchdog that cannot be opened stops hamond's start, saying what to
 //!   check;
-//! * a node runs for a while with no reset, and a clean stop of hamond
+//! * a node runs for a while with no reset, its peer shows the watchdog
+//!   it advertised (W read back, its lease), and a clean stop of hamond
 //!   disarms its watchdog (magic close);
 //! * hamond SIGSTOPped beyond W: the node is powered off;
 //! * hasvrd SIGSTOPped: its answers to hamond's pings stop, the gate closes
@@ -32,6 +33,7 @@
 //! on the test machines).
 
 use hamond::watchdog::{Check, GateLimits, PetGate, Verdict, Watchdog, pet_interval};
+use haschema::ctl::PeerWatchdog;
 use hatests::scratch::ScratchDir;
 use hatests::watchdog::{FifoWatchdog, Outcome};
 use hatests::{ClusterSpec, Netns, PowerSwitch, TestCluster, Veth, require_root};
@@ -478,7 +480,10 @@ fn hamond_pets_its_watchdog_and_a_clean_stop_disarms_it() {
         .watchdog
         .expect("a watchdog in the status");
     assert_eq!(w.timeout_s, CLUSTER_W.as_secs());
-    assert!(!w.armed_device, "a stand-in is never advertised: {w:?}");
+    assert!(
+        !w.armed_device,
+        "a stand-in is not a reliable device: {w:?}"
+    );
     assert!(w.kind.contains("stand-in"), "{w:?}");
     assert!(w.device.ends_with("alpha.wd/watchdog"), "{w:?}");
     assert_eq!(w.self_fence, None);
@@ -486,6 +491,20 @@ fn hamond_pets_its_watchdog_and_a_clean_stop_disarms_it() {
     expect_no_reset(&c, Duration::from_secs(12));
     assert!(c.watchdog("alpha").pets() > pets, "no pet in 12 s");
     assert!(c.log("alpha").contains("timeout W = 4s (read back)"));
+    // beta sees what alpha advertised: its W read back and its lease.
+    let alpha = c
+        .status("beta")
+        .peers
+        .into_iter()
+        .find(|p| p.name == "alpha");
+    assert_eq!(
+        alpha.map(|p| p.watchdog),
+        Some(PeerWatchdog::Enabled {
+            armed_device: false,
+            timeout_s: CLUSTER_W.as_secs(),
+            lease_s: haschema::config::DEFAULT_LEASE.as_secs(),
+        })
+    );
 
     // A clean stop: hasvrd stopped, the leave, then the magic close.
     c.shutdown("alpha").expect("hamond stops within 5 s");

@@ -23,7 +23,7 @@
 //! armed: the node resets within W. hamond never calls `reboot(2)`.
 
 use super::{Check, GateLimits, Lease, PetGate, Verdict, Watchdog, Withheld, pet_interval};
-use haschema::ctl::WatchdogStatus;
+use haschema::ctl::{PeerWatchdog, WatchdogStatus};
 use litecloud::Time;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -99,6 +99,15 @@ impl Keeper {
     /// The watchdog timeout W read back from the device.
     pub fn timeout(&self) -> Duration {
         self.wd.timeout()
+    }
+
+    /// What this node advertises of its watchdog to its peers.
+    pub fn advert(&self) -> PeerWatchdog {
+        PeerWatchdog::Enabled {
+            armed_device: self.wd.is_reliable(),
+            timeout_s: self.timeout().as_secs(),
+            lease_s: self.lease.length().as_secs(),
+        }
     }
 
     /// The lease's length L.
