@@ -435,6 +435,22 @@ pub fn render(scraped: &Scraped) -> String {
         );
         m.sample("hamond_view_quorum", &me, u64::from(v.quorum));
     }
+    if let Some(w) = &r.watchdog {
+        m.family(
+            "hamond_watchdog_petting",
+            "gauge",
+            "1 while hamond pets its watchdog; 0: the node resets within the watchdog's timeout unless it clears.",
+        );
+        m.sample("hamond_watchdog_petting", &me, u64::from(w.petting));
+        if let Some(left) = w.lease_left_ms {
+            m.family(
+                "hamond_lease_remaining_seconds",
+                "gauge",
+                "While this node holds services: how long its lease still runs (renewed while it may hold them).",
+            );
+            m.sample("hamond_lease_remaining_seconds", &me, seconds_ms(left));
+        }
+    }
     m.family(
         "hamond_stalls_total",
         "counter",
@@ -941,6 +957,45 @@ mod tests {
             .count();
         assert_eq!(reasons, Reject::ALL.len());
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn renders_the_watchdog_and_the_lease_while_services_are_held() {
+        let mut scraped = scraped();
+        assert!(!render(&scraped).contains("hamond_watchdog_petting"));
+        let mut w = haschema::ctl::WatchdogStatus {
+            device: "/dev/watchdog".into(),
+            kind: "device".into(),
+            timeout_s: 10,
+            armed_device: true,
+            petting: true,
+            withheld: None,
+            self_fence: None,
+            lease_s: 60,
+            lease_left_ms: None,
+        };
+        scraped.report.watchdog = Some(w.clone());
+        let text = render(&scraped);
+        assert_eq!(
+            value(&text, "hamond_watchdog_petting{node=\"alpha\"}").as_deref(),
+            Some("1")
+        );
+        assert!(
+            !text.contains("hamond_lease_remaining_seconds"),
+            "nothing held"
+        );
+        w.petting = false;
+        w.lease_left_ms = Some(41_500);
+        scraped.report.watchdog = Some(w);
+        let text = render(&scraped);
+        assert_eq!(
+            value(&text, "hamond_watchdog_petting{node=\"alpha\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            value(&text, "hamond_lease_remaining_seconds{node=\"alpha\"}").as_deref(),
+            Some("41.5")
+        );
     }
 
     #[test]
