@@ -622,6 +622,8 @@ pub struct Service {
     managed: bool,
     want_here: bool,
     hold_back_until: Option<Time>,
+    /// The peer asked to take the service over at the last release.
+    asked: Option<String>,
     retry_at: Option<Time>,
     switchback: bool,
     failures: u32,
@@ -711,6 +713,7 @@ impl Service {
             managed: s.onstart,
             want_here: true,
             hold_back_until: None,
+            asked: None,
             retry_at: None,
             switchback: s.switchback,
             failures: 0,
@@ -784,6 +787,13 @@ impl Service {
             Input::PeerState { node, up, can_host } => {
                 if node != self.me && self.s.nodes.contains(&node) {
                     let able = up && can_host;
+                    if !able
+                        && !self.owned
+                        && self.hold_back_until.is_some()
+                        && self.asked.as_deref() == Some(node.as_str())
+                    {
+                        self.asked_peer_gone(now, &node, up);
+                    }
                     let able_since = match self.peers.get(&node) {
                         Some(p) if p.able() && able => p.able_since,
                         _ => able.then_some(now),
@@ -1074,6 +1084,33 @@ impl Service {
     }
 
     /// The most preferred other node that is up and can host.
+    /// `node`, asked to take the service over after this node released it,
+    /// can no longer host it before it took it: the next able peer is
+    /// asked, or this node queues again at once (never lost).
+    fn asked_peer_gone(&mut self, now: Time, node: &str, up: bool) {
+        let why = if up {
+            "can no longer host it"
+        } else {
+            "is down"
+        };
+        self.peers.remove(node);
+        let next = self.best_peer().map(str::to_owned);
+        let doing = match &next {
+            Some(next) => format!("asking {next}"),
+            None => "taking it back here if this node may".to_owned(),
+        };
+        self.alert(
+            Level::Warning,
+            format!("{node}, asked to take the service over, {why}: {doing}"),
+        );
+        if next.is_some() {
+            self.ask_best_peer(now);
+        } else {
+            self.asked = None;
+            self.end_hold_back();
+        }
+    }
+
     fn best_peer(&self) -> Option<&str> {
         self.s
             .nodes
@@ -1343,11 +1380,31 @@ impl Service {
         self.owned = false;
         self.requested = None;
         self.emit(Output::ReleaseOwnership);
+        self.ask_best_peer(now);
+    }
+
+    /// Asks the best able peer to take the service over and holds back
+    /// (no request) until another node holds it, or it stayed free for a
+    /// start timeout (the peer never came). With no able peer there is
+    /// nothing to wait for: this node may queue again at once (its gates,
+    /// isolation, standby, errors, still apply).
+    fn ask_best_peer(&mut self, now: Time) {
         let node = self.best_peer().map(str::to_owned);
-        self.emit(Output::AskPeerToTakeOver { node });
-        // Do not queue again until another node holds it, or it stayed free
-        // for a start timeout (the peer never came).
-        self.hold_back_until = Some(now + self.s.start_timeout);
+        self.emit(Output::AskPeerToTakeOver { node: node.clone() });
+        match node {
+            Some(_) => self.hold_back_until = Some(now + self.s.start_timeout),
+            None => self.end_hold_back(),
+        }
+        self.asked = node;
+    }
+
+    /// The hold-back after a release is over: this node wants the service
+    /// again (unless it is shutting down).
+    fn end_hold_back(&mut self) {
+        self.hold_back_until = None;
+        if !self.owned && !self.leaving {
+            self.want_here = true;
+        }
     }
 
     fn expire(&mut self, now: Time) {
@@ -1368,10 +1425,7 @@ impl Service {
             self.alert(Level::Info, text);
         }
         if self.hold_back_until.is_some_and(|t| now >= t) {
-            self.hold_back_until = None;
-            if !self.owned && !self.leaving {
-                self.want_here = true;
-            }
+            self.end_hold_back();
         }
     }
 

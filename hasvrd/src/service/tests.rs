@@ -1645,5 +1645,6 @@ fn property_safety_rules_hold_for_random_inputs() {
 }
 
 mod failcount;
+mod handover;
 mod standby;
 mod stop;
