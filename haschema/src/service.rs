@@ -17,7 +17,7 @@
 //! default 3 s, `check_tko` default 1, `onstart` and `force_reboot` default
 //! off). Scripts are argument vectors, run directly, never through a shell.
 
-use crate::config::{ClusterConfig, ConfigError};
+use crate::config::{ClusterConfig, ConfigError, WatchdogConfig};
 use crate::toml_walk::{
     Section, Value, Walker, canonical_hash, clip, describe, ip_family, line_col, show,
     valid_unix_name,
@@ -304,6 +304,26 @@ impl fmt::Display for FloatingIp {
 }
 
 impl ServiceConfig {
+    /// What to tell the operator when `watchdog` is armed with a lease
+    /// shorter than this service's longest stop (`stop_timeout` plus
+    /// `resource_release_timeout`): a node that loses the right to hold it
+    /// (isolated, or without quorum) would be reset before such a stop
+    /// ends. None when it fits, or without a watchdog.
+    pub fn lease_warning(&self, watchdog: &WatchdogConfig) -> Option<String> {
+        let stop = self.stop_timeout + self.resource_release_timeout;
+        (watchdog.enabled && stop > watchdog.lease).then(|| {
+            format!(
+                "service {}: its longest stop ({}s: stop_timeout plus \
+                 resource_release_timeout) is longer than [watchdog] lease ({}s): a node that \
+                 is isolated or loses quorum is reset by its watchdog before such a stop ends; \
+                 raise the lease or lower the timeouts if the stop should finish",
+                self.name,
+                stop.as_secs(),
+                watchdog.lease.as_secs()
+            )
+        })
+    }
+
     /// Reads and checks the service file at `path` against `cluster`.
     pub fn load(path: &Path, cluster: &ClusterConfig) -> Result<ServiceConfig, ConfigError> {
         match std::fs::read_to_string(path) {
@@ -1930,6 +1950,20 @@ fstype = "xfs"
             (None, None)
         );
         assert!(b.volumes[0].fsck);
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_longest_stop_is_warned_of() {
+        let svc = parse(BASE).unwrap();
+        let mut wd = WatchdogConfig::default();
+        assert_eq!(svc.lease_warning(&wd), None, "no watchdog");
+        wd.enabled = true;
+        wd.lease = svc.stop_timeout + svc.resource_release_timeout;
+        assert_eq!(svc.lease_warning(&wd), None, "it just fits");
+        wd.lease -= Duration::from_secs(1);
+        let w = svc.lease_warning(&wd).unwrap();
+        assert!(w.starts_with("service app: its longest stop"), "{w}");
+        assert!(w.contains("raise the lease"), "{w}");
     }
 
     #[test]

@@ -96,6 +96,12 @@ fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
         );
         Vec::new()
     };
+    for warning in services
+        .iter()
+        .filter_map(|s| s.lease_warning(&cluster.watchdog))
+    {
+        tracing::warn!("{warning}");
+    }
     let gid = haschema::ctl_server::control_gid(&cluster)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -145,6 +145,12 @@ impl Daemon {
                 return;
             }
         };
+        for warning in loaded
+            .iter()
+            .filter_map(|s| s.lease_warning(&self.reload.cluster.watchdog))
+        {
+            tracing::warn!("{warning}");
+        }
         let known = self
             .units
             .iter()
