@@ -97,6 +97,36 @@ exit 2"#
     )
 }
 
+/// The service file of a service `name` run by the `start|stop|status`
+/// script `script` on `nodes` (the active node first, then its standbys):
+/// 20 s start and 15 s stop timeouts, checked every second (one failed
+/// check fails it), started at boot; `extra` lines (e.g. `restart_times =
+/// 0`, `group = 1`) follow.
+pub fn script_service(name: &str, script: &str, nodes: &[&str], extra: &str) -> String {
+    let argv = |action: &str| format!("[\"{script}\", \"{action}\"]");
+    let standby: Vec<String> = nodes[1..].iter().map(|n| format!("\"{n}\"")).collect();
+    format!(
+        r#"name = "{name}"
+active = "{}"
+standby = [{}]
+start = {}
+stop = {}
+status = {}
+start_timeout = "20s"
+stop_timeout = "15s"
+check_interval = "1s"
+check_tko = 1
+onstart = true
+{extra}
+"#,
+        nodes[0],
+        standby.join(", "),
+        argv("start"),
+        argv("stop"),
+        argv("status")
+    )
+}
+
 /// Writes an executable bash script `name` into `dir`; returns its path.
 ///
 /// The script file is written by a child process (`install`, copying a draft

@@ -21,7 +21,7 @@
 //! node; at every poll of the service tests it runs on at most one node.
 
 use haschema::ctl::{ServiceOp, ViewStatus};
-use hatests::scratch::{ScratchDir, pidfile_script, write_script};
+use hatests::scratch::{ScratchDir, pidfile_script, script_service, write_script};
 use hatests::watchdog::Outcome;
 use hatests::{ClusterSpec, PowerSwitch, Snapshot, TestCluster, require_root};
 use nix::sys::signal::{Signal, kill};
@@ -201,25 +201,7 @@ impl ServiceCluster {
             &format!("if [ -e \"{}\" ]; then sleep 60; fi", self.hang().display()),
         );
         let script = write_script(self.dir.path(), "app", &body);
-        let argv = |action: &str| format!("[\"{script}\", \"{action}\"]");
-        format!(
-            r#"name = "{SERVICE}"
-active = "alpha"
-standby = ["beta", "gamma"]
-start = {}
-stop = {}
-status = {}
-start_timeout = "20s"
-stop_timeout = "15s"
-check_interval = "1s"
-check_tko = 1
-restart_times = 1
-onstart = true
-"#,
-            argv("start"),
-            argv("stop"),
-            argv("status")
-        )
+        script_service(SERVICE, &script, &NODES, "restart_times = 1")
     }
 
     /// The file whose presence makes the service's stop hang.

@@ -22,7 +22,7 @@
 
 use haschema::ctl::ServiceOp;
 use hatests::require_root;
-use hatests::scratch::{ScratchDir, pidfile_script, write_script};
+use hatests::scratch::{ScratchDir, pidfile_script, script_service, write_script};
 use hatests::web::{NODES, PORT, SERVICE, WAIT, WebService, WebSpec};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -54,26 +54,7 @@ leader() {{ if ss -Hltn "sport = :{PORT}" | grep -q .; then echo leader-up; else
 /// The member's service file: group 1, the web service's nodes, no local
 /// restart.
 fn member_file(script: &str) -> String {
-    let argv = |action: &str| format!("[\"{script}\", \"{action}\"]");
-    format!(
-        r#"name = "{MEMBER}"
-active = "alpha"
-standby = ["beta"]
-start = {}
-stop = {}
-status = {}
-start_timeout = "20s"
-stop_timeout = "15s"
-check_interval = "1s"
-check_tko = 1
-restart_times = 0
-onstart = true
-group = 1
-"#,
-        argv("start"),
-        argv("stop"),
-        argv("status")
-    )
+    script_service(MEMBER, script, &NODES, "restart_times = 0\ngroup = 1")
 }
 
 /// The web service in group 1 with the member beside it, both running on
