@@ -55,6 +55,12 @@ pub fn status(r: &StatusReport) -> String {
             r.last_stall_ms.unwrap_or(0)
         );
     }
+    if let Some(why) = &r.withdrawn {
+        let _ = writeln!(
+            out,
+            "SERVICES WITHDRAWN: {why}; this node stops its services and takes none"
+        );
+    }
     if let Some(w) = &r.watchdog {
         let _ = writeln!(out, "{}", watchdog(w));
     }

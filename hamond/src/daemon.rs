@@ -1655,6 +1655,7 @@ impl Daemon {
                 members: v.members.iter().map(|m| self.name(m)).collect(),
                 quorum: v.has_quorum(cfg.nodes.len()),
             }),
+            withdrawn: self.withdrawn(),
             uptime_ms: ms(self.started),
             stalls,
             last_stall_ms: last_stall.map(|d| d.as_millis() as u64),

@@ -735,6 +735,7 @@ mod tests {
             stalls: 1,
             last_stall_ms: Some(900),
             watchdog: None,
+            withdrawn: None,
             fences: Vec::new(),
             fence_devices: Vec::new(),
             peers: vec![PeerStatus {

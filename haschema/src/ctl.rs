@@ -341,6 +341,11 @@ pub struct StatusReport {
     /// daemon predates it).
     #[serde(default)]
     pub watchdog: Option<WatchdogStatus>,
+    /// Why this node may not hold services now (it is isolated, or with
+    /// three or more nodes it lost quorum): its hasvrd stops and releases
+    /// them and takes none. None: it may.
+    #[serde(default)]
+    pub withdrawn: Option<String>,
     /// The last fences this node ran ([`FENCES_SHOWN`] per node at most),
     /// oldest first.
     #[serde(default)]

@@ -267,6 +267,9 @@ fn a_holder_that_loses_quorum_stops_its_service_and_the_majority_fences_it() {
         alpha.contains("QUORUM LOST: this node lost quorum"),
         "{alpha}"
     );
+    let withdrawn = c.status("alpha").withdrawn.unwrap_or_default();
+    assert!(withdrawn.contains("lost quorum"), "{withdrawn:?}");
+    assert_eq!(c.status("beta").withdrawn, None);
     sc.wait(
         "alpha is fenced, and beta or gamma runs the service",
         || switch.is_off(c.ns("alpha")) && sc.runners().len() == 1,
