@@ -106,6 +106,15 @@ pub fn show(ui: &mut Ui, model: &mut Model) {
             None => ", no agreed view yet",
         }
     ));
+    if let Some(why) = &report.withdrawn {
+        ui.colored_label(
+            Color32::RED,
+            format!(
+                "SERVICES WITHDRAWN on {}: {why}; it stops its services and takes none",
+                report.node
+            ),
+        );
+    }
     let servers = servers(&report);
     let cols = columns(servers.len());
     let area = ui.available_rect_before_wrap();

@@ -3,7 +3,8 @@
 //! from fixed data (no cluster, `common`): a bad value shows the daemons'
 //! parser's error in the dialog and sends nothing; a good one is sent;
 //! Stop and Remove send nothing until the operator says yes; the timeline
-//! draws each failover's phases in their colours, to scale.
+//! draws each failover's phases in their colours, to scale; the status
+//! panel warns when the node's services are withdrawn.
 
 mod common;
 
@@ -171,4 +172,17 @@ fn the_timeline_draws_each_failover_to_scale() {
     let ratio = widths[0] / widths[1];
     assert!((ratio - 3300.0 / 850.0).abs() < 0.05, "{widths:?}");
     assert!(label_with(&h, &["www", "beta", "alpha lost", "3300 ms"]).is_some());
+}
+
+#[test]
+fn the_panel_says_when_the_nodes_services_are_withdrawn() {
+    let mut h = connected(SIZE);
+    assert_eq!(label_with(&h, &["SERVICES WITHDRAWN"]), None);
+    let why = "this node lost quorum: its view 5.alpha has 1 of the 3 nodes (alpha)";
+    if let Some(status) = h.state_mut().model_mut().status.as_mut() {
+        status.withdrawn = Some(why.to_owned());
+    }
+    h.run_ok();
+    let shown = label_with(&h, &["SERVICES WITHDRAWN on alpha", why]);
+    assert!(shown.is_some(), "no warning of the withdrawn services");
 }
