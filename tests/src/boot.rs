@@ -1,15 +1,16 @@
-//! A namespaced node of the [`WebService`] fixture booted again after a
-//! power-off (a fence, a watchdog reset): what the power switch's `on`
-//! and the node's boot would do. The switch flushed the node's addresses
-//! and killed its daemons; [`boot`] gives it back its own addresses (those
-//! saved with [`OwnAddresses::of`] while it ran, never the service's
-//! floating IP), a new boot id ([`TestCluster::new_boot`]: nothing it ran
-//! survived) and starts its hamond (which starts its hasvrd with
-//! [`crate::web::WebSpec::hamond_runs_hasvrd`]). The nftables cuts of the
-//! test stay as they are: a node may boot into a partition.
-//!
-//! [`TestCluster::new_boot`]: crate::TestCluster::new_boot
+//! A namespaced node booted again after a power-off (a fence, a watchdog
+//! reset): what the power switch's `on` and the node's boot would do. The
+//! switch flushed the node's addresses and killed its daemons; [`boot`]
+//! (for the [`WebService`] fixture) and [`boot_node`] (any
+//! [`TestCluster`]) give it back its own addresses (those saved with
+//! [`OwnAddresses`] while it ran, never a service's floating IP), a new
+//! boot id ([`TestCluster::new_boot`]: nothing it ran survived) and start
+//! its hamond (which starts its hasvrd when the cluster's spec says so).
+//! The nftables cuts of the test stay as they are: a node may boot into a
+//! partition.
 
+use crate::cluster::TestCluster;
+use crate::power::PowerSwitch;
 use crate::web::WebService;
 
 /// A node's own global addresses: (interface, address/prefix, IPv6).
@@ -20,21 +21,26 @@ pub struct OwnAddresses {
 }
 
 impl OwnAddresses {
-    /// `node`'s global addresses now, but the service's floating IP.
+    /// `node`'s global addresses now, but the web service's floating IP.
     #[track_caller]
     pub fn of(w: &WebService, node: &str) -> OwnAddresses {
-        let fip = format!("{}/", w.fip());
-        let shown = w
-            .cluster()
-            .ns(node)
-            .ip(&["-o", "addr", "show", "scope", "global"]);
+        OwnAddresses::in_cluster(w.cluster(), node, Some(&w.fip().to_string()))
+    }
+
+    /// `node`'s global addresses now in cluster `c`, but `floating` (an
+    /// address without its prefix) if given.
+    #[track_caller]
+    pub fn in_cluster(c: &TestCluster, node: &str, floating: Option<&str>) -> OwnAddresses {
+        let fip = floating.map(|f| format!("{f}/"));
+        let shown = c.ns(node).ip(&["-o", "addr", "show", "scope", "global"]);
         let addrs: Vec<(String, String, bool)> = shown
             .lines()
             .filter_map(|line| {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 let dev = f.get(1)?.split('@').next()?;
                 let (family, cidr) = (*f.get(2)?, *f.get(3)?);
-                (matches!(family, "inet" | "inet6") && !cidr.starts_with(&fip))
+                let floating = fip.as_ref().is_some_and(|fip| cidr.starts_with(fip));
+                (matches!(family, "inet" | "inet6") && !floating)
                     .then(|| (dev.to_owned(), cidr.to_owned(), family == "inet6"))
             })
             .collect();
@@ -50,11 +56,16 @@ impl OwnAddresses {
 /// boot id, its hamond started. Panics if the node is not off.
 #[track_caller]
 pub fn boot(w: &WebService, own: &OwnAddresses) {
-    let c = w.cluster();
+    boot_node(w.cluster(), w.switch(), own);
+}
+
+/// [`boot`] for a node of `c` that `switch` powered off.
+#[track_caller]
+pub fn boot_node(c: &TestCluster, switch: &PowerSwitch, own: &OwnAddresses) {
     let node = own.node.as_str();
     let ns = c.ns(node);
     assert!(
-        w.switch().is_off(ns),
+        switch.is_off(ns),
         "{node} is not off: a boot follows a power-off\n{}",
         c.log_tails(40)
     );

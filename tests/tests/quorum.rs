@@ -11,7 +11,9 @@
 //!   the members of a view with quorum fence, once it held for the
 //!   deadtime: a node being cut off that still sees one peer for a moment
 //!   never shoots the majority), and the majority fences it (after the
-//!   fence delay: it hosts the service) and takes over.
+//!   fence delay: it hosts the service) and takes over; once the cut heals
+//!   and alpha boots again, it joins, nobody is fenced again and the
+//!   service stays where it is.
 //! * A holder that loses quorum while its stop hangs is reset by its
 //!   watchdog once its lease runs out, also when its hamond is SIGKILLed
 //!   meanwhile (the new one keeps the deadline); without a fencing device
@@ -21,6 +23,7 @@
 //! node; at every poll of the service tests it runs on at most one node.
 
 use haschema::ctl::{ServiceOp, ViewStatus};
+use hatests::boot::{OwnAddresses, boot_node};
 use hatests::scratch::{ScratchDir, pidfile_script, script_service, write_script};
 use hatests::watchdog::Outcome;
 use hatests::{ClusterSpec, PowerSwitch, Snapshot, TestCluster, require_root};
@@ -213,14 +216,17 @@ impl ServiceCluster {
     fn runners(&self) -> Vec<&'static str> {
         NODES
             .into_iter()
-            .filter(|n| {
-                let file = self.dir.join(format!("app-{n}.pid"));
-                std::fs::read_to_string(file)
-                    .ok()
-                    .and_then(|p| p.trim().parse::<i32>().ok())
-                    .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
-            })
+            .filter(|n| self.app_pid(n).is_some())
             .collect()
+    }
+
+    /// The pid of the application running on `node`, if it runs.
+    fn app_pid(&self, node: &str) -> Option<i32> {
+        let file = self.dir.join(format!("app-{node}.pid"));
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
     }
 
     /// Waits (at most [`SERVICE_WAIT`]) until `ok`, checking at every poll
@@ -255,6 +261,7 @@ fn a_holder_that_loses_quorum_stops_its_service_and_the_majority_fences_it() {
     }
     let sc = ServiceCluster::start("quorum_holder", true);
     let (c, switch) = (&sc.c, sc.switch.as_ref().expect("fencing"));
+    let own = OwnAddresses::in_cluster(c, "alpha", None);
     let from = NODES.map(|n| c.log_len(n));
     c.isolate("alpha");
     sc.wait("alpha stops the service itself", || sc.runners().is_empty());
@@ -291,6 +298,30 @@ fn a_holder_that_loses_quorum_stops_its_service_and_the_majority_fences_it() {
     let until = Instant::now() + Duration::from_secs(5);
     sc.wait("the service stays put", || Instant::now() >= until);
     assert_eq!(sc.runners(), [taker]);
+
+    // The cut heals and alpha boots again: it joins, nobody is fenced
+    // again, and the service stays where it is (no bounce).
+    let pid = sc.app_pid(taker);
+    let healed = NODES.map(|n| c.log_len(n));
+    c.rejoin("alpha");
+    boot_node(c, switch, &own);
+    wait_views(c, "all three agree again on a quorate view", |s| {
+        group_agrees(s, &NODES, true)
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    sc.wait("the service stays put after the heal", || {
+        Instant::now() >= until
+    });
+    assert_eq!(sc.runners(), [taker]);
+    assert_eq!(sc.app_pid(taker), pid, "the application was restarted");
+    assert_eq!(c.status("alpha").withdrawn, None);
+    for (n, offset) in NODES.into_iter().zip(healed) {
+        let log = c.log_since(n, offset);
+        assert!(
+            !log.contains(": fencing it") && !log.contains(" is fenced (powered off by"),
+            "a fence after the heal on {n}:\n{log}"
+        );
+    }
 }
 
 #[test]
