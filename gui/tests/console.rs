@@ -244,13 +244,7 @@ fn console_logs_in_and_brings_a_service_out_and_in() {
     for op in ["stop", "bring-in"] {
         let needle = format!("admin: service {op} {SERVICE} by admin from {beta_ip}:");
         c.wait_for_log("alpha", &needle, Duration::from_secs(5));
-        assert!(
-            c.log("alpha")
-                .lines()
-                .any(|l| l.contains(&needle) && l.contains(": done: ")),
-            "{}",
-            c.log("alpha")
-        );
+        c.assert_logged("alpha", &[&needle, ": done: "]);
     }
 }
 

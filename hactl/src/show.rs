@@ -286,10 +286,8 @@ mod tests {
             timeout_s: 10,
             armed_device: true,
             petting: true,
-            withheld: None,
-            self_fence: None,
             lease_s: 60,
-            lease_left_ms: None,
+            ..WatchdogStatus::default()
         };
         assert_eq!(
             watchdog(&w),

@@ -965,15 +965,9 @@ mod tests {
         let mut scraped = scraped();
         assert!(!render(&scraped).contains("hamond_watchdog_petting"));
         let mut w = haschema::ctl::WatchdogStatus {
-            device: "/dev/watchdog".into(),
-            kind: "device".into(),
-            timeout_s: 10,
-            armed_device: true,
             petting: true,
-            withheld: None,
-            self_fence: None,
             lease_s: 60,
-            lease_left_ms: None,
+            ..Default::default()
         };
         scraped.report.watchdog = Some(w.clone());
         let text = render(&scraped);

@@ -390,7 +390,7 @@ pub struct DeviceCheck {
 }
 
 /// This node's watchdog, as hamond drives it (safety rule 3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchdogStatus {
     /// The path opened.
     pub device: String,

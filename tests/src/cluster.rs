@@ -978,6 +978,17 @@ impl TestCluster {
             .count()
     }
 
+    /// Panics (with the log) unless a line of `node`'s log contains every
+    /// one of `parts`.
+    #[track_caller]
+    pub fn assert_logged(&self, node: &str, parts: &[&str]) {
+        let log = self.log(node);
+        assert!(
+            log.lines().any(|l| parts.iter().all(|p| l.contains(p))),
+            "no line of {node}'s log has all of {parts:?}:\n{log}"
+        );
+    }
+
     /// Waits until `node`'s log contains `needle`.
     #[track_caller]
     pub fn wait_for_log(&self, node: &str, needle: &str, timeout: Duration) {

@@ -316,11 +316,5 @@ fn remote_service_bring_out_and_in() {
         "{text}"
     );
     assert!(!text.contains(PASSWORD), "{text}");
-    assert!(
-        c.log("alpha")
-            .lines()
-            .any(|l| l.contains(&needle) && l.contains(": done: ")),
-        "{}",
-        c.log("alpha")
-    );
+    c.assert_logged("alpha", &[&needle, ": done: "]);
 }
