@@ -1119,8 +1119,8 @@ impl Daemon {
                 tracing::warn!(
                     "cluster config now version {version} (from {from}); restarting hamond to load it"
                 );
-                // hasvrd loads it too (a hasvrd not connected now reads
-                // the new file when it starts).
+                // hasvrd loads it too (a hasvrd not connected now finds
+                // the file changed when it connects again).
                 if let Some(tx) = &self.hasvrd_tx {
                     let _ = tx.send(ToHasvrd::ClusterChanged);
                 }

@@ -149,6 +149,7 @@ pub async fn run(setup: Setup) -> Result<(), String> {
     }
     let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
     let (link, welcome) = link::connect(&setup.link, &names, line_tx.clone()).await?;
+    restart_if_config_changed(&setup.cluster);
     if welcome.node != setup.me {
         return Err(format!(
             "hamond runs as node {} but hasvrd was started as {}; give both the same --node",
@@ -645,6 +646,7 @@ impl Daemon {
 
     fn relinked(&mut self, link: Link, welcome: Welcome) {
         tracing::info!("reconnected to hamond");
+        restart_if_config_changed(&self.reload.cluster);
         self.hamond = link.tx;
         self.writer = link.writer;
         let held: BTreeSet<String> = welcome.held.into_iter().collect();
@@ -757,19 +759,7 @@ impl Daemon {
             }
             ToHasvrd::Command { service, op, by } => self.feed(&service, Input::Command { op, by }),
             ToHasvrd::ServicesChanged => self.reload("hamond: the service files changed"),
-            ToHasvrd::ClusterChanged => {
-                // Like a restart after a crash: the services keep running
-                // and the new hasvrd adopts them (same pid, so hamond
-                // keeps watching it).
-                tracing::warn!("the cluster config changed: restarting hasvrd in place to load it");
-                let e = haschema::process::reexec();
-                tracing::error!(
-                    severity = "crit",
-                    "cannot restart hasvrd in place to load the new cluster config: {e}; it runs \
-                     on with the old one: restart it (`kill -9` its pid: hamond starts it again \
-                     and it adopts the services)"
-                );
-            }
+            ToHasvrd::ClusterChanged => restart_for_new_config("the cluster config changed"),
             ToHasvrd::PingAddresses { addresses } => {
                 self.reload.ping = addresses.clone();
                 for unit in self.units.values() {
@@ -1178,4 +1168,36 @@ fn reason(input: &Input, owner: Option<&str>) -> Option<(String, Option<&'static
         ),
         _ => return None,
     })
+}
+
+/// Restarts hasvrd in place (`why`) to load the cluster config file anew.
+/// Like a restart after a crash: the services keep running and the new
+/// hasvrd adopts them (same pid, so hamond keeps watching it). Returns only
+/// if the restart failed (logged).
+fn restart_for_new_config(why: &str) {
+    tracing::warn!("{why}: restarting hasvrd in place to load it");
+    let e = haschema::process::reexec();
+    tracing::error!(
+        severity = "crit",
+        "cannot restart hasvrd in place to load the new cluster config: {e}; it runs on with \
+         the old one: restart it (`kill -9` its pid: hamond starts it again and it adopts the \
+         services)"
+    );
+}
+
+/// On each (re)connection to hamond: a cluster config file that changed
+/// since hasvrd loaded it (hamond restarted on it while hasvrd was starting
+/// or away, so hasvrd was never told) is loaded by a restart in place. A
+/// file that does not load is left to hamond's and the operator's care.
+fn restart_if_config_changed(cluster: &haschema::config::ClusterConfig) {
+    if let Ok(now) = haschema::config::ClusterConfig::load(&cluster.file)
+        && now.hash != cluster.hash
+    {
+        restart_for_new_config(&format!(
+            "{} changed since hasvrd loaded it (config {:08x}, now {:08x})",
+            cluster.file.display(),
+            cluster.hash,
+            now.hash
+        ));
+    }
 }
