@@ -127,8 +127,14 @@ impl Edits {
             return;
         };
         for (node, result) in &answers {
-            let nics = result.as_deref().map_err(String::as_str);
+            let nics = result
+                .as_ref()
+                .map(|(nics, _)| nics.as_slice())
+                .map_err(String::as_str);
             form.autoget(node, nics, config);
+            if matches!(result, Ok((_, true))) {
+                form.autoget_truncated(node);
+            }
         }
     }
 

@@ -59,6 +59,11 @@ pub enum Job {
     Disconnect,
 }
 
+/// A node's AutoGet answer: its network interfaces and whether some were
+/// left out (more than one cluster message carries), or why they could not
+/// be read.
+pub type NicAnswer = Result<(Vec<Nic>, bool), String>;
+
 /// What the client thread answers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -99,7 +104,7 @@ pub enum Event {
     /// A node's network interfaces, or why they could not be read.
     Nics {
         node: String,
-        result: Result<Vec<Nic>, String>,
+        result: NicAnswer,
     },
     Unlocked(Result<(), String>),
     /// The connection broke.
@@ -192,7 +197,7 @@ pub struct Model {
     /// The last connect or unlock failed: why (shown in its dialog).
     pub login_error: Option<String>,
     /// AutoGet answers ([`Model::autoget`]) not yet taken by the dialog.
-    pub nics: Vec<(String, Result<Vec<Nic>, String>)>,
+    pub nics: Vec<(String, NicAnswer)>,
     queue: VecDeque<Job>,
     outstanding: bool,
     /// When the next refresh is due (None: none while disconnected).

@@ -92,6 +92,15 @@ impl NetworkForm {
         }
     }
 
+    /// `node`'s AutoGet answer left interfaces out (more than one cluster
+    /// message carries): the note says where to see them all.
+    pub fn autoget_truncated(&mut self, node: &str) {
+        self.notes.push(format!(
+            "{node}: more interfaces or addresses than one cluster message carries, only those \
+             received were looked at; `hactl node nics {node}` lists them all"
+        ));
+    }
+
     /// The dialog's title.
     pub fn title(&self) -> &'static str {
         match self.medium {
@@ -295,10 +304,16 @@ mod tests {
         form.autoget(&second, Ok(&nics[..0]), &config);
         assert_eq!(form.ends[0].1, "172.16.0.1");
         assert_eq!(form.ends[1].1, "");
-        assert_eq!(form.notes.len(), 2);
+        form.autoget_truncated(&first);
+        assert_eq!(form.notes.len(), 3);
         assert!(form.notes[0].contains("did not answer"), "{:?}", form.notes);
         assert!(
             form.notes[1].contains("no up interface"),
+            "{:?}",
+            form.notes
+        );
+        assert!(
+            form.notes[2].contains(&format!("`hactl node nics {first}` lists them all")),
             "{:?}",
             form.notes
         );

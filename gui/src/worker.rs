@@ -321,7 +321,9 @@ fn nics(client: &mut Client, node: &str) -> Result<Event, String> {
         node: Some(node.to_owned()),
     };
     let result = match client.call(&request)? {
-        Response::Nics { nics, .. } => Ok(nics),
+        Response::Nics {
+            nics, truncated, ..
+        } => Ok((nics, truncated)),
         Response::Error { message } => Err(message),
         _ => Err("unexpected answer to an AutoGet request".to_owned()),
     };
