@@ -89,7 +89,12 @@ power_off() {
 
 case "$action" in
     off | reboot) need_plug; power_off; exit 0 ;;
-    status) need_plug; if is_off; then echo "$ns: off"; exit 2; else echo "$ns: on"; exit 0; fi ;;
+    status)
+        need_plug
+        if is_off; then echo "$ns: off"; exit 2; fi
+        # What keeps it on, for a test that did not expect it.
+        echo "$ns: on: processes: $(for p in $(pids); do printf '%s(%s) ' "$p" "$(cat "/proc/$p/comm" 2>/dev/null)"; done)addresses: $(addrs | awk '{ print $2, $4 }' | tr '\n' ' ')"
+        exit 0 ;;
     monitor) command -v ip > /dev/null || exit 1; exit 0 ;;
     on) echo "cannot power $ns on: the test restarts its daemons itself" >&2; exit 1 ;;
     *) echo "unknown action '$action'" >&2; exit 1 ;;
