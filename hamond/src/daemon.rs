@@ -481,13 +481,14 @@ impl Daemon {
     /// left until it is in a view with quorum again; with two, it counts
     /// as not isolated until it finds it is.
     fn entitled(&self) -> bool {
-        let configured = self.setup.config.nodes.len();
         self.fencing.isolated().is_none()
-            && (configured < 3
-                || self
-                    .agreement
-                    .view()
-                    .is_some_and(|v| v.has_quorum(configured)))
+            && (self.setup.config.nodes.len() < 3 || self.quorate_view().is_some())
+    }
+
+    /// The installed view, if it has quorum.
+    fn quorate_view(&self) -> Option<View> {
+        let configured = self.setup.config.nodes.len();
+        self.agreement.view().filter(|v| v.has_quorum(configured))
     }
 
     /// Asks hasvrd whether it is healthy (when the watchdog wants to know
@@ -809,8 +810,7 @@ impl Daemon {
             return;
         }
         self.fence_after = None;
-        let configured = self.setup.config.nodes.len();
-        let Some(v) = self.agreement.view().filter(|v| v.has_quorum(configured)) else {
+        let Some(v) = self.quorate_view() else {
             return;
         };
         let lost: Vec<(NodeId, String)> = self

@@ -44,7 +44,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-mod reload;
+pub(crate) mod reload;
 
 /// What the daemon runs with.
 pub struct Setup {

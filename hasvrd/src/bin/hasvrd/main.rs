@@ -96,12 +96,7 @@ fn start(args: Args, hamond: Option<HamondCommand>) -> Result<(), String> {
         );
         Vec::new()
     };
-    for warning in services
-        .iter()
-        .filter_map(|s| s.lease_warning(&cluster.watchdog))
-    {
-        tracing::warn!("{warning}");
-    }
+    daemon::reload::warn_short_leases(&services, &cluster);
     let gid = haschema::ctl_server::control_gid(&cluster)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -38,6 +38,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
+/// Logs, for each of `services` whose longest stop outlasts `cluster`'s
+/// watchdog lease, what that means and what to do.
+pub(crate) fn warn_short_leases(services: &[ServiceConfig], cluster: &ClusterConfig) {
+    for warning in services
+        .iter()
+        .filter_map(|s| s.lease_warning(&cluster.watchdog))
+    {
+        tracing::warn!("{warning}");
+    }
+}
+
 /// What a reload needs: where the service files are, what they are checked
 /// against, and what a service's steps are built with.
 pub(crate) struct Reloader {
@@ -145,12 +156,7 @@ impl Daemon {
                 return;
             }
         };
-        for warning in loaded
-            .iter()
-            .filter_map(|s| s.lease_warning(&self.reload.cluster.watchdog))
-        {
-            tracing::warn!("{warning}");
-        }
+        warn_short_leases(&loaded, &self.reload.cluster);
         let known = self
             .units
             .iter()
